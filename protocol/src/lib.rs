@@ -26,3 +26,7 @@ pub mod codec;
 pub mod hash;
 pub mod identity;
 pub mod time;
+pub mod coinflip;
+pub mod fraud;
+pub mod schedule;
+pub mod receipt;

@@ -1,0 +1,1012 @@
+//! The coin-flip state machine. See the module docs of [`crate::coinflip`].
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::msg::{
+    ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
+    SignedReveal,
+};
+use super::transcript::{Transcript, commit_value, commits_digest, result_of};
+use crate::fraud::{FraudKind, FraudProof, Verdict};
+use crate::hash::Hash;
+use crate::identity::{Ed25519Verifier, Keypair, PublicKey, Verifier};
+use crate::time::Instant;
+
+/// Messages buffered per peer for rounds we have not reached yet.
+const MAX_BUFFERED_PER_PEER: usize = 16;
+/// Reveal relays served per peer per round.
+const MAX_RELAYS_PER_PEER: u8 = 2;
+
+/// Coin-flip parameters. All members of a committee must use the same values.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The coin flip's identity (e.g. derived from the challenge id).
+    pub session: SessionId,
+    /// The committee in attestor-index order (the chain's order).
+    pub committee: Vec<PublicKey>,
+    /// Fewest members that may still produce `R` (default 3).
+    pub min_members: usize,
+    /// Most rounds tried before giving up (default 4).
+    pub max_rounds: u32,
+    /// Time to collect all commits and consistent echoes (default 5 s).
+    pub commit_timeout: Duration,
+    /// Time to collect all reveals after revealing; half of it again is spent asking
+    /// peers to relay missing reveals (default 5 s).
+    pub reveal_timeout: Duration,
+    /// Whether to run the ping/pong confirmation (default true).
+    pub confirm: bool,
+    /// How long to wait for confirmations and keep answering peers after `R` (default 2 s).
+    pub confirm_timeout: Duration,
+    /// Backoff before the first retry after an offline exit; doubles each time (default 500 ms).
+    pub backoff: Duration,
+    /// Largest backoff (default 8 s).
+    pub max_backoff: Duration,
+}
+
+impl Config {
+    /// Defaults for `session` and `committee`.
+    pub fn new(session: SessionId, committee: Vec<PublicKey>) -> Self {
+        Config {
+            session,
+            committee,
+            min_members: 3,
+            max_rounds: 4,
+            commit_timeout: Duration::from_secs(5),
+            reveal_timeout: Duration::from_secs(5),
+            confirm: true,
+            confirm_timeout: Duration::from_secs(2),
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+
+    fn validate(&self, me: &PublicKey) -> Result<usize, ConfigError> {
+        let n = self.committee.len();
+        if self.min_members < 2 {
+            return Err(ConfigError::MinMembers);
+        }
+        if n < self.min_members || n > MAX_COMMITTEE {
+            return Err(ConfigError::CommitteeSize(n));
+        }
+        if self.max_rounds == 0 {
+            return Err(ConfigError::MaxRounds);
+        }
+        for (i, k) in self.committee.iter().enumerate() {
+            if self.committee[..i].contains(k) {
+                return Err(ConfigError::Duplicate(i));
+            }
+        }
+        self.committee
+            .iter()
+            .position(|k| k == me)
+            .ok_or(ConfigError::NotAMember)
+    }
+}
+
+/// An invalid [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `min_members` below 2.
+    #[error("min_members must be at least 2")]
+    MinMembers,
+    /// Committee smaller than `min_members` or larger than [`MAX_COMMITTEE`].
+    #[error("committee of {0} members is outside [min_members, {MAX_COMMITTEE}]")]
+    CommitteeSize(usize),
+    /// `max_rounds` is zero.
+    #[error("max_rounds must be at least 1")]
+    MaxRounds,
+    /// A key appears twice in the committee.
+    #[error("committee member {0} appears twice")]
+    Duplicate(usize),
+    /// Our key is not in the committee.
+    #[error("our key is not in the committee")]
+    NotAMember,
+}
+
+/// A message to send to one peer.
+#[derive(Clone, Debug)]
+pub struct Transmit {
+    /// The recipient.
+    pub to: PublicKey,
+    /// The message (shared between the copies of a broadcast).
+    pub msg: Arc<Msg>,
+}
+
+/// The phase a round was in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Collecting commits and echoes.
+    Commit,
+    /// Collecting reveals.
+    Reveal,
+    /// Collecting confirmations.
+    Confirm,
+}
+
+/// How one round ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoundExit {
+    /// `R` was computed.
+    Success(Hash),
+    /// A timer expired; these members' commit, echo or reveal was missing.
+    Offline {
+        /// Where the round stalled.
+        phase: Phase,
+        /// Who did not deliver (a missing reveal is a withholding accusation).
+        unresponsive: Vec<PublicKey>,
+    },
+    /// A member was proven malicious and excluded.
+    Malicious(Verdict),
+}
+
+/// The final result of the coin flip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// All active members of `round` contributed to `result`.
+    Success {
+        /// The round that succeeded.
+        round: u32,
+        /// `R`.
+        result: Hash,
+        /// The commits and reveals that determine `R`.
+        transcript: Transcript,
+    },
+    /// The last round timed out.
+    Offline {
+        /// The last round.
+        round: u32,
+        /// Where it stalled.
+        phase: Phase,
+        /// Who did not deliver.
+        unresponsive: Vec<PublicKey>,
+    },
+    /// Too few members remain after excluding proven offenders.
+    Malicious {
+        /// The proofs against the excluded members.
+        proofs: Vec<FraudProof>,
+    },
+}
+
+/// Something the driver must know or act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A verified fraud proof; `detected_here` is true when this member found it (the
+    /// driver submits those to the chain).
+    Fraud {
+        /// The evidence.
+        proof: FraudProof,
+        /// What it proves.
+        verdict: Verdict,
+        /// Whether we found it (rather than received it from a peer).
+        detected_here: bool,
+    },
+    /// A round ended.
+    RoundEnded {
+        /// The round.
+        round: u32,
+        /// How.
+        exit: RoundExit,
+    },
+    /// The coin flip is over (emitted once).
+    Finished(Outcome),
+}
+
+/// Counters for logs and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages dropped: unknown or excluded sender, wrong session, stale, bad signature.
+    pub ignored: u64,
+    /// Messages held for a later round.
+    pub buffered: u64,
+    /// Messages dropped because a peer's buffer was full.
+    pub buffer_overflow: u64,
+    /// Signatures checked.
+    pub signatures_checked: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    /// A round is running.
+    Running,
+    /// Waiting to start the next round.
+    Backoff { until: Instant },
+    /// Nothing more happens.
+    Done,
+}
+
+#[derive(Debug)]
+struct Round {
+    number: u32,
+    phase: Phase,
+    deadline: Instant,
+    /// Members taking part in this round (committee index).
+    active: Vec<bool>,
+    x: [u8; 32],
+    commits: Vec<Option<SignedCommit>>,
+    /// Latest echo from each peer, re-checked when the member set changes.
+    echoes: Vec<Option<Vec<EchoEntry>>>,
+    echo_ok: Vec<bool>,
+    /// Bumped whenever `active` changes; an echo is sent once per generation.
+    generation: u32,
+    echo_sent: Option<u32>,
+    revealed: bool,
+    reveals: Vec<Option<SignedReveal>>,
+    in_grace: bool,
+    result: Option<(Hash, Hash, Transcript)>, // (R, commits digest, transcript)
+    /// Our pong for this round (identical for every peer, so signed once).
+    pong: Option<Arc<Msg>>,
+    confirmed: Vec<bool>,
+    ponged: Vec<bool>,
+    pending_confirm: Vec<Option<SignedConfirm>>,
+    asked_reveals: Vec<bool>,
+    relays: Vec<u8>,
+    proofs_sent: Vec<bool>,
+    proofs_asked: Vec<bool>,
+}
+
+impl Round {
+    fn new(number: u32, active: Vec<bool>, x: [u8; 32], deadline: Instant) -> Self {
+        let n = active.len();
+        Round {
+            number,
+            phase: Phase::Commit,
+            deadline,
+            active,
+            x,
+            commits: vec![None; n],
+            echoes: vec![None; n],
+            echo_ok: vec![false; n],
+            generation: 0,
+            echo_sent: None,
+            revealed: false,
+            reveals: vec![None; n],
+            in_grace: false,
+            result: None,
+            pong: None,
+            confirmed: vec![false; n],
+            ponged: vec![false; n],
+            pending_confirm: vec![None; n],
+            asked_reveals: vec![false; n],
+            relays: vec![0; n],
+            proofs_sent: vec![false; n],
+            proofs_asked: vec![false; n],
+        }
+    }
+}
+
+/// One member's coin flip. See the [module docs](crate::coinflip) for the protocol and
+/// the call order.
+#[derive(Debug)]
+pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
+    cfg: Config,
+    me: usize,
+    index: BTreeMap<[u8; 32], usize>,
+    keypair: Keypair,
+    verifier: V,
+    rng: ChaCha20Rng,
+    excluded: Vec<bool>,
+    proofs: Vec<FraudProof>,
+    state: State,
+    round: Round,
+    success_emitted: bool,
+    buffer: Vec<(usize, Msg)>,
+    buffered: Vec<usize>,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl<V: Verifier> CoinFlip<V> {
+    /// Start a coin flip at `now`. `entropy` seeds the secrets `x` of every round: draw
+    /// it from a CSPRNG. Queues the first round's commit.
+    pub fn new(
+        cfg: Config,
+        keypair: Keypair,
+        entropy: [u8; 32],
+        verifier: V,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        let me = cfg.validate(&keypair.public())?;
+        let n = cfg.committee.len();
+        let index = cfg
+            .committee
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k.as_bytes(), i))
+            .collect();
+        let mut this = CoinFlip {
+            me,
+            index,
+            keypair,
+            verifier,
+            rng: ChaCha20Rng::from_seed(entropy),
+            excluded: vec![false; n],
+            proofs: Vec::new(),
+            state: State::Running,
+            round: Round::new(0, vec![true; n], [0; 32], now),
+            success_emitted: false,
+            buffer: Vec::new(),
+            buffered: vec![0; n],
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            cfg,
+        };
+        this.start_round(0, now);
+        Ok(this)
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Running => Some(self.round.deadline),
+            State::Backoff { until } => Some(until),
+            State::Done => None,
+        }
+    }
+
+    /// Whether the coin flip is over and needs no more input.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// The round currently running (or last run).
+    pub fn round(&self) -> u32 {
+        self.round.number
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Members excluded by a verified fraud proof.
+    pub fn excluded(&self) -> impl Iterator<Item = &PublicKey> {
+        self.cfg
+            .committee
+            .iter()
+            .zip(&self.excluded)
+            .filter_map(|(k, e)| e.then_some(k))
+    }
+
+    /// Handle a message from `from` (the key the transport authenticated).
+    pub fn handle_message(&mut self, now: Instant, from: &PublicKey, msg: &Msg) {
+        let Some(&k) = self.index.get(from.as_bytes()) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if k == self.me || self.excluded[k] || msg.session() != Some(&self.cfg.session) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if let Msg::Fraud(p) = msg {
+            return self.on_fraud_msg(now, p);
+        }
+        if let Msg::ProofRequest { .. } = msg {
+            return self.send_proofs(k);
+        }
+        let Some(r) = msg.round() else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let current = self.round.number;
+        let waiting = matches!(self.state, State::Backoff { .. });
+        if r > current {
+            return self.buffer_msg(k, r, msg);
+        }
+        if r < current || waiting {
+            // The peer is behind, perhaps because it missed a fraud proof.
+            self.stats.ignored += 1;
+            return self.send_proofs(k);
+        }
+        if matches!(self.state, State::Done) {
+            self.stats.ignored += 1;
+            return;
+        }
+        match msg {
+            Msg::Commit(c) => self.on_commit(now, k, c),
+            Msg::Echo { entries, .. } => {
+                self.round.echoes[k] = Some(entries.clone());
+                self.check_echo(now, k);
+                self.progress(now);
+            }
+            Msg::Reveal(rv) => self.on_reveal(now, rv),
+            Msg::RevealRequest { .. } => self.on_reveal_request(k),
+            Msg::Confirm(c) => self.on_confirm(now, k, c),
+            Msg::ProofRequest { .. } | Msg::Fraud(_) => {}
+        }
+    }
+
+    /// Handle the expiry of the instant from [`Self::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Done => {}
+            State::Backoff { until } => {
+                if now >= until {
+                    self.start_round(self.round.number + 1, now);
+                }
+            }
+            State::Running if now < self.round.deadline => {}
+            State::Running => match self.round.phase {
+                Phase::Commit => {
+                    let unresponsive =
+                        self.members_where(|r, i| r.commits[i].is_none() || !r.echo_ok[i]);
+                    self.round_offline(now, Phase::Commit, unresponsive);
+                }
+                Phase::Reveal if !self.round.in_grace => {
+                    // Ask everyone to relay what they hold, then wait a little longer.
+                    self.round.in_grace = true;
+                    self.round.deadline = now + self.cfg.reveal_timeout / 2;
+                    let req = Msg::RevealRequest {
+                        session: self.cfg.session,
+                        round: self.round.number,
+                    };
+                    self.broadcast(req);
+                }
+                Phase::Reveal => {
+                    let withheld = self.members_where(|r, i| r.reveals[i].is_none());
+                    self.round_offline(now, Phase::Reveal, withheld);
+                }
+                Phase::Confirm => {
+                    self.emit_success();
+                    self.state = State::Done;
+                }
+            },
+        }
+    }
+
+    // ---- rounds -------------------------------------------------------------------
+
+    fn start_round(&mut self, number: u32, now: Instant) {
+        let mut x = [0u8; 32];
+        self.rng.fill_bytes(&mut x);
+        let active: Vec<bool> = self.excluded.iter().map(|e| !e).collect();
+        self.round = Round::new(number, active, x, now + self.cfg.commit_timeout);
+        self.state = State::Running;
+        let commit = SignedCommit::sign(&self.keypair, self.cfg.session, number, commit_value(&x));
+        self.round.commits[self.me] = Some(commit.clone());
+        self.broadcast(Msg::Commit(commit));
+        // Replay what arrived early for this round.
+        let early: Vec<(usize, Msg)> = {
+            let (now_due, later): (Vec<_>, Vec<_>) = core::mem::take(&mut self.buffer)
+                .into_iter()
+                .filter(|(_, m)| m.round() >= Some(number))
+                .partition(|(_, m)| m.round() == Some(number));
+            self.buffer = later;
+            now_due
+        };
+        self.buffered = vec![0; self.cfg.committee.len()];
+        for (k, _) in &self.buffer {
+            self.buffered[*k] += 1;
+        }
+        for (k, m) in early {
+            let from = self.cfg.committee[k];
+            self.handle_message(now, &from, &m);
+        }
+    }
+
+    fn round_offline(&mut self, now: Instant, phase: Phase, unresponsive: Vec<PublicKey>) {
+        let number = self.round.number;
+        self.events.push_back(Event::RoundEnded {
+            round: number,
+            exit: RoundExit::Offline {
+                phase,
+                unresponsive: unresponsive.clone(),
+            },
+        });
+        if number + 1 >= self.cfg.max_rounds {
+            self.finish(Outcome::Offline {
+                round: number,
+                phase,
+                unresponsive,
+            });
+        } else {
+            let factor = 1u32 << number.min(16);
+            let wait = (self.cfg.backoff * factor).min(self.cfg.max_backoff);
+            self.state = State::Backoff { until: now + wait };
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.events.push_back(Event::Finished(outcome));
+        self.state = State::Done;
+    }
+
+    fn buffer_msg(&mut self, k: usize, r: u32, msg: &Msg) {
+        if r >= self.cfg.max_rounds || self.buffered[k] >= MAX_BUFFERED_PER_PEER {
+            self.stats.buffer_overflow += 1;
+            return;
+        }
+        self.buffered[k] += 1;
+        self.stats.buffered += 1;
+        self.buffer.push((k, msg.clone()));
+    }
+
+    fn members_where(&self, f: impl Fn(&Round, usize) -> bool) -> Vec<PublicKey> {
+        (0..self.cfg.committee.len())
+            .filter(|&i| i != self.me && self.round.active[i] && f(&self.round, i))
+            .map(|i| self.cfg.committee[i])
+            .collect()
+    }
+
+    fn peers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.cfg.committee.len()).filter(|&i| i != self.me && self.round.active[i])
+    }
+
+    fn broadcast(&mut self, msg: Msg) {
+        let msg = Arc::new(msg);
+        let peers: Vec<usize> = self.peers().collect();
+        for i in peers {
+            self.outbox.push_back(Transmit {
+                to: self.cfg.committee[i],
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    fn send(&mut self, k: usize, msg: Msg) {
+        self.outbox.push_back(Transmit {
+            to: self.cfg.committee[k],
+            msg: Arc::new(msg),
+        });
+    }
+
+    fn verify<T>(&mut self, f: impl FnOnce(&V) -> T) -> T {
+        self.stats.signatures_checked += 1;
+        f(&self.verifier)
+    }
+
+    // ---- commit and echo ----------------------------------------------------------
+
+    fn on_commit(&mut self, now: Instant, k: usize, c: &SignedCommit) {
+        if c.signer != self.cfg.committee[k] || !self.round.active[k] {
+            self.stats.ignored += 1;
+            return;
+        }
+        // Echoes adopt the commits they carry, so a late direct commit never changes
+        // an echo's verdict: no need to re-check stored echoes here.
+        if self.accept_commit(now, k, c.y, c.sig) {
+            self.progress(now);
+        }
+    }
+
+    /// Take `(y, sig)` as member `m`'s commit. Returns whether it was new; raises an
+    /// equivocation if it conflicts with one already held. `false` also for bad
+    /// signatures.
+    fn accept_commit(
+        &mut self,
+        now: Instant,
+        m: usize,
+        y: Hash,
+        sig: crate::identity::Signature,
+    ) -> bool {
+        if let Some(held) = &self.round.commits[m] {
+            if held.y == y {
+                return false;
+            }
+        }
+        let c = SignedCommit {
+            session: self.cfg.session,
+            round: self.round.number,
+            signer: self.cfg.committee[m],
+            y,
+            sig,
+        };
+        if !self.verify(|v| c.verify(v)) {
+            self.stats.ignored += 1;
+            return false;
+        }
+        match self.round.commits[m].clone() {
+            Some(held) => {
+                self.raise(now, FraudProof::Equivocation { a: held, b: c });
+                false
+            }
+            None => {
+                self.round.commits[m] = Some(c);
+                true
+            }
+        }
+    }
+
+    fn check_echo(&mut self, now: Instant, k: usize) {
+        self.round.echo_ok[k] = false;
+        let Some(entries) = self.round.echoes[k].clone() else {
+            return;
+        };
+        let n = self.cfg.committee.len();
+        let mut listed = vec![false; n];
+        let mut last: Option<u16> = None;
+        for e in &entries {
+            let m = usize::from(e.member);
+            if m >= n || last.is_some_and(|l| l >= e.member) {
+                self.stats.ignored += 1;
+                return; // malformed: ignore the echo
+            }
+            last = Some(e.member);
+            listed[m] = true;
+        }
+        if listed != self.round.active {
+            // Member sets differ: one of us lacks a fraud proof.
+            if listed.iter().zip(&self.round.active).any(|(l, a)| *l && !a) {
+                self.send_proofs(k);
+            }
+            if listed.iter().zip(&self.round.active).any(|(l, a)| !*l && *a)
+                && !self.round.proofs_asked[k]
+            {
+                self.round.proofs_asked[k] = true;
+                self.send(k, Msg::ProofRequest { session: self.cfg.session });
+            }
+            return;
+        }
+        let number = self.round.number;
+        for e in &entries {
+            self.accept_commit(now, usize::from(e.member), e.y, e.sig);
+            if self.round.number != number || !self.round.active[usize::from(e.member)] {
+                return; // an equivocation changed the round or the member set
+            }
+            match &self.round.commits[usize::from(e.member)] {
+                Some(c) if c.y == e.y => {}
+                _ => return, // bad signature on an entry: the echo does not count
+            }
+        }
+        self.round.echo_ok[k] = true;
+    }
+
+    fn recheck_echoes(&mut self, now: Instant) {
+        let number = self.round.number;
+        for k in 0..self.cfg.committee.len() {
+            if k != self.me && self.round.active[k] && self.round.number == number {
+                self.check_echo(now, k);
+            }
+        }
+    }
+
+    /// Send what the current state allows: echo, reveal, result.
+    fn progress(&mut self, now: Instant) {
+        if !matches!(self.state, State::Running) || self.round.phase != Phase::Commit {
+            return;
+        }
+        let all_commits = (0..self.cfg.committee.len())
+            .all(|i| !self.round.active[i] || self.round.commits[i].is_some());
+        if !all_commits {
+            return;
+        }
+        if self.round.echo_sent != Some(self.round.generation) {
+            self.round.echo_sent = Some(self.round.generation);
+            let entries = (0..self.cfg.committee.len())
+                .filter(|&i| self.round.active[i])
+                .filter_map(|i| {
+                    self.round.commits[i].as_ref().map(|c| EchoEntry {
+                        member: i as u16, // i < MAX_COMMITTEE (validated)
+                        y: c.y,
+                        sig: c.sig,
+                    })
+                })
+                .collect();
+            self.broadcast(Msg::Echo {
+                session: self.cfg.session,
+                round: self.round.number,
+                entries,
+            });
+        }
+        if self.peers().all(|i| self.round.echo_ok[i]) {
+            self.round.phase = Phase::Reveal;
+            self.round.revealed = true;
+            self.round.deadline = now + self.cfg.reveal_timeout;
+            let rv = SignedReveal::sign(&self.keypair, self.cfg.session, self.round.number, self.round.x);
+            self.round.reveals[self.me] = Some(rv.clone());
+            self.broadcast(Msg::Reveal(rv));
+            self.check_result(now);
+        }
+    }
+
+    // ---- reveal and result --------------------------------------------------------
+
+    fn on_reveal(&mut self, now: Instant, rv: &SignedReveal) {
+        let Some(&m) = self.index.get(rv.signer.as_bytes()) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if m == self.me || !self.round.active[m] || self.round.reveals[m].is_some() {
+            self.stats.ignored += 1;
+            return;
+        }
+        let Some(commit) = self.round.commits[m].clone() else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if !self.verify(|v| rv.verify(v)) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if commit_value(&rv.x) != commit.y {
+            return self.raise(
+                now,
+                FraudProof::InvalidReveal {
+                    commit,
+                    reveal: rv.clone(),
+                },
+            );
+        }
+        self.round.reveals[m] = Some(rv.clone());
+        self.check_result(now);
+    }
+
+    fn on_reveal_request(&mut self, k: usize) {
+        // Never relay before our own reveal went out: that would leak nothing of ours
+        // but would let a peer collect reveals before committing to consistency.
+        if !self.round.revealed || self.round.relays[k] >= MAX_RELAYS_PER_PEER {
+            self.stats.ignored += 1;
+            return;
+        }
+        self.round.relays[k] += 1;
+        let held: Vec<SignedReveal> = self
+            .round
+            .reveals
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .filter_map(|(_, r)| r.clone())
+            .collect();
+        for rv in held {
+            self.send(k, Msg::Reveal(rv));
+        }
+    }
+
+    fn check_result(&mut self, now: Instant) {
+        if !self.round.revealed || self.round.result.is_some() {
+            return;
+        }
+        let active: Vec<usize> = (0..self.cfg.committee.len())
+            .filter(|&i| self.round.active[i])
+            .collect();
+        if active.iter().any(|&i| self.round.reveals[i].is_none()) {
+            return;
+        }
+        let commits: Vec<SignedCommit> = active
+            .iter()
+            .filter_map(|&i| self.round.commits[i].clone())
+            .collect();
+        let reveals: Vec<SignedReveal> = active
+            .iter()
+            .filter_map(|&i| self.round.reveals[i].clone())
+            .collect();
+        let r = result_of(reveals.iter().map(|rv| &rv.x));
+        let digest = commits_digest(&self.cfg.session, self.round.number, commits.iter());
+        let transcript = Transcript {
+            session: self.cfg.session,
+            round: self.round.number,
+            commits,
+            reveals,
+        };
+        self.round.result = Some((r, digest, transcript));
+        self.round.phase = Phase::Confirm;
+        self.round.deadline = now + self.cfg.confirm_timeout;
+        self.events.push_back(Event::RoundEnded {
+            round: self.round.number,
+            exit: RoundExit::Success(r),
+        });
+        if self.cfg.confirm {
+            let ping = SignedConfirm::sign(
+                &self.keypair,
+                ConfirmKind::Ping,
+                self.cfg.session,
+                self.round.number,
+                digest,
+                &r,
+            );
+            self.broadcast(Msg::Confirm(ping));
+            for k in 0..self.cfg.committee.len() {
+                if let Some(c) = self.round.pending_confirm[k].take() {
+                    self.on_confirm(now, k, &c);
+                }
+            }
+            self.maybe_confirmed();
+        } else {
+            self.emit_success();
+        }
+    }
+
+    fn emit_success(&mut self) {
+        if self.success_emitted {
+            return;
+        }
+        if let Some((r, _, t)) = &self.round.result {
+            self.success_emitted = true;
+            self.events.push_back(Event::Finished(Outcome::Success {
+                round: self.round.number,
+                result: *r,
+                transcript: t.clone(),
+            }));
+        }
+    }
+
+    // ---- confirmation -------------------------------------------------------------
+
+    fn on_confirm(&mut self, now: Instant, k: usize, c: &SignedConfirm) {
+        if c.signer != self.cfg.committee[k] || !self.round.active[k] {
+            self.stats.ignored += 1;
+            return;
+        }
+        let Some((r, digest, transcript)) = self.round.result.clone() else {
+            // We lack reveals the pinger has: ask it to relay them.
+            if c.kind == ConfirmKind::Ping && self.round.revealed && !self.round.asked_reveals[k] {
+                self.round.asked_reveals[k] = true;
+                let req = Msg::RevealRequest {
+                    session: self.cfg.session,
+                    round: self.round.number,
+                };
+                self.send(k, req);
+            }
+            self.round.pending_confirm[k] = Some(c.clone());
+            return;
+        };
+        let repeat = self.round.confirmed[k] && (c.kind == ConfirmKind::Pong || self.round.ponged[k]);
+        if c.commits_digest != digest || repeat {
+            self.stats.ignored += 1;
+            return; // another view of the commits (not provable by us), or a repeat
+        }
+        if !self.verify(|v| c.verify(v)) {
+            self.stats.ignored += 1;
+            return;
+        }
+        if c.value != c.kind.value_for(&r) {
+            self.raise(
+                now,
+                FraudProof::Divergent {
+                    transcript,
+                    claim: c.clone(),
+                },
+            );
+            return self.maybe_confirmed();
+        }
+        self.round.confirmed[k] = true;
+        if c.kind == ConfirmKind::Ping && !self.round.ponged[k] {
+            self.round.ponged[k] = true;
+            let pong = match &self.round.pong {
+                Some(p) => p.clone(),
+                None => {
+                    let p = Arc::new(Msg::Confirm(SignedConfirm::sign(
+                        &self.keypair,
+                        ConfirmKind::Pong,
+                        self.cfg.session,
+                        self.round.number,
+                        digest,
+                        &r,
+                    )));
+                    self.round.pong = Some(p.clone());
+                    p
+                }
+            };
+            self.outbox.push_back(Transmit {
+                to: self.cfg.committee[k],
+                msg: pong,
+            });
+        }
+        self.maybe_confirmed();
+    }
+
+    fn maybe_confirmed(&mut self) {
+        let done = self
+            .peers()
+            .all(|i| self.round.confirmed[i] || self.excluded[i]);
+        if self.round.result.is_some() && done {
+            self.emit_success();
+        }
+    }
+
+    // ---- fraud --------------------------------------------------------------------
+
+    fn on_fraud_msg(&mut self, now: Instant, p: &FraudProof) {
+        let Some(&m) = self.index.get(p.accused().as_bytes()) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if self.excluded[m] {
+            return;
+        }
+        match self.verify(|v| p.verify(v)) {
+            Ok(verdict) if verdict.session == self.cfg.session => {
+                self.apply_fraud(now, m, p.clone(), verdict, false)
+            }
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// We found fraud ourselves.
+    fn raise(&mut self, now: Instant, p: FraudProof) {
+        let Some(&m) = self.index.get(p.accused().as_bytes()) else {
+            return;
+        };
+        if self.excluded[m] {
+            return;
+        }
+        // Our own construction; verifying again guards against a logic error blaming
+        // an honest member.
+        if let Ok(verdict) = self.verify(|v| p.verify(v)) {
+            self.apply_fraud(now, m, p, verdict, true);
+        }
+    }
+
+    fn apply_fraud(&mut self, now: Instant, m: usize, p: FraudProof, verdict: Verdict, here: bool) {
+        self.excluded[m] = true;
+        self.proofs.push(p.clone());
+        self.broadcast(Msg::Fraud(p.clone()));
+        self.events.push_back(Event::Fraud {
+            proof: p,
+            verdict,
+            detected_here: here,
+        });
+        let finished = matches!(self.state, State::Done) || self.success_emitted;
+        if finished || self.round.result.is_some() || verdict.kind == FraudKind::Divergent {
+            // R is fixed by the transcript; the exclusion applies from the next flip.
+            return;
+        }
+        if !matches!(self.state, State::Running) {
+            self.enough_members();
+            return;
+        }
+        let current = verdict.round == self.round.number;
+        let restart = self.round.revealed || (current && verdict.kind == FraudKind::InvalidReveal);
+        self.events.push_back(Event::RoundEnded {
+            round: self.round.number,
+            exit: RoundExit::Malicious(verdict),
+        });
+        if restart {
+            if self.round.number + 1 >= self.cfg.max_rounds {
+                return self.finish(Outcome::Malicious {
+                    proofs: self.proofs.clone(),
+                });
+            }
+            if self.enough_members() {
+                self.start_round(self.round.number + 1, now);
+            }
+        } else if self.enough_members() {
+            // Nobody has revealed in this round yet: carry on without the offender.
+            self.round.active[m] = false;
+            self.round.generation += 1;
+            self.recheck_echoes(now);
+            self.progress(now);
+        }
+    }
+
+    /// Whether enough members remain; finishes as malicious otherwise.
+    fn enough_members(&mut self) -> bool {
+        let remaining = self.excluded.iter().filter(|e| !**e).count();
+        if remaining < self.cfg.min_members {
+            self.finish(Outcome::Malicious {
+                proofs: self.proofs.clone(),
+            });
+            return false;
+        }
+        true
+    }
+
+    fn send_proofs(&mut self, k: usize) {
+        if self.proofs.is_empty() || self.round.proofs_sent[k] {
+            return;
+        }
+        self.round.proofs_sent[k] = true;
+        for p in self.proofs.clone() {
+            self.send(k, Msg::Fraud(p));
+        }
+    }
+}

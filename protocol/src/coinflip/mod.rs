@@ -1,0 +1,49 @@
+//! The commit-reveal coin flip (SPEC §3.3, "Spontaneous Random Number Consensus").
+//!
+//! A committee of `n` attestors agrees on a random `R` that no member (nor anyone
+//! outside) can predict or choose alone, as long as one member is honest:
+//!
+//! 1. **Commit.** Each member draws `x`, sends a signed commit `y = H(x)` to all.
+//! 2. **Echo.** Once it holds a commit from every active member, it sends all of them
+//!    (with their authors' signatures) to every peer. Two different signed commits
+//!    from one member are an *equivocation* [`FraudProof`]. A commit first seen in an
+//!    echo is adopted, so a lost direct commit does not stall the round.
+//! 3. **Reveal.** Once every peer's echo matches its own commit set, it sends its
+//!    signed `x` to each peer. A reveal with `H(x) != y` is an *invalid-reveal* proof.
+//!    A member that lacks reveals asks peers to relay theirs (on a confirmation ping
+//!    from a peer that has `R`, and once more when its reveal timer expires).
+//! 4. **Result.** `R = H(x_1 || … || x_n)` over active members in committee order.
+//! 5. **Confirm** (optional). Each member pings every peer with a signed `H(R || 1)`
+//!    bound to the commit set; peers pong `H(R || 2)`. A wrong value is a
+//!    *divergent-result* proof. It does not restart the round: `R` is fixed by the
+//!    transcript, and a restart would hand the liar a veto over `R`.
+//!
+//! Exits per round: success; *offline* (a phase timer expired: the members whose
+//! commit, echo or reveal is missing are named — a missing reveal is the withholding
+//! accusation of SPEC §3.3); *malicious* (a verified fraud proof: the offender is
+//! excluded and the proof broadcast so every honest member excludes it too). Failed
+//! rounds are retried with a fresh round number and fresh `x`, after an exponential
+//! backoff for offline exits and at once for malicious ones, up to `max_rounds`; the
+//! flip fails for good if fewer than `min_members` remain.
+//!
+//! ## Driving it (call order)
+//! Create with [`CoinFlip::new`] (it queues the first commit). Then, in any order:
+//! feed every message from a committee member through [`CoinFlip::handle_message`]
+//! with the transport-authenticated sender key; call [`CoinFlip::handle_timeout`] when
+//! the instant from [`CoinFlip::poll_timeout`] has passed. After each call drain
+//! [`CoinFlip::poll_transmit`] (send to the named peer) and [`CoinFlip::poll_event`].
+//! [`CoinFlip::is_finished`] turns true when nothing more will happen.
+
+mod machine;
+mod msg;
+mod transcript;
+
+pub use machine::{CoinFlip, Config, ConfigError, Event, Outcome, Phase, RoundExit, Stats, Transmit};
+pub use msg::{
+    ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
+    SignedReveal,
+};
+pub use transcript::{Transcript, TranscriptError, commit_value, commits_digest, result_of};
+
+#[allow(unused_imports)]
+use crate::fraud::FraudProof; // for the doc links above
