@@ -424,6 +424,12 @@ impl<V: Verifier> CoinFlip<V> {
         match msg {
             Msg::Commit(c) => self.on_commit(now, k, c),
             Msg::Echo { entries, .. } => {
+                // A peer's member set only shrinks within a round: a larger echo than
+                // the one held is an older one that arrived late.
+                if self.round.echoes[k].as_ref().is_some_and(|e| e.len() < entries.len()) {
+                    self.stats.ignored += 1;
+                    return;
+                }
                 self.round.echoes[k] = Some(entries.clone());
                 self.check_echo(now, k);
                 self.progress(now);
@@ -447,8 +453,12 @@ impl<V: Verifier> CoinFlip<V> {
             State::Running if now < self.round.deadline => {}
             State::Running => match self.round.phase {
                 Phase::Commit => {
-                    let unresponsive =
-                        self.members_where(|r, i| r.commits[i].is_none() || !r.echo_ok[i]);
+                    // Without every commit nobody can echo: name the missing commits
+                    // first, and only when all are in, the missing echoes.
+                    let mut unresponsive = self.members_where(|r, i| r.commits[i].is_none());
+                    if unresponsive.is_empty() {
+                        unresponsive = self.members_where(|r, i| !r.echo_ok[i]);
+                    }
                     self.round_offline(now, Phase::Commit, unresponsive);
                 }
                 Phase::Reveal if !self.round.in_grace => {
@@ -966,11 +976,11 @@ impl<V: Verifier> CoinFlip<V> {
         }
         let current = verdict.round == self.round.number;
         let restart = self.round.revealed || (current && verdict.kind == FraudKind::InvalidReveal);
-        self.events.push_back(Event::RoundEnded {
-            round: self.round.number,
-            exit: RoundExit::Malicious(verdict),
-        });
         if restart {
+            self.events.push_back(Event::RoundEnded {
+                round: self.round.number,
+                exit: RoundExit::Malicious(verdict),
+            });
             if self.round.number + 1 >= self.cfg.max_rounds {
                 return self.finish(Outcome::Malicious {
                     proofs: self.proofs.clone(),

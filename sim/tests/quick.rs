@@ -1,0 +1,37 @@
+use datdot_sim::coinflip::{Behaviour, Scenario, check, run};
+
+#[test]
+fn honest_ten_agree() {
+    let sc = Scenario::honest(10);
+    let r = run(&sc, 1);
+    let v = check(&sc, &r);
+    assert!(v.is_empty(), "{v:?}");
+    for m in &r.members {
+        eprintln!("{:?}", m.outcome.as_ref().map(datdot_sim::coinflip::outcome_name));
+    }
+}
+
+#[test]
+fn each_behaviour_ten() {
+    for b in Behaviour::ALL {
+        for seed in 0..20 {
+            let sc = Scenario::random(seed, 10, 0.2, &[b], false);
+            let r = run(&sc, seed);
+            let v = check(&sc, &r);
+            assert!(v.is_empty(), "{b:?} seed {seed}: {v:?}");
+        }
+    }
+}
+
+#[test]
+fn debug_equivocate() {
+    let sc = Scenario::random(0, 10, 0.2, &[Behaviour::Equivocate], false);
+    let r = run(&sc, 0);
+    eprintln!("byz {:?}", sc.byzantine);
+    for e in &r.members[1].events {
+        match e {
+            datdot_protocol::coinflip::Event::Fraud { verdict, detected_here, .. } => eprintln!("fraud {:?} here={detected_here}", verdict),
+            other => eprintln!("{:?}", other),
+        }
+    }
+}
