@@ -25,4 +25,5 @@ extern crate alloc;
 pub mod codec;
 pub mod hash;
 pub mod identity;
+pub mod metrics;
 pub mod time;
