@@ -22,6 +22,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod audit;
 pub mod codec;
 pub mod hash;
 pub mod identity;

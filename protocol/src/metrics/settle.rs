@@ -17,10 +17,14 @@ fn lower_median<T: Ord + Copy>(reports: &[MetricSummary], f: impl Fn(&MetricSumm
     values[(values.len() - 1) / 2]
 }
 
-/// The committee's view of a hoster: the per-metric lower median of `reports` (see
-/// `lower_median`: index `(n - 1) / 2` of the sorted values), and as outcome the most
-/// common one, ties going to the worst by [`Outcome::severity`]. `None` if there are no
-/// reports.
+/// The committee's view of a hoster: for each metric, the *lower median* of `reports`
+/// (the value at index `(n - 1) / 2` once sorted, so for an even count the smaller of
+/// the two middle values); as outcome the most common one, ties going to the worst by
+/// [`Outcome::severity`]. `None` if there are no reports.
+///
+/// Robustness: while fewer than half of the reports lie (`2·liars < n`), every metric of
+/// the result lies between the smallest and the largest honest value for it, whatever
+/// the liars claim; and it is always a value some attestor reported (no averaging).
 ///
 /// Each metric is taken independently, so the result need not equal any one report; it
 /// is well-formed whenever every report is.
