@@ -22,9 +22,12 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod audit;
 pub mod codec;
 pub mod hash;
 pub mod identity;
+pub mod metrics;
 pub mod time;
 pub mod coinflip;
 pub mod fraud;

@@ -1,0 +1,175 @@
+//! Settlement across a committee: the per-metric lower median of the attestors'
+//! summaries and the rule that flags outlier reports.
+
+use alloc::vec::Vec;
+
+use super::{MetricSummary, Outcome};
+
+/// The lower median of `f` over non-empty `reports`: the element at index `(n - 1) / 2`
+/// of the sorted values, so for an even count the smaller of the two middle values.
+///
+/// It is always one of the reported values (no averaging, no rounding) and, while fewer
+/// than half of the reports lie (`2·liars < n`), it lies between the smallest and the
+/// largest honest value, whatever the liars report.
+fn lower_median<T: Ord + Copy>(reports: &[MetricSummary], f: impl Fn(&MetricSummary) -> T) -> T {
+    let mut values: Vec<T> = reports.iter().map(f).collect();
+    values.sort_unstable();
+    values[(values.len() - 1) / 2]
+}
+
+/// The committee's view of a hoster: for each metric, the *lower median* of `reports`
+/// (the value at index `(n - 1) / 2` once sorted, so for an even count the smaller of
+/// the two middle values); as outcome the most common one, ties going to the worst by
+/// [`Outcome::severity`]. `None` if there are no reports.
+///
+/// Robustness: while fewer than half of the reports lie (`2·liars < n`), every metric of
+/// the result lies between the smallest and the largest honest value for it, whatever
+/// the liars claim; and it is always a value some attestor reported (no averaging).
+///
+/// Each metric is taken independently, so the result need not equal any one report; it
+/// is well-formed whenever every report is.
+pub fn aggregate(reports: &[MetricSummary]) -> Option<MetricSummary> {
+    if reports.is_empty() {
+        return None;
+    }
+    let mut counts = [0usize; 4];
+    for r in reports {
+        counts[usize::from(r.outcome.to_u8())] += 1;
+    }
+    let outcome = Outcome::ALL
+        .into_iter()
+        .max_by_key(|o| (counts[usize::from(o.to_u8())], o.severity()))
+        .unwrap_or(Outcome::Completed);
+    let m = |f: fn(&MetricSummary) -> u64| lower_median(reports, f);
+    let m32 = |f: fn(&MetricSummary) -> u32| lower_median(reports, f);
+    Some(MetricSummary {
+        requests: m32(|s| s.requests),
+        ok_blocks: m32(|s| s.ok_blocks),
+        bytes_received: m(|s| s.bytes_received),
+        latency_p50_us: m(|s| s.latency_p50_us),
+        latency_p90_us: m(|s| s.latency_p90_us),
+        latency_p99_us: m(|s| s.latency_p99_us),
+        latency_max_us: m(|s| s.latency_max_us),
+        ttfb_p50_us: m(|s| s.ttfb_p50_us),
+        ttfb_p99_us: m(|s| s.ttfb_p99_us),
+        throughput_bps: m(|s| s.throughput_bps),
+        throughput_p50_bps: m(|s| s.throughput_p50_bps),
+        connect_time_us: m(|s| s.connect_time_us),
+        lacks_data: m32(|s| s.lacks_data),
+        misbehaved: m32(|s| s.misbehaved),
+        timeouts: m32(|s| s.timeouts),
+        outcome,
+    })
+}
+
+/// Flags reports that stray from the committee's `median` (normally [`aggregate`]'s
+/// result): `out[i]` is true when any *key metric* of `reports[i]` deviates from the
+/// median's by more than `tolerance_percent` percent of the median's value, that is
+/// `|x - m| · 100 > m · tolerance_percent` in exact integer arithmetic.
+///
+/// Key metrics: [`availability_ppm`](MetricSummary::availability_ppm), `latency_p50_us`,
+/// `latency_p99_us`, `throughput_bps`. A median of 0 tolerates only 0. The outcome is not
+/// compared: an honest attestor may fail to connect for reasons of its own.
+pub fn outliers(
+    reports: &[MetricSummary],
+    median: &MetricSummary,
+    tolerance_percent: u32,
+) -> Vec<bool> {
+    let deviates = |x: u64, m: u64| {
+        u128::from(x.abs_diff(m)) * 100 > u128::from(m) * u128::from(tolerance_percent)
+    };
+    reports
+        .iter()
+        .map(|r| {
+            deviates(
+                u64::from(r.availability_ppm()),
+                u64::from(median.availability_ppm()),
+            ) || deviates(r.latency_p50_us, median.latency_p50_us)
+                || deviates(r.latency_p99_us, median.latency_p99_us)
+                || deviates(r.throughput_bps, median.throughput_bps)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    #[test]
+    fn lower_median_and_outcome_ties() {
+        assert_eq!(aggregate(&[]), None);
+        let with = |latency: u64, outcome| MetricSummary {
+            latency_p50_us: latency,
+            latency_p90_us: latency,
+            latency_p99_us: latency,
+            latency_max_us: latency,
+            outcome,
+            ..sample()
+        };
+        let reports = [
+            with(4, Outcome::Completed),
+            with(1, Outcome::ProgressTimeout),
+            with(3, Outcome::Completed),
+            with(2, Outcome::ProgressTimeout),
+        ];
+        let m = aggregate(&reports).expect("non-empty");
+        assert_eq!(m.latency_p50_us, 2, "lower of the two middle values");
+        assert_eq!(m.outcome, Outcome::ProgressTimeout, "tie goes to the worst");
+        let m = aggregate(&reports[..3]).expect("non-empty");
+        assert_eq!(m.latency_p50_us, 3);
+        assert_eq!(m.outcome, Outcome::Completed);
+        assert_eq!(aggregate(&[sample()]), Some(sample()));
+    }
+
+    #[test]
+    fn outliers_rule() {
+        let median = sample();
+        let slower = |p99| MetricSummary {
+            latency_p99_us: p99,
+            latency_max_us: p99,
+            ..sample()
+        };
+        // 10% of 150_000 = 15_000: 165_000 is in, 165_001 is out.
+        let reports = [sample(), slower(165_000), slower(165_001), slower(135_000)];
+        assert_eq!(
+            outliers(&reports, &median, 10),
+            vec![false, false, true, false]
+        );
+        let zero = MetricSummary::empty(Outcome::Completed);
+        assert_eq!(outliers(&[zero, sample()], &zero, 1000), vec![false, true]);
+    }
+
+    proptest! {
+        #[test]
+        fn median_resists_a_minority_of_liars(
+            honest in prop::collection::vec(well_formed_summary(), 1..12),
+            liars in prop::collection::vec(any_summary(), 0..11),
+            seed in any::<u64>(),
+        ) {
+            let keep = liars.len().min(honest.len() - 1);
+            let mut all: Vec<MetricSummary> = honest.iter().chain(&liars[..keep]).copied().collect();
+            // The order of reports must not matter.
+            let n = all.len();
+            all.rotate_left(usize::try_from(seed % n as u64).expect("small"));
+            let m = fields(&aggregate(&all).expect("non-empty"));
+            for (i, got) in m.iter().enumerate() {
+                let lo = honest.iter().map(|s| fields(s)[i]).min().expect("non-empty");
+                let hi = honest.iter().map(|s| fields(s)[i]).max().expect("non-empty");
+                prop_assert!(lo <= *got && *got <= hi, "metric {} = {} outside [{}, {}]", i, got, lo, hi);
+            }
+        }
+
+
+        #[test]
+        fn aggregate_of_well_formed_is_well_formed(
+            reports in prop::collection::vec(well_formed_summary(), 1..12),
+        ) {
+            let m = aggregate(&reports).expect("non-empty");
+            prop_assert!(m.well_formed());
+            prop_assert_eq!(outliers(&reports, &m, 0).len(), reports.len());
+        }
+    }
+}
