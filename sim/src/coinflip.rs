@@ -10,7 +10,7 @@ use datdot_protocol::coinflip::{
     SignedReveal, commit_value,
 };
 use datdot_protocol::fraud::{FraudKind, FraudProof};
-use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey};
+use datdot_protocol::identity::{Keypair, PublicKey};
 use datdot_protocol::time::Instant;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -386,6 +386,8 @@ pub struct Violation(pub String);
 /// 7. with no byzantine member, every honest member succeeds in round 0 and no fraud is raised.
 pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
     let mut v = Vec::new();
+    // Real ed25519, once per distinct signature (honest members share transcripts).
+    let verifier = SharedVerifier::default();
     let honest_keys: BTreeSet<PublicKey> = r.honest().map(|m| m.key).collect();
     let mut results: HashMap<u32, [u8; 32]> = HashMap::new();
     for (i, m) in r.members.iter().enumerate() {
@@ -399,7 +401,7 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
                 result,
                 transcript,
             }) => {
-                if transcript.verify(&Ed25519Verifier).ok() != Some(*result) {
+                if transcript.verify(&verifier).ok() != Some(*result) {
                     v.push(Violation(format!("member {i}: transcript does not give its R")));
                 }
                 if let Some(prev) = results.insert(*round, *result) {
@@ -412,7 +414,7 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
         }
         for e in &m.events {
             if let Event::Fraud { proof, .. } = e {
-                match proof.verify(&Ed25519Verifier) {
+                match proof.verify(&verifier) {
                     Ok(verdict) if honest_keys.contains(&verdict.offender) => {
                         v.push(Violation(format!("member {i} blamed honest {:?}", verdict.offender)))
                     }

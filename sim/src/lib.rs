@@ -15,5 +15,6 @@
 //!   real transport is tested by the loopback tests of the `net` crate.
 
 pub mod coinflip;
+pub mod metrics;
 pub mod net;
 pub mod verifier;

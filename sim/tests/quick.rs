@@ -35,3 +35,18 @@ fn debug_equivocate() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn debug_bad_reveal_100() {
+    let sc = Scenario::random(11, 100, 0.2, &[Behaviour::BadReveal], false);
+    let r = run(&sc, 11);
+    let h = r.members.iter().position(|m| m.behaviour.is_none()).unwrap();
+    for e in &r.members[h].events {
+        match e {
+            datdot_protocol::coinflip::Event::Fraud { verdict, detected_here, .. } => eprintln!("fraud {:?} r{} here={detected_here}", verdict.kind, verdict.round),
+            datdot_protocol::coinflip::Event::RoundEnded { round, exit } => eprintln!("round {round} ended {:?}", match exit { datdot_protocol::coinflip::RoundExit::Malicious(v) => format!("malicious {:?}", v.kind), other => format!("{:?}", other).chars().take(80).collect() }),
+            _ => {}
+        }
+    }
+}

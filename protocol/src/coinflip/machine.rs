@@ -231,15 +231,21 @@ struct Round {
     active: Vec<bool>,
     x: [u8; 32],
     commits: Vec<Option<SignedCommit>>,
-    /// Latest echo from each peer, re-checked when the member set changes.
-    echoes: Vec<Option<Vec<EchoEntry>>>,
-    echo_ok: Vec<bool>,
+    /// Latest member set and commit digest echoed by each peer.
+    echoes: Vec<Option<(Vec<u16>, Hash)>>,
+    /// Our own member list and commit digest, once we hold every active commit
+    /// (recomputed when the member set changes).
+    own: Option<(Vec<u16>, Hash)>,
     /// Bumped whenever `active` changes; an echo is sent once per generation.
     generation: u32,
     echo_sent: Option<u32>,
     revealed: bool,
     reveals: Vec<Option<SignedReveal>>,
     in_grace: bool,
+    /// A member revealed an `x` that does not match its commit: this round's result
+    /// is void. We keep collecting reveals (to catch every bad revealer at once) and
+    /// restart when all are in, at the reveal deadline, or when a peer has moved on.
+    poisoned: Option<Verdict>,
     result: Option<(Hash, Hash, Transcript)>, // (R, commits digest, transcript)
     /// Our pong for this round (identical for every peer, so signed once).
     pong: Option<Arc<Msg>>,
@@ -253,6 +259,14 @@ struct Round {
 }
 
 impl Round {
+    /// Whether peer `i` echoed exactly our member set and commits.
+    fn echo_matches(&self, i: usize) -> bool {
+        match (&self.own, &self.echoes[i]) {
+            (Some((_, mine)), Some((_, theirs))) => mine == theirs,
+            _ => false,
+        }
+    }
+
     fn new(number: u32, active: Vec<bool>, x: [u8; 32], deadline: Instant) -> Self {
         let n = active.len();
         Round {
@@ -263,12 +277,13 @@ impl Round {
             x,
             commits: vec![None; n],
             echoes: vec![None; n],
-            echo_ok: vec![false; n],
+            own: None,
             generation: 0,
             echo_sent: None,
             revealed: false,
             reveals: vec![None; n],
             in_grace: false,
+            poisoned: None,
             result: None,
             pong: None,
             confirmed: vec![false; n],
@@ -410,7 +425,11 @@ impl<V: Verifier> CoinFlip<V> {
         let current = self.round.number;
         let waiting = matches!(self.state, State::Backoff { .. });
         if r > current {
-            return self.buffer_msg(k, r, msg);
+            self.buffer_msg(k, r, msg);
+            if self.round.poisoned.is_some() && matches!(self.state, State::Running) {
+                self.restart_poisoned(now);
+            }
+            return;
         }
         if r < current || waiting {
             // The peer is behind, perhaps because it missed a fraud proof.
@@ -423,19 +442,14 @@ impl<V: Verifier> CoinFlip<V> {
         }
         match msg {
             Msg::Commit(c) => self.on_commit(now, k, c),
-            Msg::Echo { entries, .. } => {
-                // A peer's member set only shrinks within a round: a larger echo than
-                // the one held is an older one that arrived late.
-                if self.round.echoes[k].as_ref().is_some_and(|e| e.len() < entries.len()) {
-                    self.stats.ignored += 1;
-                    return;
-                }
-                self.round.echoes[k] = Some(entries.clone());
-                self.check_echo(now, k);
-                self.progress(now);
-            }
+            Msg::Echo {
+                members,
+                digest,
+                commits,
+                ..
+            } => self.on_echo(now, k, members, digest, commits),
             Msg::Reveal(rv) => self.on_reveal(now, rv),
-            Msg::RevealRequest { .. } => self.on_reveal_request(k),
+            Msg::RevealRequest { missing, .. } => self.on_reveal_request(k, missing),
             Msg::Confirm(c) => self.on_confirm(now, k, c),
             Msg::ProofRequest { .. } | Msg::Fraud(_) => {}
         }
@@ -457,18 +471,16 @@ impl<V: Verifier> CoinFlip<V> {
                     // first, and only when all are in, the missing echoes.
                     let mut unresponsive = self.members_where(|r, i| r.commits[i].is_none());
                     if unresponsive.is_empty() {
-                        unresponsive = self.members_where(|r, i| !r.echo_ok[i]);
+                        unresponsive = self.members_where(|r, i| !r.echo_matches(i));
                     }
                     self.round_offline(now, Phase::Commit, unresponsive);
                 }
+                Phase::Reveal if self.round.poisoned.is_some() => self.restart_poisoned(now),
                 Phase::Reveal if !self.round.in_grace => {
                     // Ask everyone to relay what they hold, then wait a little longer.
                     self.round.in_grace = true;
                     self.round.deadline = now + self.cfg.reveal_timeout / 2;
-                    let req = Msg::RevealRequest {
-                        session: self.cfg.session,
-                        round: self.round.number,
-                    };
+                    let req = self.reveal_request();
                     self.broadcast(req);
                 }
                 Phase::Reveal => {
@@ -636,55 +648,78 @@ impl<V: Verifier> CoinFlip<V> {
         }
     }
 
-    fn check_echo(&mut self, now: Instant, k: usize) {
-        self.round.echo_ok[k] = false;
-        let Some(entries) = self.round.echoes[k].clone() else {
-            return;
-        };
+    fn on_echo(
+        &mut self,
+        now: Instant,
+        k: usize,
+        members: &[u16],
+        digest: &Hash,
+        commits: &[EchoEntry],
+    ) {
         let n = self.cfg.committee.len();
-        let mut listed = vec![false; n];
-        let mut last: Option<u16> = None;
-        for e in &entries {
-            let m = usize::from(e.member);
-            if m >= n || last.is_some_and(|l| l >= e.member) {
-                self.stats.ignored += 1;
-                return; // malformed: ignore the echo
-            }
-            last = Some(e.member);
-            listed[m] = true;
-        }
-        if listed != self.round.active {
-            // Member sets differ: one of us lacks a fraud proof.
-            if listed.iter().zip(&self.round.active).any(|(l, a)| *l && !a) {
-                self.send_proofs(k);
-            }
-            if listed.iter().zip(&self.round.active).any(|(l, a)| !*l && *a)
-                && !self.round.proofs_asked[k]
-            {
-                self.round.proofs_asked[k] = true;
-                self.send(k, Msg::ProofRequest { session: self.cfg.session });
-            }
+        if members.iter().any(|&m| usize::from(m) >= n) {
+            self.stats.ignored += 1;
             return;
         }
+        // The evidence: adopt commits we lack, expose ones that conflict with ours.
+        // A commit whose signature fails voids the echo (the echoer forged it).
         let number = self.round.number;
-        for e in &entries {
-            self.accept_commit(now, usize::from(e.member), e.y, e.sig);
-            if self.round.number != number || !self.round.active[usize::from(e.member)] {
-                return; // an equivocation changed the round or the member set
+        for e in commits {
+            let m = usize::from(e.member);
+            if !self.round.active[m] {
+                continue;
             }
-            match &self.round.commits[usize::from(e.member)] {
-                Some(c) if c.y == e.y => {}
-                _ => return, // bad signature on an entry: the echo does not count
+            self.accept_commit(now, m, e.y, e.sig);
+            if self.round.number != number || !matches!(self.state, State::Running) {
+                return; // a fraud proof ended the round
+            }
+            let held = self.round.commits[m].as_ref().map(|c| c.y);
+            if self.round.active[m] && held != Some(e.y) {
+                self.stats.ignored += 1;
+                return;
             }
         }
-        self.round.echo_ok[k] = true;
+        // A peer's member set only shrinks within a round: a larger set than the one
+        // held is an older echo that arrived late.
+        if self.round.echoes[k]
+            .as_ref()
+            .is_some_and(|(held, _)| held.len() < members.len())
+        {
+            return self.progress(now);
+        }
+        self.round.echoes[k] = Some((members.to_vec(), *digest));
+        self.sync_member_set(k);
+        self.progress(now);
     }
 
-    fn recheck_echoes(&mut self, now: Instant) {
-        let number = self.round.number;
+    /// If peer `k`'s member set differs from ours, one of us lacks a fraud proof:
+    /// send ours, or ask for theirs (once per peer and round each).
+    fn sync_member_set(&mut self, k: usize) {
+        let Some((members, _)) = &self.round.echoes[k] else {
+            return;
+        };
+        let mut listed = vec![false; self.cfg.committee.len()];
+        for &m in members {
+            listed[usize::from(m)] = true;
+        }
+        if listed == self.round.active {
+            return;
+        }
+        if listed.iter().zip(&self.round.active).any(|(l, a)| *l && !a) {
+            self.send_proofs(k);
+        }
+        if listed.iter().zip(&self.round.active).any(|(l, a)| !*l && *a)
+            && !self.round.proofs_asked[k]
+        {
+            self.round.proofs_asked[k] = true;
+            self.send(k, Msg::ProofRequest { session: self.cfg.session });
+        }
+    }
+
+    fn recheck_echoes(&mut self) {
         for k in 0..self.cfg.committee.len() {
-            if k != self.me && self.round.active[k] && self.round.number == number {
-                self.check_echo(now, k);
+            if k != self.me && self.round.active[k] {
+                self.sync_member_set(k);
             }
         }
     }
@@ -700,24 +735,41 @@ impl<V: Verifier> CoinFlip<V> {
             return;
         }
         if self.round.echo_sent != Some(self.round.generation) {
+            let first = self.round.echo_sent.is_none();
             self.round.echo_sent = Some(self.round.generation);
-            let entries = (0..self.cfg.committee.len())
+            let active: Vec<usize> = (0..self.cfg.committee.len())
                 .filter(|&i| self.round.active[i])
-                .filter_map(|i| {
-                    self.round.commits[i].as_ref().map(|c| EchoEntry {
-                        member: i as u16, // i < MAX_COMMITTEE (validated)
-                        y: c.y,
-                        sig: c.sig,
-                    })
-                })
                 .collect();
+            let members: Vec<u16> = active.iter().map(|&i| i as u16).collect(); // < MAX_COMMITTEE
+            let digest = commits_digest(
+                &self.cfg.session,
+                self.round.number,
+                active.iter().filter_map(|&i| self.round.commits[i].as_ref()),
+            );
+            let commits = if first {
+                active
+                    .iter()
+                    .filter_map(|&i| {
+                        self.round.commits[i].as_ref().map(|c| EchoEntry {
+                            member: i as u16,
+                            y: c.y,
+                            sig: c.sig,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            self.round.own = Some((members.clone(), digest));
             self.broadcast(Msg::Echo {
                 session: self.cfg.session,
                 round: self.round.number,
-                entries,
+                members,
+                digest,
+                commits,
             });
         }
-        if self.peers().all(|i| self.round.echo_ok[i]) {
+        if self.peers().all(|i| self.round.echo_matches(i)) {
             self.round.phase = Phase::Reveal;
             self.round.revealed = true;
             self.round.deadline = now + self.cfg.reveal_timeout;
@@ -760,7 +812,7 @@ impl<V: Verifier> CoinFlip<V> {
         self.check_result(now);
     }
 
-    fn on_reveal_request(&mut self, k: usize) {
+    fn on_reveal_request(&mut self, k: usize, missing: &[u16]) {
         // Never relay before our own reveal went out: that would leak nothing of ours
         // but would let a peer collect reveals before committing to consistency.
         if !self.round.revealed || self.round.relays[k] >= MAX_RELAYS_PER_PEER {
@@ -768,13 +820,11 @@ impl<V: Verifier> CoinFlip<V> {
             return;
         }
         self.round.relays[k] += 1;
-        let held: Vec<SignedReveal> = self
-            .round
-            .reveals
+        let held: Vec<SignedReveal> = missing
             .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != k)
-            .filter_map(|(_, r)| r.clone())
+            .take(self.cfg.committee.len())
+            .filter(|&&i| usize::from(i) != k)
+            .filter_map(|&i| self.round.reveals.get(usize::from(i)).cloned().flatten())
             .collect();
         for rv in held {
             self.send(k, Msg::Reveal(rv));
@@ -788,8 +838,11 @@ impl<V: Verifier> CoinFlip<V> {
         let active: Vec<usize> = (0..self.cfg.committee.len())
             .filter(|&i| self.round.active[i])
             .collect();
-        if active.iter().any(|&i| self.round.reveals[i].is_none()) {
+        if active.iter().any(|&i| self.round.reveals[i].is_none() && !self.excluded[i]) {
             return;
+        }
+        if self.round.poisoned.is_some() {
+            return self.restart_poisoned(now);
         }
         let commits: Vec<SignedCommit> = active
             .iter()
@@ -860,10 +913,7 @@ impl<V: Verifier> CoinFlip<V> {
             // We lack reveals the pinger has: ask it to relay them.
             if c.kind == ConfirmKind::Ping && self.round.revealed && !self.round.asked_reveals[k] {
                 self.round.asked_reveals[k] = true;
-                let req = Msg::RevealRequest {
-                    session: self.cfg.session,
-                    round: self.round.number,
-                };
+                let req = self.reveal_request();
                 self.send(k, req);
             }
             self.round.pending_confirm[k] = Some(c.clone());
@@ -959,7 +1009,9 @@ impl<V: Verifier> CoinFlip<V> {
     fn apply_fraud(&mut self, now: Instant, m: usize, p: FraudProof, verdict: Verdict, here: bool) {
         self.excluded[m] = true;
         self.proofs.push(p.clone());
-        self.broadcast(Msg::Fraud(p.clone()));
+        // No broadcast: every member the evidence reached detects the fraud itself, and
+        // a member that missed it is sent our proofs as soon as our member sets or
+        // rounds disagree (`send_proofs`).
         self.events.push_back(Event::Fraud {
             proof: p,
             verdict,
@@ -975,6 +1027,10 @@ impl<V: Verifier> CoinFlip<V> {
             return;
         }
         let current = verdict.round == self.round.number;
+        if self.round.revealed && current && verdict.kind == FraudKind::InvalidReveal {
+            self.round.poisoned.get_or_insert(verdict);
+            return self.check_result(now);
+        }
         let restart = self.round.revealed || (current && verdict.kind == FraudKind::InvalidReveal);
         if restart {
             self.events.push_back(Event::RoundEnded {
@@ -993,8 +1049,41 @@ impl<V: Verifier> CoinFlip<V> {
             // Nobody has revealed in this round yet: carry on without the offender.
             self.round.active[m] = false;
             self.round.generation += 1;
-            self.recheck_echoes(now);
+            self.round.own = None;
+            self.recheck_echoes();
             self.progress(now);
+        }
+    }
+
+    fn reveal_request(&self) -> Msg {
+        let missing = (0..self.cfg.committee.len())
+            .filter(|&i| self.round.active[i] && self.round.reveals[i].is_none())
+            .map(|i| i as u16) // i < MAX_COMMITTEE (validated)
+            .collect();
+        Msg::RevealRequest {
+            session: self.cfg.session,
+            round: self.round.number,
+            missing,
+        }
+    }
+
+    /// End a round voided by an invalid reveal and start the next without the offenders.
+    fn restart_poisoned(&mut self, now: Instant) {
+        let Some(verdict) = self.round.poisoned.take() else {
+            return;
+        };
+        let number = self.round.number;
+        self.events.push_back(Event::RoundEnded {
+            round: number,
+            exit: RoundExit::Malicious(verdict),
+        });
+        if number + 1 >= self.cfg.max_rounds {
+            return self.finish(Outcome::Malicious {
+                proofs: self.proofs.clone(),
+            });
+        }
+        if self.enough_members() {
+            self.start_round(number + 1, now);
         }
     }
 

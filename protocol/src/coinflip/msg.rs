@@ -91,23 +91,32 @@ pub struct EchoEntry {
 pub enum Msg {
     /// My commit.
     Commit(SignedCommit),
-    /// Every commit I hold for the round's member set, in committee order.
+    /// The commit set I hold for the round: its members, its digest
+    /// ([`crate::coinflip::commits_digest`]) and — in my first echo of the round — every
+    /// commit with its author's signature (the evidence that exposes an equivocator).
+    /// Later echoes, after the member set shrank, carry only members and digest.
     Echo {
         /// The coin flip.
         session: SessionId,
         /// The retry round.
         round: u32,
-        /// One entry per active member.
-        entries: Vec<EchoEntry>,
+        /// Committee indices of the active members, ascending.
+        members: Vec<u16>,
+        /// Digest of those members' commits.
+        digest: Hash,
+        /// Empty, or one entry per member in the same order.
+        commits: Vec<EchoEntry>,
     },
     /// A reveal (mine, or one relayed on request).
     Reveal(SignedReveal),
-    /// Please send me the reveals you hold for this round.
+    /// Please send me the reveals you hold of these members for this round.
     RevealRequest {
         /// The coin flip.
         session: SessionId,
         /// The retry round.
         round: u32,
+        /// Committee indices whose reveal I lack, ascending.
+        missing: Vec<u16>,
     },
     /// Please send me the fraud proofs you hold (our member sets differ).
     ProofRequest {
@@ -348,21 +357,30 @@ impl Encode for Msg {
             Msg::Echo {
                 session,
                 round,
-                entries,
+                members,
+                digest,
+                commits,
             } => {
                 w.u8(1);
                 w.array(session);
                 w.u32(*round);
-                w.list(entries);
+                w.list(members);
+                w.array(digest);
+                w.list(commits);
             }
             Msg::Reveal(r) => {
                 w.u8(2);
                 r.encode(w);
             }
-            Msg::RevealRequest { session, round } => {
+            Msg::RevealRequest {
+                session,
+                round,
+                missing,
+            } => {
                 w.u8(3);
                 w.array(session);
                 w.u32(*round);
+                w.list(missing);
             }
             Msg::ProofRequest { session } => {
                 w.u8(4);
@@ -387,17 +405,30 @@ impl Decode for Msg {
             1 => {
                 let session = r.array()?;
                 let round = r.u32()?;
-                let entries = r.list("echo entries", MAX_COMMITTEE)?;
+                let members: Vec<u16> = r.list("echo members", MAX_COMMITTEE)?;
+                let digest = r.array()?;
+                let commits: Vec<EchoEntry> = r.list("echo commits", MAX_COMMITTEE)?;
+                let ascending = members.windows(2).all(|w| w[0] < w[1])
+                    && members.iter().all(|&m| usize::from(m) < MAX_COMMITTEE);
+                let matching = commits.is_empty()
+                    || (commits.len() == members.len()
+                        && commits.iter().zip(&members).all(|(c, m)| c.member == *m));
+                if !ascending || !matching {
+                    return Err(DecodeError::Invalid("echo member list"));
+                }
                 Msg::Echo {
                     session,
                     round,
-                    entries,
+                    members,
+                    digest,
+                    commits,
                 }
             }
             2 => Msg::Reveal(SignedReveal::decode(r)?),
             3 => Msg::RevealRequest {
                 session: r.array()?,
                 round: r.u32()?,
+                missing: r.list("missing reveals", MAX_COMMITTEE)?,
             },
             4 => Msg::ProofRequest {
                 session: r.array()?,
