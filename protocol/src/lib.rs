@@ -26,3 +26,4 @@ pub mod codec;
 pub mod hash;
 pub mod identity;
 pub mod time;
+pub mod tree;
