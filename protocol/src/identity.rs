@@ -69,6 +69,11 @@ impl PublicKey {
         self.0.as_bytes()
     }
 
+    /// The ed25519 key, for protocols that sign without a datdot domain (Hypercore trees).
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+
     /// Verify `sig` over `payload` of kind `domain` (strict verification: rejects
     /// small-order keys and non-canonical signatures, so signatures are not malleable).
     pub fn verify(

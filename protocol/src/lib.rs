@@ -33,3 +33,4 @@ pub mod coinflip;
 pub mod fraud;
 pub mod schedule;
 pub mod receipt;
+pub mod tree;
