@@ -8,11 +8,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use datdot_benches::{block_proof, leaf};
+use datdot_benches::feed_proof;
 use datdot_protocol::hash::blake2b256;
 use datdot_protocol::identity::PublicKey;
 use datdot_protocol::tree::BlockProof;
-use ed25519_dalek::SigningKey;
 
 const BLOCK: usize = 64 * 1024;
 /// Feed length: not a power of two, so the tree has several roots (1000 = 512+256+128+64+32+8).
@@ -26,16 +25,8 @@ struct Fixture {
     data: Vec<u8>,
 }
 
-fn block(i: usize) -> Vec<u8> {
-    (0..BLOCK).map(|j| (j * 31 + i * 7) as u8).collect()
-}
-
 fn fixture() -> Fixture {
-    let sk = SigningKey::from_bytes(&[42; 32]);
-    let leaves: Vec<_> = (0..LENGTH).map(|i| leaf(i as u64, &block(i))).collect();
-    let proof = block_proof(&sk, &leaves, INDEX, 0);
-    let feed = PublicKey::from_bytes(sk.verifying_key().as_bytes()).expect("dalek key is valid");
-    let data = block(INDEX);
+    let (feed, proof, data) = feed_proof(LENGTH, BLOCK, INDEX);
     proof
         .verify_block(&feed, &data)
         .expect("fixture proof verifies");

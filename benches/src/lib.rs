@@ -1,82 +1,24 @@
 //! Fixtures for datdot's criterion benches (`cargo bench -p datdot-benches`).
 //!
-//! Builds signed Hypercore-format trees with the public helpers of
-//! `datdot_protocol::tree`, so benches need neither the `hypercore` crate nor a tokio
-//! runtime. The protocol crate's tests cross-check those helpers against the real crate.
+//! Feeds are built with `datdot_protocol::tree::build` (cross-checked against the
+//! `hypercore` crate in the protocol crate's tests), so benches need neither the
+//! `hypercore` crate nor a tokio runtime.
 
-use datdot_protocol::hash::Hash;
-use datdot_protocol::identity::Signature;
-use datdot_protocol::tree::{
-    BlockProof, SignedTreeRoot, TreeNode, leaf_hash, parent_hash, signable, tree_hash,
-};
+use datdot_protocol::identity::{PublicKey, Signature};
+use datdot_protocol::tree::{BlockProof, TreeNode, build};
 use ed25519_dalek::{Signer, SigningKey};
 
-/// The leaf node of block `index` holding `data`.
-pub fn leaf(index: u64, data: &[u8]) -> TreeNode {
-    TreeNode {
-        index: 2 * index,
-        size: data.len() as u64,
-        hash: leaf_hash(data),
-    }
-}
-
-/// The node over the `width` (a power of two) leaves starting at leaf `lo`.
-fn subtree(leaves: &[TreeNode], lo: usize, width: usize) -> TreeNode {
-    if width == 1 {
-        return leaves[lo].clone();
-    }
-    let half = width / 2;
-    let (l, r) = (subtree(leaves, lo, half), subtree(leaves, lo + half, half));
-    let size = l.size + r.size;
-    let hash: Hash = parent_hash(size, &l.hash, &r.hash);
-    TreeNode {
-        index: (2 * lo + width - 1) as u64,
-        size,
-        hash,
-    }
-}
-
-/// A proof for block `index` of the feed whose leaves are `leaves`, signed by `feed`.
-///
-/// Panics if `index` is not below `leaves.len()` (fixtures only).
-pub fn block_proof(feed: &SigningKey, leaves: &[TreeNode], index: usize, fork: u64) -> BlockProof {
-    assert!(index < leaves.len(), "block {index} not in the feed");
-    let (mut roots, mut lo, mut covering) = (Vec::new(), 0, (0, 0));
-    let mut left = leaves.len();
-    while left > 0 {
-        let width = 1 << left.ilog2();
-        if (lo..lo + width).contains(&index) {
-            covering = (lo, width);
-        }
-        roots.push(subtree(leaves, lo, width));
-        lo += width;
-        left -= width;
-    }
-    // Walk down from the covering root, collecting the other child at each level.
-    let (mut lo, mut width) = covering;
-    let mut siblings = Vec::new();
-    while width > 1 {
-        let half = width / 2;
-        if index < lo + half {
-            siblings.push(subtree(leaves, lo + half, half));
-        } else {
-            siblings.push(subtree(leaves, lo, half));
-            lo += half;
-        }
-        width = half;
-    }
-    siblings.reverse();
-    let length = leaves.len() as u64;
-    let msg = signable(&tree_hash(&roots), length, fork);
-    BlockProof {
-        index: index as u64,
-        leaf: leaves[index].clone(),
-        siblings,
-        root: SignedTreeRoot {
-            length,
-            fork,
-            roots,
-            signature: Signature(feed.sign(&msg).to_bytes()),
-        },
-    }
+/// A feed of `blocks` blocks of `size` bytes (distinct contents), signed by a fixed key:
+/// returns the feed key, the proof of block `index` and that block's bytes.
+pub fn feed_proof(blocks: usize, size: usize, index: usize) -> (PublicKey, BlockProof, Vec<u8>) {
+    let sk = SigningKey::from_bytes(&[42; 32]);
+    let data = |i: usize| -> Vec<u8> { (0..size).map(|j| (i * 31 + j * 7) as u8).collect() };
+    let leaves: Vec<TreeNode> = (0..blocks).map(|i| build::leaf(i as u64, &data(i))).collect();
+    let proof = build::block_proof(&leaves, index as u64, 0, |m| {
+        Signature(sk.sign(m).to_bytes())
+    })
+    .expect("fixture index is inside the feed");
+    let key = PublicKey::from_bytes(sk.verifying_key().as_bytes())
+        .expect("a dalek verifying key is a valid point");
+    (key, proof, data(index))
 }

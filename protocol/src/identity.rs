@@ -118,6 +118,7 @@ impl Encode for PublicKey {
 }
 
 impl Decode for PublicKey {
+    const MIN_SIZE: usize = 32;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         PublicKey::from_bytes(&r.array()?).map_err(|_| DecodeError::Invalid("public key"))
     }
@@ -140,6 +141,7 @@ impl Encode for Signature {
 }
 
 impl Decode for Signature {
+    const MIN_SIZE: usize = 64;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Signature(r.array()?))
     }

@@ -25,12 +25,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 pub mod audit;
 pub mod codec;
+pub mod coinflip;
+pub mod fraud;
 pub mod hash;
 pub mod identity;
 pub mod metrics;
-pub mod time;
-pub mod coinflip;
-pub mod fraud;
-pub mod schedule;
 pub mod receipt;
+pub mod report;
+pub mod schedule;
+pub mod time;
 pub mod tree;

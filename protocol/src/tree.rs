@@ -72,6 +72,8 @@ pub fn signable(tree_hash: &Hash, length: u64, fork: u64) -> [u8; 80] {
 }
 
 /// Flat-tree index arithmetic. Callers keep indices below 2^63 (see [`MAX_LENGTH`]).
+pub mod build;
+
 pub(crate) mod flat {
     /// Depth of node `i` (0 for leaves): its number of trailing one bits.
     pub(crate) fn depth(i: u64) -> u32 {
@@ -476,14 +478,15 @@ impl Decode for BlockProof {
     }
 }
 
+impl BlockProof {
+    /// Largest encoding (without version and tag).
+    pub const MAX_ENCODED: usize =
+        8 + TreeNode::MIN_SIZE + 4 + MAX_SIBLINGS * TreeNode::MIN_SIZE + SignedTreeRoot::MAX_ENCODED;
+}
+
 impl Message for BlockProof {
     const TAG: u8 = 0x40;
-    const MAX_SIZE: usize = 2
-        + 8
-        + TreeNode::MIN_SIZE
-        + 4
-        + MAX_SIBLINGS * TreeNode::MIN_SIZE
-        + SignedTreeRoot::MAX_ENCODED;
+    const MAX_SIZE: usize = 2 + Self::MAX_ENCODED;
 }
 
 #[cfg(test)]

@@ -984,7 +984,7 @@ impl<V: Verifier> CoinFlip<V> {
             return;
         }
         match self.verify(|v| p.verify(v)) {
-            Ok(verdict) if verdict.session == self.cfg.session => {
+            Ok(verdict) if verdict.session() == Some(&self.cfg.session) => {
                 self.apply_fraud(now, m, p.clone(), verdict, false)
             }
             _ => self.stats.ignored += 1,
@@ -1026,7 +1026,7 @@ impl<V: Verifier> CoinFlip<V> {
             self.enough_members();
             return;
         }
-        let current = verdict.round == self.round.number;
+        let current = verdict.round() == Some(self.round.number);
         if self.round.revealed && current && verdict.kind == FraudKind::InvalidReveal {
             self.round.poisoned.get_or_insert(verdict);
             return self.check_result(now);

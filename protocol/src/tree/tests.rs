@@ -350,55 +350,10 @@ async fn tampering_is_rejected_with_the_right_error() -> anyhow::Result<()> {
 // Our own proof builder (no hypercore): for properties over many trees.
 // ---------------------------------------------------------------------------------
 
-/// Node `i` of the tree over `blocks` (which must cover it).
-fn own_node(blocks: &[Vec<u8>], i: u64) -> TreeNode {
-    let d = flat::depth(i);
-    if d == 0 {
-        let data = &blocks[(i / 2) as usize];
-        return TreeNode {
-            index: i,
-            size: data.len() as u64,
-            hash: leaf_hash(data),
-        };
-    }
-    let half = 1u64 << (d - 1);
-    let (l, r) = (own_node(blocks, i - half), own_node(blocks, i + half));
-    let size = l.size + r.size;
-    TreeNode {
-        index: i,
-        size,
-        hash: parent_hash(size, &l.hash, &r.hash),
-    }
-}
-
 fn own_proof(blocks: &[Vec<u8>], index: u64, sk: &SigningKey, fork: u64) -> BlockProof {
-    let length = blocks.len() as u64;
-    let roots: Vec<_> = flat::full_roots(length)
-        .map(|r| own_node(blocks, r))
-        .collect();
-    let root = roots
-        .iter()
-        .find(|r| (flat::span(r.index).0..=flat::span(r.index).1).contains(&(2 * index)))
-        .expect("index < length")
-        .index;
-    let mut siblings = Vec::new();
-    let mut at = 2 * index;
-    while at != root {
-        siblings.push(own_node(blocks, flat::sibling(at)));
-        at = flat::parent(at);
-    }
-    let msg = signable(&tree_hash(&roots), length, fork);
-    BlockProof {
-        index,
-        leaf: own_node(blocks, 2 * index),
-        siblings,
-        root: SignedTreeRoot {
-            length,
-            fork,
-            roots,
-            signature: Signature(sk.sign(&msg).to_bytes()),
-        },
-    }
+    let leaves: Vec<TreeNode> = blocks.iter().enumerate().map(|(j, b)| build::leaf(j as u64, b)).collect();
+    build::block_proof(&leaves, index, fork, |m| Signature(sk.sign(m).to_bytes()))
+        .expect("index below length")
 }
 
 fn arb_node() -> impl Strategy<Value = TreeNode> {
