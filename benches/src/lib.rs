@@ -13,7 +13,9 @@ use ed25519_dalek::{Signer, SigningKey};
 pub fn feed_proof(blocks: usize, size: usize, index: usize) -> (PublicKey, BlockProof, Vec<u8>) {
     let sk = SigningKey::from_bytes(&[42; 32]);
     let data = |i: usize| -> Vec<u8> { (0..size).map(|j| (i * 31 + j * 7) as u8).collect() };
-    let leaves: Vec<TreeNode> = (0..blocks).map(|i| build::leaf(i as u64, &data(i))).collect();
+    let leaves: Vec<TreeNode> = (0..blocks)
+        .map(|i| build::leaf(i as u64, &data(i)))
+        .collect();
     let proof = build::block_proof(&leaves, index as u64, 0, |m| {
         Signature(sk.sign(m).to_bytes())
     })

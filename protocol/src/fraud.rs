@@ -8,8 +8,7 @@
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::coinflip::{
-    SessionId, SignedCommit, SignedConfirm, SignedReveal, Transcript, TranscriptError,
-    commit_value,
+    SessionId, SignedCommit, SignedConfirm, SignedReveal, Transcript, TranscriptError, commit_value,
 };
 use crate::identity::{PublicKey, Verifier};
 use crate::receipt::{ReceiptError, SignedReceipt};
@@ -222,7 +221,8 @@ impl FraudProof {
                     return Err(FraudError::NoFraud);
                 }
                 receipt.verify(v)?;
-                let feed = PublicKey::from_bytes(&receipt.feed).map_err(|_| FraudError::Unrelated)?;
+                let feed =
+                    PublicKey::from_bytes(&receipt.feed).map_err(|_| FraudError::Unrelated)?;
                 proof.verify(&feed)?;
                 Ok(Verdict {
                     kind: FraudKind::BadData,
@@ -257,7 +257,11 @@ impl FraudProof {
     pub const MAX_ENCODED: usize = {
         let divergent = 1 + Transcript::MAX_ENCODED + <SignedConfirm as Decode>::MIN_SIZE;
         let bad_data = 1 + SignedReceipt::MAX_ENCODED + 4 + BlockProof::MAX_ENCODED;
-        if divergent > bad_data { divergent } else { bad_data }
+        if divergent > bad_data {
+            divergent
+        } else {
+            bad_data
+        }
     };
 }
 
@@ -350,21 +354,37 @@ mod tests {
         let k = kp(1);
         let a = SignedCommit::sign(&k, S, 0, [1; 32]);
         let b = SignedCommit::sign(&k, S, 0, [2; 32]);
-        let p = FraudProof::Equivocation { a: a.clone(), b: b.clone() };
+        let p = FraudProof::Equivocation {
+            a: a.clone(),
+            b: b.clone(),
+        };
         let v = p.verify(&V).unwrap();
-        assert_eq!((v.kind, v.offender, v.round()), (FraudKind::Equivocation, k.public(), Some(0)));
+        assert_eq!(
+            (v.kind, v.offender, v.round()),
+            (FraudKind::Equivocation, k.public(), Some(0))
+        );
         round_trip(&p);
         // Same value twice, other round, other signer, forged signature: no proof.
-        let same = FraudProof::Equivocation { a: a.clone(), b: a.clone() };
+        let same = FraudProof::Equivocation {
+            a: a.clone(),
+            b: a.clone(),
+        };
         assert_eq!(same.verify(&V), Err(FraudError::NoFraud));
         let other_round = SignedCommit::sign(&k, S, 1, [2; 32]);
         assert_eq!(
-            FraudProof::Equivocation { a: a.clone(), b: other_round }.verify(&V),
+            FraudProof::Equivocation {
+                a: a.clone(),
+                b: other_round
+            }
+            .verify(&V),
             Err(FraudError::Unrelated)
         );
         let mut forged = b.clone();
         forged.sig = Signature([9; 64]);
-        assert_eq!(FraudProof::Equivocation { a, b: forged }.verify(&V), Err(FraudError::Signature));
+        assert_eq!(
+            FraudProof::Equivocation { a, b: forged }.verify(&V),
+            Err(FraudError::Signature)
+        );
     }
 
     #[test]
@@ -374,17 +394,28 @@ mod tests {
         let c = SignedCommit::sign(&k, S, 3, commit_value(&x));
         let good = SignedReveal::sign(&k, S, 3, x);
         let bad = SignedReveal::sign(&k, S, 3, [8; 32]);
-        let p = FraudProof::InvalidReveal { commit: c.clone(), reveal: bad.clone() };
+        let p = FraudProof::InvalidReveal {
+            commit: c.clone(),
+            reveal: bad.clone(),
+        };
         assert_eq!(p.verify(&V).unwrap().offender, k.public());
         round_trip(&p);
         assert_eq!(
-            FraudProof::InvalidReveal { commit: c.clone(), reveal: good }.verify(&V),
+            FraudProof::InvalidReveal {
+                commit: c.clone(),
+                reveal: good
+            }
+            .verify(&V),
             Err(FraudError::NoFraud)
         );
         // A reveal signed by someone else cannot frame the committer.
         let framed = SignedReveal::sign(&kp(3), S, 3, [8; 32]);
         assert_eq!(
-            FraudProof::InvalidReveal { commit: c, reveal: framed }.verify(&V),
+            FraudProof::InvalidReveal {
+                commit: c,
+                reveal: framed
+            }
+            .verify(&V),
             Err(FraudError::Unrelated)
         );
     }
@@ -392,9 +423,22 @@ mod tests {
     fn transcript(n: u8) -> (Vec<Keypair>, Transcript, crate::hash::Hash) {
         let ks: Vec<Keypair> = (10..10 + n).map(kp).collect();
         let xs: Vec<[u8; 32]> = (0..n).map(|i| [i; 32]).collect();
-        let commits = ks.iter().zip(&xs).map(|(k, x)| SignedCommit::sign(k, S, 0, commit_value(x))).collect();
-        let reveals = ks.iter().zip(&xs).map(|(k, x)| SignedReveal::sign(k, S, 0, *x)).collect();
-        let t = Transcript { session: S, round: 0, commits, reveals };
+        let commits = ks
+            .iter()
+            .zip(&xs)
+            .map(|(k, x)| SignedCommit::sign(k, S, 0, commit_value(x)))
+            .collect();
+        let reveals = ks
+            .iter()
+            .zip(&xs)
+            .map(|(k, x)| SignedReveal::sign(k, S, 0, *x))
+            .collect();
+        let t = Transcript {
+            session: S,
+            round: 0,
+            commits,
+            reveals,
+        };
         let r = result_of(xs.iter());
         (ks, t, r)
     }
@@ -405,12 +449,19 @@ mod tests {
         assert_eq!(t.verify(&V), Ok(r));
         let d = t.commits_digest();
         let wrong = SignedConfirm::sign(&ks[1], ConfirmKind::Ping, S, 0, d, &[0; 32]);
-        let p = FraudProof::Divergent { transcript: t.clone(), claim: wrong.clone() };
+        let p = FraudProof::Divergent {
+            transcript: t.clone(),
+            claim: wrong.clone(),
+        };
         assert_eq!(p.verify(&V).unwrap().offender, ks[1].public());
         round_trip(&p);
         let right = SignedConfirm::sign(&ks[1], ConfirmKind::Pong, S, 0, d, &r);
         assert_eq!(
-            FraudProof::Divergent { transcript: t.clone(), claim: right }.verify(&V),
+            FraudProof::Divergent {
+                transcript: t.clone(),
+                claim: right
+            }
+            .verify(&V),
             Err(FraudError::NoFraud)
         );
         // Framing an honest pinger with a transcript that drops a member fails: the
@@ -420,15 +471,30 @@ mod tests {
         partial.commits.pop();
         partial.reveals.pop();
         assert_eq!(
-            FraudProof::Divergent { transcript: partial, claim: honest }.verify(&V),
+            FraudProof::Divergent {
+                transcript: partial,
+                claim: honest
+            }
+            .verify(&V),
             Err(FraudError::Unrelated)
         );
         // A transcript with a tampered reveal is rejected.
         let mut bad = t;
         bad.reveals[0].x = [99; 32];
-        let claim = SignedConfirm::sign(&ks[1], ConfirmKind::Ping, S, 0, commits_digest(&S, 0, bad.commits.iter()), &[0; 32]);
+        let claim = SignedConfirm::sign(
+            &ks[1],
+            ConfirmKind::Ping,
+            S,
+            0,
+            commits_digest(&S, 0, bad.commits.iter()),
+            &[0; 32],
+        );
         assert!(matches!(
-            FraudProof::Divergent { transcript: bad, claim }.verify(&V),
+            FraudProof::Divergent {
+                transcript: bad,
+                claim
+            }
+            .verify(&V),
             Err(FraudError::Transcript(_))
         ));
     }
@@ -436,7 +502,11 @@ mod tests {
     fn feed() -> (SigningKey, Vec<Vec<u8>>, Vec<TreeNode>) {
         let sk = SigningKey::from_bytes(&[77; 32]);
         let blocks: Vec<Vec<u8>> = (0..13u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
-        let leaves = blocks.iter().enumerate().map(|(i, b)| build::leaf(i as u64, b)).collect();
+        let leaves = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| build::leaf(i as u64, b))
+            .collect();
         (sk, blocks, leaves)
     }
 
@@ -445,7 +515,8 @@ mod tests {
         let (sk, blocks, leaves) = feed();
         let hoster = kp(30);
         let feed_key = sk.verifying_key().to_bytes();
-        let proof = build::block_proof(&leaves, 6, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
+        let proof =
+            build::block_proof(&leaves, 6, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
         let corrupted = crate::tree::leaf_hash(b"not block 6");
         let receipt = SignedReceipt::sign(
             &hoster,
@@ -453,11 +524,21 @@ mod tests {
             [1; 32],
             0,
             vec![
-                ReceiptEntry { index: 5, hash: leaves[5].hash },
-                ReceiptEntry { index: 6, hash: corrupted },
+                ReceiptEntry {
+                    index: 5,
+                    hash: leaves[5].hash,
+                },
+                ReceiptEntry {
+                    index: 6,
+                    hash: corrupted,
+                },
             ],
         );
-        let p = FraudProof::BadData { receipt: receipt.clone(), entry: 1, proof: proof.clone() };
+        let p = FraudProof::BadData {
+            receipt: receipt.clone(),
+            entry: 1,
+            proof: proof.clone(),
+        };
         let v = p.verify(&V).unwrap();
         assert_eq!((v.kind, v.offender), (FraudKind::BadData, hoster.public()));
         assert_eq!(v.scope, Scope::Feed { feed: feed_key });
@@ -465,38 +546,79 @@ mod tests {
         // The honest entry is no fraud; the wrong entry index is unrelated.
         let p5 = build::block_proof(&leaves, 5, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
         assert_eq!(
-            FraudProof::BadData { receipt: receipt.clone(), entry: 0, proof: p5 }.verify(&V),
+            FraudProof::BadData {
+                receipt: receipt.clone(),
+                entry: 0,
+                proof: p5
+            }
+            .verify(&V),
             Err(FraudError::NoFraud)
         );
         assert_eq!(
-            FraudProof::BadData { receipt: receipt.clone(), entry: 0, proof: proof.clone() }.verify(&V),
+            FraudProof::BadData {
+                receipt: receipt.clone(),
+                entry: 0,
+                proof: proof.clone()
+            }
+            .verify(&V),
             Err(FraudError::Unrelated)
         );
         assert_eq!(
-            FraudProof::BadData { receipt: receipt.clone(), entry: 9, proof: proof.clone() }.verify(&V),
+            FraudProof::BadData {
+                receipt: receipt.clone(),
+                entry: 9,
+                proof: proof.clone()
+            }
+            .verify(&V),
             Err(FraudError::Unrelated)
         );
         // Framing an honest receipt: claim another leaf hash for block 5 with a
         // doctored path. The root signature exposes it.
-        let honest = SignedReceipt::sign(&hoster, feed_key, [1; 32], 1, vec![ReceiptEntry { index: 5, hash: leaves[5].hash }]);
-        let mut doctored = build::block_proof(&leaves, 5, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
+        let honest = SignedReceipt::sign(
+            &hoster,
+            feed_key,
+            [1; 32],
+            1,
+            vec![ReceiptEntry {
+                index: 5,
+                hash: leaves[5].hash,
+            }],
+        );
+        let mut doctored =
+            build::block_proof(&leaves, 5, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
         doctored.leaf.hash = crate::tree::leaf_hash(&blocks[4]);
         assert!(matches!(
-            FraudProof::BadData { receipt: honest.clone(), entry: 0, proof: doctored }.verify(&V),
+            FraudProof::BadData {
+                receipt: honest.clone(),
+                entry: 0,
+                proof: doctored
+            }
+            .verify(&V),
             Err(FraudError::Tree(_))
         ));
         // A proof signed by another key than the receipt's feed is rejected.
         let other = SigningKey::from_bytes(&[78; 32]);
-        let foreign = build::block_proof(&leaves, 6, 0, |m| Signature(other.sign(m).to_bytes())).unwrap();
+        let foreign =
+            build::block_proof(&leaves, 6, 0, |m| Signature(other.sign(m).to_bytes())).unwrap();
         assert!(matches!(
-            FraudProof::BadData { receipt: receipt.clone(), entry: 1, proof: foreign }.verify(&V),
+            FraudProof::BadData {
+                receipt: receipt.clone(),
+                entry: 1,
+                proof: foreign
+            }
+            .verify(&V),
             Err(FraudError::Tree(_))
         ));
         // A receipt the hoster did not sign is rejected.
         let mut forged = receipt;
         forged.seq = 9;
         assert!(matches!(
-            FraudProof::BadData { receipt: forged, entry: 1, proof }.verify(&V),
+            FraudProof::BadData {
+                receipt: forged,
+                entry: 1,
+                proof
+            }
+            .verify(&V),
             Err(FraudError::Receipt(_))
         ));
     }

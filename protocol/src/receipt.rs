@@ -169,7 +169,9 @@ impl ReceiptSigner {
     /// Record a served block; returns a receipt when `every` blocks are pending.
     pub fn served(&mut self, kp: &Keypair, index: u64, hash: Hash) -> Option<SignedReceipt> {
         self.pending.push(ReceiptEntry { index, hash });
-        (self.pending.len() >= self.every).then(|| self.flush(kp)).flatten()
+        (self.pending.len() >= self.every)
+            .then(|| self.flush(kp))
+            .flatten()
     }
 
     /// End of session: a receipt for whatever is pending, if anything.
@@ -253,8 +255,14 @@ mod tests {
         let sizes: Vec<usize> = out.iter().map(|r| r.entries.len()).collect();
         assert_eq!(sizes, [3, 3, 1]);
         for (seq, r) in out.iter().enumerate() {
-            r.verify_for(&Ed25519Verifier, &kp.public(), &[1; 32], &[2; 32], seq as u64)
-                .unwrap();
+            r.verify_for(
+                &Ed25519Verifier,
+                &kp.public(),
+                &[1; 32],
+                &[2; 32],
+                seq as u64,
+            )
+            .unwrap();
             assert_eq!(from_bytes::<SignedReceipt>(&to_bytes(r)).as_ref(), Ok(r));
         }
     }
@@ -262,13 +270,25 @@ mod tests {
     #[test]
     fn rejects_replay_wrong_feed_tamper() {
         let kp = Keypair::from_seed(&[3; 32]);
-        let e = vec![ReceiptEntry { index: 5, hash: [9; 32] }];
+        let e = vec![ReceiptEntry {
+            index: 5,
+            hash: [9; 32],
+        }];
         let r = SignedReceipt::sign(&kp, [1; 32], [2; 32], 0, e);
         let v = Ed25519Verifier;
         let pk = kp.public();
-        assert_eq!(r.verify_for(&v, &pk, &[1; 32], &[7; 32], 0), Err(ReceiptError::WrongConnection));
-        assert_eq!(r.verify_for(&v, &pk, &[8; 32], &[2; 32], 0), Err(ReceiptError::WrongFeed));
-        assert!(matches!(r.verify_for(&v, &pk, &[1; 32], &[2; 32], 1), Err(ReceiptError::Sequence { .. })));
+        assert_eq!(
+            r.verify_for(&v, &pk, &[1; 32], &[7; 32], 0),
+            Err(ReceiptError::WrongConnection)
+        );
+        assert_eq!(
+            r.verify_for(&v, &pk, &[8; 32], &[2; 32], 0),
+            Err(ReceiptError::WrongFeed)
+        );
+        assert!(matches!(
+            r.verify_for(&v, &pk, &[1; 32], &[2; 32], 1),
+            Err(ReceiptError::Sequence { .. })
+        ));
         let mut t = r.clone();
         t.entries[0].index = 6;
         assert_eq!(t.verify(&v), Err(ReceiptError::Signature));

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::hash::{blake2b256, Hash};
+use crate::hash::{Hash, blake2b256};
 
 /// What a schedule is computed for. Times are in any unit (block numbers, ms) the caller
 /// uses consistently.
@@ -184,7 +184,13 @@ mod tests {
 
     #[test]
     fn different_results_give_different_schedules() {
-        let w = Window { start: 1000, end: 61_000, committee: 10, feed_length: 1 << 20, samples: 32 };
+        let w = Window {
+            start: 1000,
+            end: 61_000,
+            committee: 10,
+            feed_length: 1 << 20,
+            samples: 32,
+        };
         let a = schedule(&[1; 32], &w).unwrap();
         let b = schedule(&[2; 32], &w).unwrap();
         assert_ne!(a, b);
@@ -195,7 +201,13 @@ mod tests {
     #[test]
     fn samples_are_roughly_uniform() {
         // 2000 schedules × 8 samples over 16 blocks: each block expected 1000 times.
-        let w = Window { start: 0, end: 100, committee: 1, feed_length: 16, samples: 8 };
+        let w = Window {
+            start: 0,
+            end: 100,
+            committee: 1,
+            feed_length: 16,
+            samples: 8,
+        };
         let mut counts = [0u32; 16];
         for i in 0u32..2000 {
             let mut r = [0u8; 32];
@@ -205,16 +217,40 @@ mod tests {
             }
         }
         // ±15 %: about 5 standard deviations for a binomial(2000, 1/2).
-        assert!(counts.iter().all(|&c| (850..=1150).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (850..=1150).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn errors() {
-        let w = Window { start: 10, end: 15, committee: 10, feed_length: 1, samples: 1 };
-        assert!(matches!(assignment(&[0; 32], &w, 0), Err(ScheduleError::WindowTooShort { .. })));
-        let w = Window { start: 0, end: 100, committee: 3, feed_length: 1, samples: 1 };
-        assert_eq!(assignment(&[0; 32], &w, 3), Err(ScheduleError::NotInCommittee(3)));
+        let w = Window {
+            start: 10,
+            end: 15,
+            committee: 10,
+            feed_length: 1,
+            samples: 1,
+        };
+        assert!(matches!(
+            assignment(&[0; 32], &w, 0),
+            Err(ScheduleError::WindowTooShort { .. })
+        ));
+        let w = Window {
+            start: 0,
+            end: 100,
+            committee: 3,
+            feed_length: 1,
+            samples: 1,
+        };
+        assert_eq!(
+            assignment(&[0; 32], &w, 3),
+            Err(ScheduleError::NotInCommittee(3))
+        );
         let w = Window { committee: 0, ..w };
-        assert_eq!(assignment(&[0; 32], &w, 0), Err(ScheduleError::EmptyCommittee));
+        assert_eq!(
+            assignment(&[0; 32], &w, 0),
+            Err(ScheduleError::EmptyCommittee)
+        );
     }
 }

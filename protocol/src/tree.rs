@@ -480,8 +480,11 @@ impl Decode for BlockProof {
 
 impl BlockProof {
     /// Largest encoding (without version and tag).
-    pub const MAX_ENCODED: usize =
-        8 + TreeNode::MIN_SIZE + 4 + MAX_SIBLINGS * TreeNode::MIN_SIZE + SignedTreeRoot::MAX_ENCODED;
+    pub const MAX_ENCODED: usize = 8
+        + TreeNode::MIN_SIZE
+        + 4
+        + MAX_SIBLINGS * TreeNode::MIN_SIZE
+        + SignedTreeRoot::MAX_ENCODED;
 }
 
 impl Message for BlockProof {

@@ -20,25 +20,62 @@ fn sig() -> impl Strategy<Value = Signature> {
     prop::collection::vec(any::<u8>(), 64).prop_map(|v| Signature(v.try_into().expect("64 bytes")))
 }
 fn commit() -> impl Strategy<Value = SignedCommit> {
-    (any::<[u8; 32]>(), any::<u32>(), key(), any::<[u8; 32]>(), sig())
-        .prop_map(|(session, round, signer, y, sig)| SignedCommit { session, round, signer, y, sig })
-}
-fn reveal() -> impl Strategy<Value = SignedReveal> {
-    (any::<[u8; 32]>(), any::<u32>(), key(), any::<[u8; 32]>(), sig())
-        .prop_map(|(session, round, signer, x, sig)| SignedReveal { session, round, signer, x, sig })
-}
-fn confirm() -> impl Strategy<Value = SignedConfirm> {
-    (any::<bool>(), any::<[u8; 32]>(), any::<u32>(), any::<[u8; 32]>(), any::<[u8; 32]>(), key(), sig()).prop_map(
-        |(ping, session, round, commits_digest, value, signer, sig)| SignedConfirm {
-            kind: if ping { ConfirmKind::Ping } else { ConfirmKind::Pong },
+    (
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        key(),
+        any::<[u8; 32]>(),
+        sig(),
+    )
+        .prop_map(|(session, round, signer, y, sig)| SignedCommit {
             session,
             round,
-            commits_digest,
-            value,
             signer,
+            y,
             sig,
-        },
+        })
+}
+fn reveal() -> impl Strategy<Value = SignedReveal> {
+    (
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        key(),
+        any::<[u8; 32]>(),
+        sig(),
     )
+        .prop_map(|(session, round, signer, x, sig)| SignedReveal {
+            session,
+            round,
+            signer,
+            x,
+            sig,
+        })
+}
+fn confirm() -> impl Strategy<Value = SignedConfirm> {
+    (
+        any::<bool>(),
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        key(),
+        sig(),
+    )
+        .prop_map(
+            |(ping, session, round, commits_digest, value, signer, sig)| SignedConfirm {
+                kind: if ping {
+                    ConfirmKind::Ping
+                } else {
+                    ConfirmKind::Pong
+                },
+                session,
+                round,
+                commits_digest,
+                value,
+                signer,
+                sig,
+            },
+        )
 }
 fn receipt() -> impl Strategy<Value = SignedReceipt> {
     (
@@ -54,54 +91,121 @@ fn receipt() -> impl Strategy<Value = SignedReceipt> {
             feed,
             remote,
             seq,
-            entries: e.into_iter().map(|(index, hash)| ReceiptEntry { index, hash }).collect(),
+            entries: e
+                .into_iter()
+                .map(|(index, hash)| ReceiptEntry { index, hash })
+                .collect(),
             sig,
         })
 }
 fn node() -> impl Strategy<Value = TreeNode> {
-    (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, size, hash)| TreeNode { index, size, hash })
+    (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, size, hash)| TreeNode {
+        index,
+        size,
+        hash,
+    })
 }
 fn block_proof() -> impl Strategy<Value = BlockProof> {
-    (any::<u64>(), node(), prop::collection::vec(node(), 0..8), any::<u64>(), any::<u64>(), prop::collection::vec(node(), 0..8), sig())
-        .prop_map(|(index, leaf, siblings, length, fork, roots, signature)| BlockProof {
-            index,
-            leaf,
-            siblings,
-            root: SignedTreeRoot { length, fork, roots, signature },
-        })
+    (
+        any::<u64>(),
+        node(),
+        prop::collection::vec(node(), 0..8),
+        any::<u64>(),
+        any::<u64>(),
+        prop::collection::vec(node(), 0..8),
+        sig(),
+    )
+        .prop_map(
+            |(index, leaf, siblings, length, fork, roots, signature)| BlockProof {
+                index,
+                leaf,
+                siblings,
+                root: SignedTreeRoot {
+                    length,
+                    fork,
+                    roots,
+                    signature,
+                },
+            },
+        )
 }
 fn transcript() -> impl Strategy<Value = Transcript> {
-    (any::<[u8; 32]>(), any::<u32>(), prop::collection::vec(commit(), 0..4), prop::collection::vec(reveal(), 0..4))
-        .prop_map(|(session, round, commits, reveals)| Transcript { session, round, commits, reveals })
+    (
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        prop::collection::vec(commit(), 0..4),
+        prop::collection::vec(reveal(), 0..4),
+    )
+        .prop_map(|(session, round, commits, reveals)| Transcript {
+            session,
+            round,
+            commits,
+            reveals,
+        })
 }
 fn fraud() -> impl Strategy<Value = FraudProof> {
     prop_oneof![
         (commit(), commit()).prop_map(|(a, b)| FraudProof::Equivocation { a, b }),
-        (commit(), reveal()).prop_map(|(commit, reveal)| FraudProof::InvalidReveal { commit, reveal }),
-        (transcript(), confirm()).prop_map(|(transcript, claim)| FraudProof::Divergent { transcript, claim }),
-        (receipt(), any::<u32>(), block_proof()).prop_map(|(receipt, entry, proof)| FraudProof::BadData { receipt, entry, proof }),
+        (commit(), reveal())
+            .prop_map(|(commit, reveal)| FraudProof::InvalidReveal { commit, reveal }),
+        (transcript(), confirm())
+            .prop_map(|(transcript, claim)| FraudProof::Divergent { transcript, claim }),
+        (receipt(), any::<u32>(), block_proof()).prop_map(|(receipt, entry, proof)| {
+            FraudProof::BadData {
+                receipt,
+                entry,
+                proof,
+            }
+        }),
     ]
 }
 fn msg() -> impl Strategy<Value = Msg> {
-    let echo = (any::<[u8; 32]>(), any::<u32>(), prop::collection::btree_map(any::<u16>(), (any::<[u8; 32]>(), sig()), 0..6), any::<bool>(), any::<[u8; 32]>())
+    let echo = (
+        any::<[u8; 32]>(),
+        any::<u32>(),
+        prop::collection::btree_map(any::<u16>(), (any::<[u8; 32]>(), sig()), 0..6),
+        any::<bool>(),
+        any::<[u8; 32]>(),
+    )
         .prop_map(|(session, round, m, full, digest)| {
             let members: Vec<u16> = m.keys().copied().filter(|&k| k < 256).collect();
             let commits = if full {
-                members.iter().map(|k| EchoEntry { member: *k, y: m[k].0, sig: m[k].1 }).collect()
+                members
+                    .iter()
+                    .map(|k| EchoEntry {
+                        member: *k,
+                        y: m[k].0,
+                        sig: m[k].1,
+                    })
+                    .collect()
             } else {
                 Vec::new()
             };
-            Msg::Echo { session, round, members, digest, commits }
+            Msg::Echo {
+                session,
+                round,
+                members,
+                digest,
+                commits,
+            }
         });
     prop_oneof![
         commit().prop_map(Msg::Commit),
         echo,
         reveal().prop_map(Msg::Reveal),
-        (any::<[u8; 32]>(), any::<u32>(), prop::collection::vec(any::<u16>(), 0..10))
-            .prop_map(|(session, round, missing)| Msg::RevealRequest { session, round, missing }),
+        (
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u16>(), 0..10)
+        )
+            .prop_map(|(session, round, missing)| Msg::RevealRequest {
+                session,
+                round,
+                missing
+            }),
         any::<[u8; 32]>().prop_map(|session| Msg::ProofRequest { session }),
         confirm().prop_map(Msg::Confirm),
-        fraud().prop_map(Msg::Fraud),
+        fraud().prop_map(|p| Msg::Fraud(Box::new(p))),
     ]
 }
 fn summary() -> impl Strategy<Value = MetricSummary> {
@@ -128,35 +232,67 @@ fn report() -> impl Strategy<Value = Report> {
         prop::collection::vec(receipt(), 0..3),
         summary(),
         prop::collection::vec((any::<u64>(), 0u8..5), 0..5),
-        (any::<u32>(), any::<[u8; 32]>(), prop::collection::vec(key(), 0..3)),
+        (
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            prop::collection::vec(key(), 0..3),
+        ),
         sig(),
     )
-        .prop_map(|(challenge, (attestor, hoster), feed, sampled, received_root, receipts, metrics, f, (round, transcript_digest, accused), sig)| Report {
-            challenge,
-            attestor,
-            hoster,
-            feed,
-            sampled,
-            received_root,
-            receipts,
-            metrics,
-            failures: f
-                .into_iter()
-                .map(|(block_index, k)| Failure { block_index, kind: FailureKind::from_u8(k).expect("0..5 are kinds") })
-                .collect(),
-            coinflip: CoinFlipRecord { round, transcript_digest, accused },
-            sig,
-        })
+        .prop_map(
+            |(
+                challenge,
+                (attestor, hoster),
+                feed,
+                sampled,
+                received_root,
+                receipts,
+                metrics,
+                f,
+                (round, transcript_digest, accused),
+                sig,
+            )| Report {
+                challenge,
+                attestor,
+                hoster,
+                feed,
+                sampled,
+                received_root,
+                receipts,
+                metrics,
+                failures: f
+                    .into_iter()
+                    .map(|(block_index, k)| Failure {
+                        block_index,
+                        kind: FailureKind::from_u8(k).expect("0..5 are kinds"),
+                    })
+                    .collect(),
+                coinflip: CoinFlipRecord {
+                    round,
+                    transcript_digest,
+                    accused,
+                },
+                sig,
+            },
+        )
 }
 
 /// Round trip, then every strict prefix, a trailing byte, and an oversized buffer.
 fn strict<T: Message + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseError> {
     let bytes = to_bytes(v);
-    prop_assert!(bytes.len() <= T::MAX_SIZE, "encoding of {} bytes exceeds MAX_SIZE", bytes.len());
+    prop_assert!(
+        bytes.len() <= T::MAX_SIZE,
+        "encoding of {} bytes exceeds MAX_SIZE",
+        bytes.len()
+    );
     let back = from_bytes::<T>(&bytes);
     prop_assert_eq!(back.as_ref(), Ok(v));
     for cut in 0..bytes.len() {
-        prop_assert!(from_bytes::<T>(&bytes[..cut]).is_err(), "prefix of {} bytes accepted", cut);
+        prop_assert!(
+            from_bytes::<T>(&bytes[..cut]).is_err(),
+            "prefix of {} bytes accepted",
+            cut
+        );
     }
     let mut trailing = bytes.clone();
     trailing.push(0);
@@ -199,7 +335,12 @@ proptest! {
 fn typical_report_size_matches_the_documented_figure() {
     let kp = Keypair::from_seed(&[1; 32]);
     let hoster = Keypair::from_seed(&[2; 32]);
-    let entries = (0..32).map(|i| ReceiptEntry { index: i, hash: [3; 32] }).collect();
+    let entries = (0..32)
+        .map(|i| ReceiptEntry {
+            index: i,
+            hash: [3; 32],
+        })
+        .collect();
     let receipt = SignedReceipt::sign(&hoster, [4; 32], [5; 32], 0, entries);
     let mut metrics = MetricSummary::empty(Outcome::Completed);
     metrics.requests = 32;
@@ -214,9 +355,17 @@ fn typical_report_size_matches_the_documented_figure() {
         receipts: vec![receipt],
         metrics,
         failures: vec![],
-        coinflip: CoinFlipRecord { round: 0, transcript_digest: [6; 32], accused: vec![] },
+        coinflip: CoinFlipRecord {
+            round: 0,
+            transcript_digest: [6; 32],
+            accused: vec![],
+        },
         sig: Signature([0; 64]),
     }
     .sign(&kp);
-    assert_eq!(to_bytes(&r).len(), 2_063, "update report.rs docs and DESIGN.md");
+    assert_eq!(
+        to_bytes(&r).len(),
+        2_063,
+        "update report.rs docs and DESIGN.md"
+    );
 }

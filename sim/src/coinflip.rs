@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datdot_protocol::coinflip::{
-    CoinFlip, Config, Event, Msg, Outcome, SignedCommit, SignedConfirm,
-    SignedReveal, commit_value,
+    CoinFlip, Config, Event, Msg, Outcome, SignedCommit, SignedConfirm, SignedReveal, commit_value,
 };
 use datdot_protocol::fraud::{FraudKind, FraudProof};
 use datdot_protocol::identity::{Keypair, PublicKey};
@@ -136,7 +135,10 @@ impl Scenario {
     }
 
     fn behaviour(&self, i: usize) -> Option<Behaviour> {
-        self.byzantine.iter().find(|(j, _)| *j == i).map(|(_, b)| *b)
+        self.byzantine
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, b)| *b)
     }
 }
 
@@ -198,7 +200,7 @@ impl Byz {
         let me = self.kp.public();
         match (self.kind, &*msg) {
             (Behaviour::Offline, _) => None,
-            (Behaviour::Equivocate, Msg::Commit(c)) if to % 2 == 0 => {
+            (Behaviour::Equivocate, Msg::Commit(c)) if to.is_multiple_of(2) => {
                 let alt = self.alt.entry(c.round).or_insert_with(|| {
                     let mut x = [0u8; 32];
                     rng.fill_bytes(&mut x);
@@ -247,7 +249,10 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             s
         })
         .collect();
-    let keys: Vec<PublicKey> = seeds.iter().map(|s| Keypair::from_seed(s).public()).collect();
+    let keys: Vec<PublicKey> = seeds
+        .iter()
+        .map(|s| Keypair::from_seed(s).public())
+        .collect();
     let index: HashMap<[u8; 32], usize> = keys
         .iter()
         .enumerate()
@@ -325,7 +330,15 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         }
     };
     for i in 0..n {
-        flush(i, now, &mut nodes, &mut byz, &mut results, &mut net, &mut rng);
+        flush(
+            i,
+            now,
+            &mut nodes,
+            &mut byz,
+            &mut results,
+            &mut net,
+            &mut rng,
+        );
     }
     loop {
         let next_timer = nodes.iter().filter_map(|n| n.poll_timeout()).min();
@@ -345,12 +358,28 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 continue;
             }
             nodes[to].handle_message(now, &keys[from], &msg);
-            flush(to, now, &mut nodes, &mut byz, &mut results, &mut net, &mut rng);
+            flush(
+                to,
+                now,
+                &mut nodes,
+                &mut byz,
+                &mut results,
+                &mut net,
+                &mut rng,
+            );
         }
         for i in 0..n {
             if nodes[i].poll_timeout().is_some_and(|t| t <= now) {
                 nodes[i].handle_timeout(now);
-                flush(i, now, &mut nodes, &mut byz, &mut results, &mut net, &mut rng);
+                flush(
+                    i,
+                    now,
+                    &mut nodes,
+                    &mut byz,
+                    &mut results,
+                    &mut net,
+                    &mut rng,
+                );
             }
         }
     }
@@ -402,12 +431,17 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
                 transcript,
             }) => {
                 if transcript.verify(&verifier).ok() != Some(*result) {
-                    v.push(Violation(format!("member {i}: transcript does not give its R")));
+                    v.push(Violation(format!(
+                        "member {i}: transcript does not give its R"
+                    )));
                 }
-                if let Some(prev) = results.insert(*round, *result) {
-                    if prev != *result {
-                        v.push(Violation(format!("round {round}: honest members disagree on R")));
-                    }
+                if results
+                    .insert(*round, *result)
+                    .is_some_and(|prev| prev != *result)
+                {
+                    v.push(Violation(format!(
+                        "round {round}: honest members disagree on R"
+                    )));
                 }
             }
             Some(_) => {}
@@ -415,9 +449,9 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
         for e in &m.events {
             if let Event::Fraud { proof, .. } = e {
                 match proof.verify(&verifier) {
-                    Ok(verdict) if honest_keys.contains(&verdict.offender) => {
-                        v.push(Violation(format!("member {i} blamed honest {:?}", verdict.offender)))
-                    }
+                    Ok(verdict) if honest_keys.contains(&verdict.offender) => v.push(Violation(
+                        format!("member {i} blamed honest {:?}", verdict.offender),
+                    )),
                     Ok(_) => {}
                     Err(err) => v.push(Violation(format!("member {i} emitted a bad proof: {err}"))),
                 }
@@ -438,7 +472,9 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
         })
         .collect();
     if kinds.len() > 1 {
-        v.push(Violation(format!("honest members disagree on the exit: {kinds:?}")));
+        v.push(Violation(format!(
+            "honest members disagree on the exit: {kinds:?}"
+        )));
     }
     let rs: BTreeSet<[u8; 32]> = r
         .honest()
@@ -448,7 +484,10 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
         })
         .collect();
     if rs.len() > 1 {
-        v.push(Violation(format!("honest members hold {} different R", rs.len())));
+        v.push(Violation(format!(
+            "honest members hold {} different R",
+            rs.len()
+        )));
     }
     let unprovable = sc.byzantine.iter().any(|(_, b)| !b.provable());
     // 5: offline exits blame only byzantine members.
@@ -461,7 +500,9 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
                 )));
             }
             if !unprovable {
-                v.push(Violation(format!("member {i}: offline without an unresponsive member")));
+                v.push(Violation(format!(
+                    "member {i}: offline without an unresponsive member"
+                )));
             }
         }
     }
@@ -503,17 +544,22 @@ pub fn check(sc: &Scenario, r: &RunResult) -> Vec<Violation> {
             }
             // Round 0 succeeds unless a fault forced a restart.
             let restarts = sc.byzantine.iter().any(|(_, b)| *b == Behaviour::BadReveal);
-            if let Some(Outcome::Success { round, .. }) = &m.outcome {
-                if !restarts && *round != 0 {
-                    v.push(Violation(format!("member {i}: needless restart to round {round}")));
-                }
+            if let Some(Outcome::Success { round, .. }) = &m.outcome
+                && !restarts
+                && *round != 0
+            {
+                v.push(Violation(format!(
+                    "member {i}: needless restart to round {round}"
+                )));
             }
         }
     }
     if sc.byzantine.is_empty() {
         for (i, m) in r.members.iter().enumerate() {
             if m.events.iter().any(|e| matches!(e, Event::Fraud { .. })) {
-                v.push(Violation(format!("member {i}: fraud raised in an honest run")));
+                v.push(Violation(format!(
+                    "member {i}: fraud raised in an honest run"
+                )));
             }
         }
     }
@@ -559,10 +605,9 @@ pub fn detected_proofs(r: &RunResult) -> Vec<(FraudKind, PublicKey, FraudProof)>
                 verdict,
                 detected_here: true,
             } = e
+                && seen.insert((verdict.offender, format!("{:?}", verdict.kind)))
             {
-                if seen.insert((verdict.offender, format!("{:?}", verdict.kind))) {
-                    out.push((verdict.kind, verdict.offender, proof.clone()));
-                }
+                out.push((verdict.kind, verdict.offender, (**proof).clone()));
             }
         }
     }

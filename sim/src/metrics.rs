@@ -88,15 +88,28 @@ pub fn run(seed: u64, n: usize, liars: usize) -> SettleRun {
         is_liar.swap(i, rng.gen_range(0..=i));
     }
     for &l in &is_liar {
-        reports.push(if l { liar(&mut rng, lat, bps) } else { honest(&mut rng, lat, bps) });
+        reports.push(if l {
+            liar(&mut rng, lat, bps)
+        } else {
+            honest(&mut rng, lat, bps)
+        });
     }
     let mut violations = Vec::new();
     let Some(med) = aggregate(&reports) else {
         violations.push("no aggregate".into());
-        return SettleRun { violations, liars_flagged: 0, liars, verdict_kept: false };
+        return SettleRun {
+            violations,
+            liars_flagged: 0,
+            liars,
+            verdict_kept: false,
+        };
     };
-    let honest: Vec<&MetricSummary> =
-        reports.iter().zip(&is_liar).filter(|(_, l)| !**l).map(|(m, _)| m).collect();
+    let honest: Vec<&MetricSummary> = reports
+        .iter()
+        .zip(&is_liar)
+        .filter(|(_, l)| !**l)
+        .map(|(m, _)| m)
+        .collect();
     let within = |name: &str, f: &dyn Fn(&MetricSummary) -> u64, v: &mut Vec<String>| {
         let lo = honest.iter().map(|m| f(m)).min().unwrap_or(0);
         let hi = honest.iter().map(|m| f(m)).max().unwrap_or(0);
@@ -126,9 +139,17 @@ pub fn run(seed: u64, n: usize, liars: usize) -> SettleRun {
     };
     let verdict_kept = sla.verdict(&med).passed();
     if 2 * liars < n && !verdict_kept {
-        violations.push(format!("liars flipped the SLA verdict: {:?}", sla.verdict(&med)));
+        violations.push(format!(
+            "liars flipped the SLA verdict: {:?}",
+            sla.verdict(&med)
+        ));
     }
-    SettleRun { violations, liars_flagged, liars, verdict_kept }
+    SettleRun {
+        violations,
+        liars_flagged,
+        liars,
+        verdict_kept,
+    }
 }
 
 #[cfg(test)]
@@ -140,7 +161,11 @@ mod tests {
         for seed in 0..300 {
             for (n, l) in [(3, 1), (10, 4), (10, 2), (30, 14)] {
                 let r = run(seed, n, l);
-                assert!(r.violations.is_empty(), "seed {seed} n {n} liars {l}: {:?}", r.violations);
+                assert!(
+                    r.violations.is_empty(),
+                    "seed {seed} n {n} liars {l}: {:?}",
+                    r.violations
+                );
                 assert_eq!(r.liars_flagged, l, "every extreme liar is flagged");
             }
         }

@@ -1,5 +1,6 @@
 //! The coin-flip state machine. See the module docs of [`crate::coinflip`].
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -144,7 +145,7 @@ pub enum RoundExit {
         unresponsive: Vec<PublicKey>,
     },
     /// A member was proven malicious and excluded.
-    Malicious(Verdict),
+    Malicious(Box<Verdict>),
 }
 
 /// The final result of the coin flip.
@@ -182,7 +183,7 @@ pub enum Event {
     /// driver submits those to the chain).
     Fraud {
         /// The evidence.
-        proof: FraudProof,
+        proof: Box<FraudProof>,
         /// What it proves.
         verdict: Verdict,
         /// Whether we found it (rather than received it from a peer).
@@ -620,10 +621,11 @@ impl<V: Verifier> CoinFlip<V> {
         y: Hash,
         sig: crate::identity::Signature,
     ) -> bool {
-        if let Some(held) = &self.round.commits[m] {
-            if held.y == y {
-                return false;
-            }
+        if self.round.commits[m]
+            .as_ref()
+            .is_some_and(|held| held.y == y)
+        {
+            return false;
         }
         let c = SignedCommit {
             session: self.cfg.session,
@@ -708,11 +710,19 @@ impl<V: Verifier> CoinFlip<V> {
         if listed.iter().zip(&self.round.active).any(|(l, a)| *l && !a) {
             self.send_proofs(k);
         }
-        if listed.iter().zip(&self.round.active).any(|(l, a)| !*l && *a)
+        if listed
+            .iter()
+            .zip(&self.round.active)
+            .any(|(l, a)| !*l && *a)
             && !self.round.proofs_asked[k]
         {
             self.round.proofs_asked[k] = true;
-            self.send(k, Msg::ProofRequest { session: self.cfg.session });
+            self.send(
+                k,
+                Msg::ProofRequest {
+                    session: self.cfg.session,
+                },
+            );
         }
     }
 
@@ -744,7 +754,9 @@ impl<V: Verifier> CoinFlip<V> {
             let digest = commits_digest(
                 &self.cfg.session,
                 self.round.number,
-                active.iter().filter_map(|&i| self.round.commits[i].as_ref()),
+                active
+                    .iter()
+                    .filter_map(|&i| self.round.commits[i].as_ref()),
             );
             let commits = if first {
                 active
@@ -773,7 +785,12 @@ impl<V: Verifier> CoinFlip<V> {
             self.round.phase = Phase::Reveal;
             self.round.revealed = true;
             self.round.deadline = now + self.cfg.reveal_timeout;
-            let rv = SignedReveal::sign(&self.keypair, self.cfg.session, self.round.number, self.round.x);
+            let rv = SignedReveal::sign(
+                &self.keypair,
+                self.cfg.session,
+                self.round.number,
+                self.round.x,
+            );
             self.round.reveals[self.me] = Some(rv.clone());
             self.broadcast(Msg::Reveal(rv));
             self.check_result(now);
@@ -838,7 +855,10 @@ impl<V: Verifier> CoinFlip<V> {
         let active: Vec<usize> = (0..self.cfg.committee.len())
             .filter(|&i| self.round.active[i])
             .collect();
-        if active.iter().any(|&i| self.round.reveals[i].is_none() && !self.excluded[i]) {
+        if active
+            .iter()
+            .any(|&i| self.round.reveals[i].is_none() && !self.excluded[i])
+        {
             return;
         }
         if self.round.poisoned.is_some() {
@@ -919,7 +939,8 @@ impl<V: Verifier> CoinFlip<V> {
             self.round.pending_confirm[k] = Some(c.clone());
             return;
         };
-        let repeat = self.round.confirmed[k] && (c.kind == ConfirmKind::Pong || self.round.ponged[k]);
+        let repeat =
+            self.round.confirmed[k] && (c.kind == ConfirmKind::Pong || self.round.ponged[k]);
         if c.commits_digest != digest || repeat {
             self.stats.ignored += 1;
             return; // another view of the commits (not provable by us), or a repeat
@@ -1013,7 +1034,7 @@ impl<V: Verifier> CoinFlip<V> {
         // a member that missed it is sent our proofs as soon as our member sets or
         // rounds disagree (`send_proofs`).
         self.events.push_back(Event::Fraud {
-            proof: p,
+            proof: Box::new(p),
             verdict,
             detected_here: here,
         });
@@ -1035,7 +1056,7 @@ impl<V: Verifier> CoinFlip<V> {
         if restart {
             self.events.push_back(Event::RoundEnded {
                 round: self.round.number,
-                exit: RoundExit::Malicious(verdict),
+                exit: RoundExit::Malicious(Box::new(verdict)),
             });
             if self.round.number + 1 >= self.cfg.max_rounds {
                 return self.finish(Outcome::Malicious {
@@ -1075,7 +1096,7 @@ impl<V: Verifier> CoinFlip<V> {
         let number = self.round.number;
         self.events.push_back(Event::RoundEnded {
             round: number,
-            exit: RoundExit::Malicious(verdict),
+            exit: RoundExit::Malicious(Box::new(verdict)),
         });
         if number + 1 >= self.cfg.max_rounds {
             return self.finish(Outcome::Malicious {
@@ -1105,7 +1126,7 @@ impl<V: Verifier> CoinFlip<V> {
         }
         self.round.proofs_sent[k] = true;
         for p in self.proofs.clone() {
-            self.send(k, Msg::Fraud(p));
+            self.send(k, Msg::Fraud(Box::new(p)));
         }
     }
 }

@@ -38,7 +38,9 @@ mod machine;
 mod msg;
 mod transcript;
 
-pub use machine::{CoinFlip, Config, ConfigError, Event, Outcome, Phase, RoundExit, Stats, Transmit};
+pub use machine::{
+    CoinFlip, Config, ConfigError, Event, Outcome, Phase, RoundExit, Stats, Transmit,
+};
 pub use msg::{
     ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
     SignedReveal,
@@ -47,3 +49,6 @@ pub use transcript::{Transcript, TranscriptError, commit_value, commits_digest, 
 
 #[allow(unused_imports)]
 use crate::fraud::FraudProof; // for the doc links above
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! Coin-flip wire messages and their signed parts.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::codec::{Decode, DecodeError, Encode, Message, Reader, Writer};
@@ -126,7 +127,7 @@ pub enum Msg {
     /// Confirmation ping or pong.
     Confirm(SignedConfirm),
     /// A fraud proof against a member: exclude it.
-    Fraud(FraudProof),
+    Fraud(Box<FraudProof>),
 }
 
 impl Msg {
@@ -170,8 +171,17 @@ impl SignedCommit {
     /// Sign `y` for `session`/`round`.
     pub fn sign(kp: &Keypair, session: SessionId, round: u32, y: Hash) -> Self {
         let signer = kp.public();
-        let sig = kp.sign(Domain::Commit, &commit_payload(&session, round, &signer, &y));
-        SignedCommit { session, round, signer, y, sig }
+        let sig = kp.sign(
+            Domain::Commit,
+            &commit_payload(&session, round, &signer, &y),
+        );
+        SignedCommit {
+            session,
+            round,
+            signer,
+            y,
+            sig,
+        }
     }
     /// Whether the signature is the signer's.
     pub fn verify(&self, v: &impl Verifier) -> bool {
@@ -184,8 +194,17 @@ impl SignedReveal {
     /// Sign the reveal of `x`.
     pub fn sign(kp: &Keypair, session: SessionId, round: u32, x: [u8; 32]) -> Self {
         let signer = kp.public();
-        let sig = kp.sign(Domain::Reveal, &commit_payload(&session, round, &signer, &x));
-        SignedReveal { session, round, signer, x, sig }
+        let sig = kp.sign(
+            Domain::Reveal,
+            &commit_payload(&session, round, &signer, &x),
+        );
+        SignedReveal {
+            session,
+            round,
+            signer,
+            x,
+            sig,
+        }
     }
     /// Whether the signature is the signer's.
     pub fn verify(&self, v: &impl Verifier) -> bool {
@@ -245,7 +264,12 @@ impl SignedConfirm {
     }
     /// Whether the signature is the signer's.
     pub fn verify(&self, v: &impl Verifier) -> bool {
-        v.verify(&self.signer, self.kind.domain(), &confirm_payload(self), &self.sig)
+        v.verify(
+            &self.signer,
+            self.kind.domain(),
+            &confirm_payload(self),
+            &self.sig,
+        )
     }
 }
 
@@ -434,7 +458,7 @@ impl Decode for Msg {
                 session: r.array()?,
             },
             5 => Msg::Confirm(SignedConfirm::decode(r)?),
-            6 => Msg::Fraud(FraudProof::decode(r)?),
+            6 => Msg::Fraud(Box::new(FraudProof::decode(r)?)),
             _ => return Err(DecodeError::Invalid("coin-flip message kind")),
         })
     }

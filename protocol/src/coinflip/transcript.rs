@@ -2,9 +2,9 @@
 
 use alloc::vec::Vec;
 
-use super::msg::{SessionId, SignedCommit, SignedReveal, MAX_COMMITTEE};
+use super::msg::{MAX_COMMITTEE, SessionId, SignedCommit, SignedReveal};
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::hash::{blake2b256, Hash};
+use crate::hash::{Hash, blake2b256};
 use crate::identity::Verifier;
 
 /// The signed commits and reveals of every active member of one round, in committee
@@ -88,7 +88,9 @@ impl Transcript {
             return Err(TranscriptError::Shape("member count"));
         }
         if self.reveals.len() != n {
-            return Err(TranscriptError::Shape("reveals and commits differ in number"));
+            return Err(TranscriptError::Shape(
+                "reveals and commits differ in number",
+            ));
         }
         for (i, (c, r)) in self.commits.iter().zip(&self.reveals).enumerate() {
             if c.session != self.session

@@ -4,7 +4,9 @@
 
 use alloc::vec::Vec;
 
-use super::{BlockProof, SignedTreeRoot, TreeNode, flat, leaf_hash, parent_hash, signable, tree_hash};
+use super::{
+    BlockProof, SignedTreeRoot, TreeNode, flat, leaf_hash, parent_hash, signable, tree_hash,
+};
 use crate::identity::Signature;
 
 /// The leaf node of block `index` holding `data`.

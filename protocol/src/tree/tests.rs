@@ -351,7 +351,11 @@ async fn tampering_is_rejected_with_the_right_error() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------
 
 fn own_proof(blocks: &[Vec<u8>], index: u64, sk: &SigningKey, fork: u64) -> BlockProof {
-    let leaves: Vec<TreeNode> = blocks.iter().enumerate().map(|(j, b)| build::leaf(j as u64, b)).collect();
+    let leaves: Vec<TreeNode> = blocks
+        .iter()
+        .enumerate()
+        .map(|(j, b)| build::leaf(j as u64, b))
+        .collect();
     build::block_proof(&leaves, index, fork, |m| Signature(sk.sign(m).to_bytes()))
         .expect("index below length")
 }

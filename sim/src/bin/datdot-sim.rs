@@ -21,7 +21,11 @@ use datdot_sim::coinflip::{self, Behaviour, Scenario, check, outcome_name};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
-#[command(name = "datdot-sim", version, about = "Deterministic simulation of the datdot protocol")]
+#[command(
+    name = "datdot-sim",
+    version,
+    about = "Deterministic simulation of the datdot protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -225,7 +229,10 @@ fn replay_cmd(a: &CoinflipArgs, seed: u64) -> String {
 
 fn coinflip_cmd(a: CoinflipArgs) -> anyhow::Result<()> {
     if a.attestors < 3 || a.attestors > datdot_protocol::coinflip::MAX_COMMITTEE {
-        bail!("--attestors must be between 3 and {}", datdot_protocol::coinflip::MAX_COMMITTEE);
+        bail!(
+            "--attestors must be between 3 and {}",
+            datdot_protocol::coinflip::MAX_COMMITTEE
+        );
     }
     let seeds: Vec<u64> = match a.replay {
         Some(s) => vec![s],
@@ -281,10 +288,16 @@ fn coinflip_cmd(a: CoinflipArgs) -> anyhow::Result<()> {
     // Per-run detail when replaying.
     if a.replay.is_some() {
         let r = &all[0];
-        println!("run seed {:#x} ({}), unreliable network: {}", r.seed, r.label, r.unreliable);
+        println!(
+            "run seed {:#x} ({}), unreliable network: {}",
+            r.seed, r.label, r.unreliable
+        );
         println!("honest outcomes: {:?}", r.outcomes);
         println!("fraud proofs detected: {:?}", r.proofs);
-        println!("final round: {:?}, time to R: {:?}", r.final_round, r.time_to_result);
+        println!(
+            "final round: {:?}, time to R: {:?}",
+            r.final_round, r.time_to_result
+        );
     }
 
     // Summary table by scenario label.
@@ -304,27 +317,56 @@ fn coinflip_cmd(a: CoinflipArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:<14} {:>5} {:>9} {:>9} {:>9} {:>7} {:>12} {:>12} {:>10} {:>10} {:>7}",
-        "scenario", "runs", "success", "offline", "malic.", "rounds", "proofs", "t(R) p50", "msgs/run", "sigs/run", "FAILED"
+        "scenario",
+        "runs",
+        "success",
+        "offline",
+        "malic.",
+        "rounds",
+        "proofs",
+        "t(R) p50",
+        "msgs/run",
+        "sigs/run",
+        "FAILED"
     );
     for (label, rs) in &by {
-        let sum = |k: &str| rs.iter().map(|r| r.outcomes.get(k).copied().unwrap_or(0)).sum::<usize>();
+        let sum = |k: &str| {
+            rs.iter()
+                .map(|r| r.outcomes.get(k).copied().unwrap_or(0))
+                .sum::<usize>()
+        };
         let honest_total: usize = rs.iter().map(|r| r.outcomes.values().sum::<usize>()).sum();
         let pct = |k: &str| 100.0 * sum(k) as f64 / honest_total.max(1) as f64;
         let rounds: Vec<u32> = rs.iter().filter_map(|r| r.final_round).collect();
         let mean_rounds = match rounds.len() {
             0 => "-".to_string(),
-            n => format!("{:.2}", rounds.iter().map(|&r| f64::from(r) + 1.0).sum::<f64>() / n as f64),
+            n => format!(
+                "{:.2}",
+                rounds.iter().map(|&r| f64::from(r) + 1.0).sum::<f64>() / n as f64
+            ),
         };
         let proofs: usize = rs.iter().map(|r| r.proofs.values().sum::<usize>()).sum();
         let mut t: Vec<Duration> = rs.iter().filter_map(|r| r.time_to_result).collect();
         t.sort();
-        let p50 = t.get(t.len() / 2).map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
+        let p50 = t
+            .get(t.len() / 2)
+            .map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
         let msgs = rs.iter().map(|r| r.messages).sum::<u64>() / rs.len() as u64;
         let sigs = rs.iter().map(|r| r.signatures).sum::<usize>() / rs.len();
         let failed = rs.iter().filter(|r| !r.violations.is_empty()).count();
         println!(
             "{:<14} {:>5} {:>8.1}% {:>8.1}% {:>8.1}% {:>7} {:>12} {:>12} {:>10} {:>10} {:>7}",
-            label, rs.len(), pct("success"), pct("offline"), pct("malicious"), mean_rounds, proofs, p50, msgs, sigs, failed
+            label,
+            rs.len(),
+            pct("success"),
+            pct("offline"),
+            pct("malicious"),
+            mean_rounds,
+            proofs,
+            p50,
+            msgs,
+            sigs,
+            failed
         );
     }
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();

@@ -1,0 +1,190 @@
+//! Unit tests of the coin-flip machine with plain ed25519, driven by a FIFO loop (the
+//! randomised, many-node tests live in `datdot-sim`).
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::*;
+use crate::identity::{Ed25519Verifier, Keypair, PublicKey};
+use crate::time::Instant;
+
+const S: SessionId = [9; 32];
+
+fn keys(n: u8) -> Vec<Keypair> {
+    (1..=n).map(|i| Keypair::from_seed(&[i; 32])).collect()
+}
+
+fn committee(ks: &[Keypair]) -> Vec<PublicKey> {
+    ks.iter().map(Keypair::public).collect()
+}
+
+fn machines(n: u8, confirm: bool) -> (Vec<PublicKey>, Vec<CoinFlip>) {
+    let ks = keys(n);
+    let c = committee(&ks);
+    let ms = ks
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let mut cfg = Config::new(S, c.clone());
+            cfg.confirm = confirm;
+            CoinFlip::new(cfg, k, [i as u8; 32], Ed25519Verifier, Instant::ZERO).unwrap()
+        })
+        .collect();
+    (c, ms)
+}
+
+/// Deliver everything in FIFO order, no timers; returns each member's events.
+fn drive(c: &[PublicKey], ms: &mut [CoinFlip], drop_from: Option<usize>) -> Vec<Vec<Event>> {
+    let mut queue = alloc::collections::VecDeque::new();
+    let mut events = alloc::vec![Vec::new(); ms.len()];
+    let now = Instant(1_000);
+    loop {
+        for (i, m) in ms.iter_mut().enumerate() {
+            while let Some(t) = m.poll_transmit() {
+                if Some(i) != drop_from {
+                    queue.push_back((i, t));
+                }
+            }
+            events[i].extend(core::iter::from_fn(|| m.poll_event()));
+        }
+        let Some((from, t)) = queue.pop_front() else {
+            break;
+        };
+        let to = c.iter().position(|k| *k == t.to).unwrap();
+        ms[to].handle_message(now, &c[from], &t.msg);
+    }
+    events
+}
+
+fn result(events: &[Event]) -> Option<crate::hash::Hash> {
+    events.iter().find_map(|e| match e {
+        Event::Finished(Outcome::Success {
+            result, transcript, ..
+        }) => {
+            assert_eq!(transcript.verify(&Ed25519Verifier), Ok(*result));
+            Some(*result)
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn honest_members_agree_with_and_without_confirmation() {
+    for confirm in [false, true] {
+        let (c, mut ms) = machines(5, confirm);
+        let ev = drive(&c, &mut ms, None);
+        let r0 = result(&ev[0]).expect("member 0 succeeded");
+        for e in &ev {
+            assert_eq!(result(e), Some(r0));
+            assert!(!e.iter().any(|x| matches!(x, Event::Fraud { .. })));
+        }
+        // Different entropy, different R.
+        let ks = keys(5);
+        let cfg = Config::new(S, c.clone());
+        let mut other: Vec<CoinFlip> = ks
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                CoinFlip::new(
+                    cfg.clone(),
+                    k,
+                    [100 + i as u8; 32],
+                    Ed25519Verifier,
+                    Instant::ZERO,
+                )
+                .unwrap()
+            })
+            .collect();
+        let ev2 = drive(&c, &mut other, None);
+        assert_ne!(result(&ev2[0]), Some(r0));
+    }
+}
+
+#[test]
+fn a_silent_member_makes_the_others_time_out_and_retry_then_fail_offline() {
+    let (c, mut ms) = machines(4, true);
+    let silent = 3;
+    let mut now = Instant::ZERO;
+    let mut finished = alloc::vec![None; 4];
+    for _ in 0..64 {
+        let ev = drive(&c, &mut ms, Some(silent));
+        for (i, e) in ev.into_iter().enumerate() {
+            for x in e {
+                if let Event::Finished(o) = x {
+                    finished[i] = Some(o);
+                }
+            }
+        }
+        let Some(t) = ms.iter().take(3).filter_map(CoinFlip::poll_timeout).min() else {
+            break;
+        };
+        now = now.max(t);
+        for m in ms.iter_mut().take(3) {
+            m.handle_timeout(now);
+        }
+    }
+    for o in finished.iter().take(3) {
+        match o {
+            Some(Outcome::Offline {
+                round,
+                phase: Phase::Commit,
+                unresponsive,
+            }) => {
+                assert_eq!(*round, 3, "all four rounds tried");
+                assert_eq!(unresponsive, &alloc::vec![c[silent]]);
+            }
+            other => panic!("expected offline, got {other:?}"),
+        }
+    }
+    // Backoff grew between rounds: 4 rounds × 5 s + 0.5 + 1 + 2 s of backoff.
+    assert!(now >= Instant::ZERO + Duration::from_millis(23_500));
+}
+
+#[test]
+fn strangers_wrong_sessions_and_stale_rounds_are_ignored() {
+    let (c, mut ms) = machines(3, false);
+    let stranger = Keypair::from_seed(&[200; 32]);
+    let commit = SignedCommit::sign(&stranger, S, 0, [1; 32]);
+    ms[0].handle_message(Instant(1), &stranger.public(), &Msg::Commit(commit));
+    let other_session = SignedCommit::sign(&keys(3)[1], [1; 32], 0, [1; 32]);
+    ms[0].handle_message(Instant(1), &c[1], &Msg::Commit(other_session));
+    // A commit claiming to be from member 2, sent by member 1: not accepted.
+    let spoofed = SignedCommit::sign(&keys(3)[2], S, 0, [1; 32]);
+    ms[0].handle_message(Instant(1), &c[1], &Msg::Commit(spoofed));
+    assert_eq!(ms[0].stats().ignored, 3);
+    let ev = drive(&c, &mut ms, None);
+    assert!(
+        ev.iter().all(|e| result(e).is_some()),
+        "the flip still completes"
+    );
+}
+
+#[test]
+fn config_is_validated() {
+    let ks = keys(3);
+    let c = committee(&ks);
+    let me = Keypair::from_seed(&[50; 32]);
+    let err = |cfg: Config, k: Keypair| {
+        CoinFlip::new(cfg, k, [0; 32], Ed25519Verifier, Instant::ZERO).unwrap_err()
+    };
+    assert_eq!(err(Config::new(S, c.clone()), me), ConfigError::NotAMember);
+    let mut dup = c.clone();
+    dup.push(c[0]);
+    assert_eq!(
+        err(Config::new(S, dup), Keypair::from_seed(&[1; 32])),
+        ConfigError::Duplicate(3)
+    );
+    assert_eq!(
+        err(
+            Config::new(S, c[..2].to_vec()),
+            Keypair::from_seed(&[1; 32])
+        ),
+        ConfigError::CommitteeSize(2)
+    );
+    let mut zero = Config::new(S, c);
+    zero.max_rounds = 0;
+    assert_eq!(
+        err(zero, Keypair::from_seed(&[1; 32])),
+        ConfigError::MaxRounds
+    );
+}
