@@ -13,7 +13,12 @@ use datdot_protocol::receipt::{ReceiptEntry, SignedReceipt};
 use datdot_protocol::report::{CoinFlipRecord, Report};
 
 fn report(kp: &Keypair, hoster: &Keypair) -> Report {
-    let entries = (0..32).map(|i| ReceiptEntry { index: i, hash: [3; 32] }).collect();
+    let entries = (0..32)
+        .map(|i| ReceiptEntry {
+            index: i,
+            hash: [3; 32],
+        })
+        .collect();
     let mut metrics = MetricSummary::empty(Outcome::Completed);
     metrics.requests = 32;
     metrics.ok_blocks = 32;
@@ -27,7 +32,11 @@ fn report(kp: &Keypair, hoster: &Keypair) -> Report {
         receipts: vec![SignedReceipt::sign(hoster, [4; 32], [5; 32], 0, entries)],
         metrics,
         failures: vec![],
-        coinflip: CoinFlipRecord { round: 0, transcript_digest: [6; 32], accused: vec![] },
+        coinflip: CoinFlipRecord {
+            round: 0,
+            transcript_digest: [6; 32],
+            accused: vec![],
+        },
         sig: Signature([0; 64]),
     }
 }
@@ -41,11 +50,12 @@ fn bench(c: &mut Criterion) {
     eprintln!("typical report: {} bytes encoded", bytes.len());
     let mut g = c.benchmark_group("report");
     g.bench_function("sign", |b| b.iter(|| black_box(unsigned.clone()).sign(&kp)));
-    g.bench_function("verify", |b| b.iter(|| black_box(&signed).verify(&Ed25519Verifier)));
+    g.bench_function("verify", |b| {
+        b.iter(|| black_box(&signed).verify(&Ed25519Verifier))
+    });
     g.bench_function("decode+verify", |b| {
         b.iter(|| {
-            from_bytes::<Report>(black_box(&bytes))
-                .map(|r| r.verify(&Ed25519Verifier).is_ok())
+            from_bytes::<Report>(black_box(&bytes)).map(|r| r.verify(&Ed25519Verifier).is_ok())
         })
     });
     g.finish();

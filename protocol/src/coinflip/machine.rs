@@ -467,6 +467,19 @@ impl<V: Verifier> CoinFlip<V> {
             }
             State::Running if now < self.round.deadline => {}
             State::Running => match self.round.phase {
+                Phase::Commit if !self.round.in_grace => {
+                    // Re-send what peers may have lost (a dropped connection), once, and
+                    // wait half a phase more; peers do the same for us.
+                    self.round.in_grace = true;
+                    self.round.deadline = now + self.cfg.commit_timeout / 2;
+                    if let Some(c) = self.round.commits[self.me].clone() {
+                        self.broadcast(Msg::Commit(c));
+                    }
+                    if self.round.echo_sent.is_some() {
+                        let echo = self.echo(true);
+                        self.broadcast(echo);
+                    }
+                }
                 Phase::Commit => {
                     // Without every commit nobody can echo: name the missing commits
                     // first, and only when all are in, the missing echoes.
@@ -747,42 +760,18 @@ impl<V: Verifier> CoinFlip<V> {
         if self.round.echo_sent != Some(self.round.generation) {
             let first = self.round.echo_sent.is_none();
             self.round.echo_sent = Some(self.round.generation);
-            let active: Vec<usize> = (0..self.cfg.committee.len())
-                .filter(|&i| self.round.active[i])
-                .collect();
-            let members: Vec<u16> = active.iter().map(|&i| i as u16).collect(); // < MAX_COMMITTEE
-            let digest = commits_digest(
-                &self.cfg.session,
-                self.round.number,
-                active
-                    .iter()
-                    .filter_map(|&i| self.round.commits[i].as_ref()),
-            );
-            let commits = if first {
-                active
-                    .iter()
-                    .filter_map(|&i| {
-                        self.round.commits[i].as_ref().map(|c| EchoEntry {
-                            member: i as u16,
-                            y: c.y,
-                            sig: c.sig,
-                        })
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            self.round.own = Some((members.clone(), digest));
-            self.broadcast(Msg::Echo {
-                session: self.cfg.session,
-                round: self.round.number,
-                members,
-                digest,
-                commits,
-            });
+            let echo = self.echo(first);
+            if let Msg::Echo {
+                members, digest, ..
+            } = &echo
+            {
+                self.round.own = Some((members.clone(), *digest));
+            }
+            self.broadcast(echo);
         }
         if self.peers().all(|i| self.round.echo_matches(i)) {
             self.round.phase = Phase::Reveal;
+            self.round.in_grace = false;
             self.round.revealed = true;
             self.round.deadline = now + self.cfg.reveal_timeout;
             let rv = SignedReveal::sign(
@@ -794,6 +783,42 @@ impl<V: Verifier> CoinFlip<V> {
             self.round.reveals[self.me] = Some(rv.clone());
             self.broadcast(Msg::Reveal(rv));
             self.check_result(now);
+        }
+    }
+
+    /// Our echo of the current member set; with every signed commit if `full`.
+    fn echo(&self, full: bool) -> Msg {
+        let active: Vec<usize> = (0..self.cfg.committee.len())
+            .filter(|&i| self.round.active[i])
+            .collect();
+        let members: Vec<u16> = active.iter().map(|&i| i as u16).collect(); // < MAX_COMMITTEE
+        let digest = commits_digest(
+            &self.cfg.session,
+            self.round.number,
+            active
+                .iter()
+                .filter_map(|&i| self.round.commits[i].as_ref()),
+        );
+        let commits = if full {
+            active
+                .iter()
+                .filter_map(|&i| {
+                    self.round.commits[i].as_ref().map(|c| EchoEntry {
+                        member: i as u16,
+                        y: c.y,
+                        sig: c.sig,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Msg::Echo {
+            session: self.cfg.session,
+            round: self.round.number,
+            members,
+            digest,
+            commits,
         }
     }
 
