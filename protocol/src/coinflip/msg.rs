@@ -275,46 +275,62 @@ impl SignedConfirm {
 
 // ---- codec ------------------------------------------------------------------------
 
+// Commits and reveals share one layout: session, round, signer, a 32-byte value, sig.
+type Parts = (SessionId, u32, PublicKey, [u8; 32], Signature);
+const PARTS_SIZE: usize = 32 + 4 + 32 + 32 + 64;
+
+fn write_parts(w: &mut Writer, (session, round, signer, value, sig): Parts) {
+    w.array(&session);
+    w.u32(round);
+    signer.encode(w);
+    w.array(&value);
+    sig.encode(w);
+}
+
+fn read_parts(r: &mut Reader<'_>) -> Result<Parts, DecodeError> {
+    Ok((
+        r.array()?,
+        r.u32()?,
+        PublicKey::decode(r)?,
+        r.array()?,
+        Signature::decode(r)?,
+    ))
+}
+
 impl Encode for SignedCommit {
     fn encode(&self, w: &mut Writer) {
-        w.array(&self.session);
-        w.u32(self.round);
-        self.signer.encode(w);
-        w.array(&self.y);
-        self.sig.encode(w);
+        write_parts(w, (self.session, self.round, self.signer, self.y, self.sig));
     }
 }
 impl Decode for SignedCommit {
-    const MIN_SIZE: usize = 32 + 4 + 32 + 32 + 64;
+    const MIN_SIZE: usize = PARTS_SIZE;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (session, round, signer, y, sig) = read_parts(r)?;
         Ok(SignedCommit {
-            session: r.array()?,
-            round: r.u32()?,
-            signer: PublicKey::decode(r)?,
-            y: r.array()?,
-            sig: Signature::decode(r)?,
+            session,
+            round,
+            signer,
+            y,
+            sig,
         })
     }
 }
 
 impl Encode for SignedReveal {
     fn encode(&self, w: &mut Writer) {
-        w.array(&self.session);
-        w.u32(self.round);
-        self.signer.encode(w);
-        w.array(&self.x);
-        self.sig.encode(w);
+        write_parts(w, (self.session, self.round, self.signer, self.x, self.sig));
     }
 }
 impl Decode for SignedReveal {
-    const MIN_SIZE: usize = 32 + 4 + 32 + 32 + 64;
+    const MIN_SIZE: usize = PARTS_SIZE;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let (session, round, signer, x, sig) = read_parts(r)?;
         Ok(SignedReveal {
-            session: r.array()?,
-            round: r.u32()?,
-            signer: PublicKey::decode(r)?,
-            x: r.array()?,
-            sig: Signature::decode(r)?,
+            session,
+            round,
+            signer,
+            x,
+            sig,
         })
     }
 }
