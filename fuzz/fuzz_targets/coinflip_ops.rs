@@ -144,6 +144,17 @@ enum Op {
     ToDeadline,
     /// Call `handle_timeout` now even if nothing is due.
     EarlyTimeout,
+    /// Member `1 + member % (n - 1)` takes its next `1 + steps % 3` honest steps in the
+    /// current round (commit, echo, reveal, ping, pong), so the fuzzer reaches the later
+    /// phases without having to guess matching fields.
+    Honest {
+        member: u8,
+        steps: u8,
+    },
+    /// Every other member takes its next honest step, `1 + steps % 5` times.
+    HonestAll {
+        steps: u8,
+    },
 }
 
 fn x_of(m: usize, round: u32, xsel: u8) -> [u8; 32] {
@@ -168,7 +179,11 @@ struct Harness {
     /// The other members' last committed `x` per (member, round).
     last_x: BTreeMap<(usize, u32), [u8; 32]>,
     proofs: Vec<FraudProof>,
+    /// Each other member's next honest step per (member, round).
+    honest: BTreeMap<(usize, u32), u8>,
     finished: usize,
+    /// The final outcome's kind, for `DATDOT_FUZZ_STATS`.
+    outcome: &'static str,
 }
 
 impl Harness {
@@ -198,6 +213,58 @@ impl Harness {
 
     fn commit(&mut self, m: usize, round: u32, x: [u8; 32]) -> SignedCommit {
         SignedCommit::sign(&keys()[m], SESSION, round, commit_value(&x))
+    }
+
+    /// Member `m`'s next honest step in the current round.
+    fn honest_step(&mut self, m: usize) {
+        let round = self.cf.round();
+        let step = self.honest.get(&(m, round)).copied().unwrap_or(0);
+        let m8 = m as u8; // member(m8) == signer(m8) == m for 0 < m < n
+        let next = match step {
+            0 => {
+                let x = *self.last_x.entry((m, round)).or_insert(x_of(m, round, 0));
+                let c = self.commit(m, round, x);
+                self.deliver(m, Msg::Commit(c));
+                1
+            }
+            1 => {
+                self.step(Op::Echo {
+                    from: m8,
+                    round: RoundSel::Current,
+                    mask: None,
+                    xsels: None,
+                    with_commits: true,
+                    digest_ok: true,
+                    bad_sig: None,
+                });
+                2
+            }
+            2 => {
+                self.step(Op::Reveal {
+                    from: m8,
+                    signer: m8,
+                    round: RoundSel::Current,
+                    xsel: None,
+                });
+                3
+            }
+            3 | 4 if self.results.contains_key(&round) => {
+                let (pong, digest_ok, value_ok) = (step == 4, true, true);
+                self.step(Op::Confirm {
+                    from: m8,
+                    signer: m8,
+                    round: RoundSel::Current,
+                    pong,
+                    digest_ok,
+                    value_ok,
+                });
+                step + 1
+            }
+            s => s, // waiting for the result, or done
+        };
+        if self.cf.round() == round {
+            self.honest.insert((m, round), next);
+        }
     }
 
     fn deliver(&mut self, from: usize, msg: Msg) {
@@ -287,6 +354,11 @@ impl Harness {
                 Event::Finished(outcome) => {
                     self.finished += 1;
                     assert_eq!(self.finished, 1, "Finished emitted twice");
+                    self.outcome = match &outcome {
+                        Outcome::Success { .. } => "success",
+                        Outcome::Offline { .. } => "offline",
+                        Outcome::Malicious { .. } => "malicious",
+                    };
                     match outcome {
                         Outcome::Success {
                             round,
@@ -409,11 +481,11 @@ impl Harness {
                 } else {
                     Vec::new()
                 };
-                if let Some(b) = bad_sig {
-                    if !entries.is_empty() {
-                        let i = usize::from(b) % entries.len();
-                        entries[i].sig.0[usize::from(b) % 64] ^= 1;
-                    }
+                if let Some(b) = bad_sig
+                    && !entries.is_empty()
+                {
+                    let i = usize::from(b) % entries.len();
+                    entries[i].sig.0[usize::from(b) % 64] ^= 1;
                 }
                 let msg = Msg::Echo {
                     session: SESSION,
@@ -518,6 +590,19 @@ impl Harness {
                 }
             }
             Op::EarlyTimeout => self.timeout(),
+            Op::Honest { member, steps } => {
+                let m = 1 + usize::from(member) % (self.n - 1);
+                for _ in 0..=steps % 3 {
+                    self.honest_step(m);
+                }
+            }
+            Op::HonestAll { steps } => {
+                for _ in 0..=steps % 5 {
+                    for m in 1..self.n {
+                        self.honest_step(m);
+                    }
+                }
+            }
         }
     }
 }
@@ -541,7 +626,9 @@ fuzz_target!(|input: Input| {
         results: BTreeMap::new(),
         last_x: BTreeMap::new(),
         proofs: Vec::new(),
+        honest: BTreeMap::new(),
         finished: 0,
+        outcome: "",
     };
     h.drain();
     for op in input.ops.into_iter().take(256) {
@@ -556,4 +643,23 @@ fuzz_target!(|input: Input| {
     }
     assert!(h.cf.is_finished(), "not finished after 64 timers");
     assert_eq!(h.finished, 1, "finished without Event::Finished");
+    if stats_enabled() {
+        // `DATDOT_FUZZ_STATS=1 cargo fuzz run coinflip_ops corpus/coinflip_ops -- -runs=0`
+        // shows what the corpus reaches.
+        let kinds: Vec<_> = h
+            .proofs
+            .iter()
+            .map(|p| p.verify(&Ed25519Verifier).map(|v| v.kind))
+            .collect();
+        eprintln!(
+            "STATS outcome={:?} rounds_ok={:?} proofs={kinds:?}",
+            h.outcome,
+            h.results.keys().collect::<Vec<_>>()
+        );
+    }
 });
+
+fn stats_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("DATDOT_FUZZ_STATS").is_some())
+}
