@@ -330,7 +330,7 @@ impl Harness {
                 Msg::Confirm(c) => assert_eq!(c.signer, self.me),
                 Msg::Fraud(p) => {
                     self.check_proof(p);
-                    self.proofs.push(p.clone());
+                    self.proofs.push((**p).clone());
                 }
                 _ => {}
             }
@@ -340,7 +340,7 @@ impl Harness {
                 Event::Fraud { proof, verdict, .. } => {
                     self.check_proof(&proof);
                     assert_eq!(proof.verify(&Ed25519Verifier), Ok(verdict));
-                    self.proofs.push(proof);
+                    self.proofs.push(*proof);
                 }
                 Event::RoundEnded { round, exit } => match exit {
                     RoundExit::Success(r) => {
@@ -550,7 +550,7 @@ impl Harness {
                 let (from, m, round) = (self.member(from), self.signer(accused), self.round(round));
                 let a = self.commit(m, round, x_of(m, round, a));
                 let b = self.commit(m, round, x_of(m, round, b));
-                self.deliver(from, Msg::Fraud(FraudProof::Equivocation { a, b }));
+                self.deliver(from, Msg::Fraud(Box::new(FraudProof::Equivocation { a, b })));
             }
             Op::InvalidReveal {
                 from,
@@ -564,17 +564,17 @@ impl Harness {
                 let rv = SignedReveal::sign(&keys()[m], SESSION, round, x_of(m, round, reveal));
                 self.deliver(
                     from,
-                    Msg::Fraud(FraudProof::InvalidReveal {
+                    Msg::Fraud(Box::new(FraudProof::InvalidReveal {
                         commit: c,
                         reveal: rv,
-                    }),
+                    })),
                 );
             }
             Op::ReplayProof { from, idx } => {
                 if !self.proofs.is_empty() {
                     let p = self.proofs[usize::from(idx) % self.proofs.len()].clone();
                     let from = self.member(from);
-                    self.deliver(from, Msg::Fraud(p));
+                    self.deliver(from, Msg::Fraud(Box::new(p)));
                 }
             }
             Op::Advance { ms } => {
