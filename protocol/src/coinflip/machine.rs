@@ -312,6 +312,10 @@ pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
     proofs: Vec<FraudProof>,
     state: State,
     round: Round,
+    /// Rounds that ended offline so far (bounded by `max_rounds`).
+    attempts: u32,
+    /// Exclusions when the current round started.
+    excluded_at_start: usize,
     success_emitted: bool,
     buffer: Vec<(usize, Msg)>,
     buffered: Vec<usize>,
@@ -348,6 +352,8 @@ impl<V: Verifier> CoinFlip<V> {
             proofs: Vec::new(),
             state: State::Running,
             round: Round::new(0, vec![true; n], [0; 32], now),
+            attempts: 0,
+            excluded_at_start: 0,
             success_emitted: false,
             buffer: Vec::new(),
             buffered: vec![0; n],
@@ -462,7 +468,7 @@ impl<V: Verifier> CoinFlip<V> {
             State::Done => {}
             State::Backoff { until } => {
                 if now >= until {
-                    self.start_round(self.round.number + 1, now);
+                    self.start_round(self.next_round_number(), now);
                 }
             }
             State::Running if now < self.round.deadline => {}
@@ -515,6 +521,7 @@ impl<V: Verifier> CoinFlip<V> {
         let mut x = [0u8; 32];
         self.rng.fill_bytes(&mut x);
         let active: Vec<bool> = self.excluded.iter().map(|e| !e).collect();
+        self.excluded_at_start = self.excluded.iter().filter(|e| **e).count();
         self.round = Round::new(number, active, x, now + self.cfg.commit_timeout);
         self.state = State::Running;
         let commit = SignedCommit::sign(&self.keypair, self.cfg.session, number, commit_value(&x));
@@ -548,14 +555,15 @@ impl<V: Verifier> CoinFlip<V> {
                 unresponsive: unresponsive.clone(),
             },
         });
-        if number + 1 >= self.cfg.max_rounds {
+        self.attempts += 1;
+        if self.attempts >= self.cfg.max_rounds {
             self.finish(Outcome::Offline {
                 round: number,
                 phase,
                 unresponsive,
             });
         } else {
-            let factor = 1u32 << number.min(16);
+            let factor = 1u32 << (self.attempts - 1).min(16);
             let wait = (self.cfg.backoff * factor).min(self.cfg.max_backoff);
             self.state = State::Backoff { until: now + wait };
         }
@@ -567,7 +575,8 @@ impl<V: Verifier> CoinFlip<V> {
     }
 
     fn buffer_msg(&mut self, k: usize, r: u32, msg: &Msg) {
-        if r >= self.cfg.max_rounds || self.buffered[k] >= MAX_BUFFERED_PER_PEER {
+        let horizon = self.round.number + self.cfg.committee.len() as u32 + self.cfg.max_rounds;
+        if r > horizon || self.buffered[k] >= MAX_BUFFERED_PER_PEER {
             self.stats.buffer_overflow += 1;
             return;
         }
@@ -736,14 +745,6 @@ impl<V: Verifier> CoinFlip<V> {
                     session: self.cfg.session,
                 },
             );
-        }
-    }
-
-    fn recheck_echoes(&mut self) {
-        for k in 0..self.cfg.committee.len() {
-            if k != self.me && self.round.active[k] {
-                self.sync_member_set(k);
-            }
         }
     }
 
@@ -1074,31 +1075,30 @@ impl<V: Verifier> CoinFlip<V> {
         }
         let current = verdict.round() == Some(self.round.number);
         if self.round.revealed && current && verdict.kind == FraudKind::InvalidReveal {
+            // Keep collecting reveals so every bad revealer of this round is caught.
             self.round.poisoned.get_or_insert(verdict);
             return self.check_result(now);
         }
-        let restart = self.round.revealed || (current && verdict.kind == FraudKind::InvalidReveal);
-        if restart {
-            self.events.push_back(Event::RoundEnded {
-                round: self.round.number,
-                exit: RoundExit::Malicious(Box::new(verdict)),
-            });
-            if self.round.number + 1 >= self.cfg.max_rounds {
-                return self.finish(Outcome::Malicious {
-                    proofs: self.proofs.clone(),
-                });
-            }
-            if self.enough_members() {
-                self.start_round(self.round.number + 1, now);
-            }
-        } else if self.enough_members() {
-            // Nobody has revealed in this round yet: carry on without the offender.
-            self.round.active[m] = false;
-            self.round.generation += 1;
-            self.round.own = None;
-            self.recheck_echoes();
-            self.progress(now);
+        // Every new exclusion ends the round, whatever we have sent so far: the reaction
+        // must not depend on local progress, or members that revealed and members that
+        // did not would part ways. The next round's number grows by the exclusions
+        // learned, so members that know the same proofs meet in the same round.
+        if self.round.poisoned.is_some() {
+            return; // restarts once all reveals are in (or at the deadline)
         }
+        self.events.push_back(Event::RoundEnded {
+            round: self.round.number,
+            exit: RoundExit::Malicious(Box::new(verdict)),
+        });
+        if self.enough_members() {
+            self.start_round(self.next_round_number(), now);
+        }
+    }
+
+    /// The round after the current one: one more per exclusion learned during it.
+    fn next_round_number(&self) -> u32 {
+        let learned = self.excluded.iter().filter(|e| **e).count() - self.excluded_at_start;
+        self.round.number + (learned.max(1) as u32)
     }
 
     fn reveal_request(&self) -> Msg {
@@ -1123,13 +1123,8 @@ impl<V: Verifier> CoinFlip<V> {
             round: number,
             exit: RoundExit::Malicious(Box::new(verdict)),
         });
-        if number + 1 >= self.cfg.max_rounds {
-            return self.finish(Outcome::Malicious {
-                proofs: self.proofs.clone(),
-            });
-        }
         if self.enough_members() {
-            self.start_round(number + 1, now);
+            self.start_round(self.next_round_number(), now);
         }
     }
 

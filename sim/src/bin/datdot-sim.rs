@@ -376,7 +376,8 @@ fn coinflip_cmd(a: CoinflipArgs) -> anyhow::Result<()> {
         }
     }
     println!("fraud proofs detected by honest members (all verified): {kinds:?}");
-    println!("(shares are over honest members' final exits; rounds = mean rounds to success;");
+    println!("(shares are over honest members' final exits; round = mean number of the round that");
+    println!(" succeeded, which grows by one per exclusion learned and per offline retry;");
     println!(" +net = lossy network with duplicates and a partition: safety invariants only)");
 
     let failed: Vec<&RunSummary> = all.iter().filter(|r| !r.violations.is_empty()).collect();
