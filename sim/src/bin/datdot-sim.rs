@@ -322,7 +322,7 @@ fn coinflip_cmd(a: CoinflipArgs) -> anyhow::Result<()> {
         "success",
         "offline",
         "malic.",
-        "rounds",
+        "round",
         "proofs",
         "t(R) p50",
         "msgs/run",
