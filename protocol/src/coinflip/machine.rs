@@ -34,7 +34,8 @@ pub struct Config {
     pub committee: Vec<PublicKey>,
     /// Fewest members that may still produce `R` (default 3).
     pub min_members: usize,
-    /// Most rounds tried before giving up (default 4).
+    /// Most rounds that may end *offline* before giving up (default 4). Rounds ended by a
+    /// fraud proof do not count: each exclusion costs one round, bounded by the committee.
     pub max_rounds: u32,
     /// Time to collect all commits and consistent echoes (default 5 s).
     pub commit_timeout: Duration,
@@ -237,9 +238,8 @@ struct Round {
     /// Our own member list and commit digest, once we hold every active commit
     /// (recomputed when the member set changes).
     own: Option<(Vec<u16>, Hash)>,
-    /// Bumped whenever `active` changes; an echo is sent once per generation.
-    generation: u32,
-    echo_sent: Option<u32>,
+    /// Whether our echo went out (once per round: the member set of a round is fixed).
+    echo_sent: bool,
     revealed: bool,
     reveals: Vec<Option<SignedReveal>>,
     in_grace: bool,
@@ -279,8 +279,7 @@ impl Round {
             commits: vec![None; n],
             echoes: vec![None; n],
             own: None,
-            generation: 0,
-            echo_sent: None,
+            echo_sent: false,
             revealed: false,
             reveals: vec![None; n],
             in_grace: false,
@@ -481,8 +480,8 @@ impl<V: Verifier> CoinFlip<V> {
                     if let Some(c) = self.round.commits[self.me].clone() {
                         self.broadcast(Msg::Commit(c));
                     }
-                    if self.round.echo_sent.is_some() {
-                        let echo = self.echo(true);
+                    if self.round.echo_sent {
+                        let echo = self.echo();
                         self.broadcast(echo);
                     }
                 }
@@ -758,10 +757,9 @@ impl<V: Verifier> CoinFlip<V> {
         if !all_commits {
             return;
         }
-        if self.round.echo_sent != Some(self.round.generation) {
-            let first = self.round.echo_sent.is_none();
-            self.round.echo_sent = Some(self.round.generation);
-            let echo = self.echo(first);
+        if !self.round.echo_sent {
+            self.round.echo_sent = true;
+            let echo = self.echo();
             if let Msg::Echo {
                 members, digest, ..
             } = &echo
@@ -787,8 +785,8 @@ impl<V: Verifier> CoinFlip<V> {
         }
     }
 
-    /// Our echo of the current member set; with every signed commit if `full`.
-    fn echo(&self, full: bool) -> Msg {
+    /// Our echo of the round's member set, with every signed commit.
+    fn echo(&self) -> Msg {
         let active: Vec<usize> = (0..self.cfg.committee.len())
             .filter(|&i| self.round.active[i])
             .collect();
@@ -800,20 +798,16 @@ impl<V: Verifier> CoinFlip<V> {
                 .iter()
                 .filter_map(|&i| self.round.commits[i].as_ref()),
         );
-        let commits = if full {
-            active
-                .iter()
-                .filter_map(|&i| {
-                    self.round.commits[i].as_ref().map(|c| EchoEntry {
-                        member: i as u16,
-                        y: c.y,
-                        sig: c.sig,
-                    })
+        let commits = active
+            .iter()
+            .filter_map(|&i| {
+                self.round.commits[i].as_ref().map(|c| EchoEntry {
+                    member: i as u16,
+                    y: c.y,
+                    sig: c.sig,
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            })
+            .collect();
         Msg::Echo {
             session: self.cfg.session,
             round: self.round.number,

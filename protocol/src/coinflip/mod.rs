@@ -21,10 +21,11 @@
 //! Exits per round: success; *offline* (a phase timer expired: the members whose
 //! commit, echo or reveal is missing are named — a missing reveal is the withholding
 //! accusation of SPEC §3.3); *malicious* (a verified fraud proof: the offender is
-//! excluded and the proof broadcast so every honest member excludes it too). Failed
-//! rounds are retried with a fresh round number and fresh `x`, after an exponential
-//! backoff for offline exits and at once for malicious ones, up to `max_rounds`; the
-//! flip fails for good if fewer than `min_members` remain.
+//! excluded; members that missed the evidence are sent the proof when their member set
+//! or round disagrees with ours). Failed rounds are retried with a fresh round number
+//! and fresh `x`: after an exponential backoff for offline exits (at most `max_rounds`
+//! of those), at once for each exclusion; the flip fails for good if fewer than
+//! `min_members` remain.
 //!
 //! ## Driving it (call order)
 //! Create with [`CoinFlip::new`] (it queues the first commit). Then, in any order:
