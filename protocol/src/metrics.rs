@@ -3,7 +3,7 @@
 //! ([`outliers`]) and the SLA verdict ([`Sla::verdict`]).
 //!
 //! Files: this one holds the summary and its codec; `settle` the committee-wide median
-//! and outlier rule; `sla` the service-level check.
+//! and outlier rule; `sla` the service-level check; `select` SLA-based hoster ranking.
 //!
 //! `no_std` + `alloc` and integer-only, so the chain pallet settles with exactly the
 //! arithmetic every client uses. The HDR-histogram accumulator that *produces* a summary
@@ -11,11 +11,13 @@
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
+mod select;
 mod settle;
 mod sla;
 #[cfg(test)]
 mod testing;
 
+pub use select::{SELECTION_WINDOW, Selected, select};
 pub use settle::{aggregate, outliers};
 pub use sla::{Sla, SlaClause, SlaVerdict};
 

@@ -1,0 +1,376 @@
+//! End to end against a real devnet: our runtime wasm executed by chopsticks
+//! (`scripts/devnet-chain start`, fresh from genesis). `scripts/test` starts one and runs
+//! this with `DATDOT_CHAIN_URL=ws://127.0.0.1:<port> cargo test -p datdot-chain-client
+//! --test devnet -- --ignored`; without the variable the test fails (it is `#[ignore]`d so
+//! that a plain `cargo test` does not need a devnet).
+//!
+//! Register a hoster and three attestors, publish a plan, confirm hosting, receive the
+//! challenge event over the subscription, check refusals (stake too low, report too
+//! early, not in the committee), submit three signed reports, and read back the settled
+//! verdict, the history, scores, balances and the SLA selection. Finally restart the
+//! devnet (`scripts/devnet-chain stop` / `start`, same environment) and check that the
+//! same client reconnects and submits again.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use datdot_chain_client::{
+    ChainClient, ChallengeNotice, PlanTerms, Rejected, Role, SlaTerms, UNIT, Verdict, account,
+    endpoint, keys,
+};
+use datdot_protocol::codec::{self, Encode, Writer};
+use datdot_protocol::identity::{Keypair as ProtocolKey, Signature};
+use datdot_protocol::metrics::{MetricSummary, Outcome, Sla};
+use datdot_protocol::report::{CoinFlipRecord, Report};
+use datdot_protocol::tree::build;
+use ed25519_dalek::{Signer, SigningKey};
+
+/// Runtime constants (chain/runtime): AttestorReward = UNIT / 10.
+const ATTESTOR_REWARD: u128 = UNIT / 10;
+const PRICE: u128 = UNIT;
+
+fn rejected(e: &anyhow::Error) -> Option<&str> {
+    e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
+}
+
+fn protocol_key(n: u8) -> ProtocolKey {
+    ProtocolKey::from_seed(&[n; 32])
+}
+
+fn good_metrics() -> MetricSummary {
+    MetricSummary {
+        requests: 64,
+        ok_blocks: 64,
+        bytes_received: 64 * 65_536,
+        latency_p50_us: 2_000,
+        latency_p90_us: 4_000,
+        latency_p99_us: 8_000,
+        latency_max_us: 9_000,
+        ttfb_p50_us: 1_000,
+        ttfb_p99_us: 3_000,
+        throughput_bps: 50_000_000,
+        throughput_p50_bps: 45_000_000,
+        connect_time_us: 800,
+        lacks_data: 0,
+        misbehaved: 0,
+        timeouts: 0,
+        outcome: Outcome::Completed,
+    }
+}
+
+/// A real (small) feed: 8 blocks, the author's signed root in our wire encoding.
+fn feed() -> ([u8; 32], Vec<u8>) {
+    let author = SigningKey::from_bytes(&[42; 32]);
+    let leaves: Vec<_> = (0..8u8)
+        .map(|i| build::leaf(u64::from(i), &[i; 1024]))
+        .collect();
+    let proof = build::block_proof(&leaves, 0, 0, |m| Signature(author.sign(m).to_bytes()))
+        .expect("block 0");
+    let mut w = Writer::new();
+    proof.root.encode(&mut w);
+    (author.verifying_key().to_bytes(), w.into_bytes())
+}
+
+fn report(n: &ChallengeNotice, me: &ProtocolKey, hoster: &ProtocolKey, feed: [u8; 32]) -> Vec<u8> {
+    let r = Report {
+        challenge: n.challenge,
+        attestor: me.public(),
+        hoster: hoster.public(),
+        feed,
+        sampled: vec![1, 5, 2],
+        received_root: [0; 32],
+        receipts: vec![],
+        metrics: good_metrics(),
+        failures: vec![],
+        coinflip: CoinFlipRecord {
+            round: 0,
+            transcript_digest: [9; 32],
+            accused: vec![],
+        },
+        sig: Signature([0; 64]),
+    };
+    codec::to_bytes(&r.sign(me))
+}
+
+async fn advance_to(chain: &ChainClient, block: u64) -> Result<()> {
+    for _ in 0..200 {
+        let head = chain.head().await?;
+        if head >= block {
+            return Ok(());
+        }
+        chain.dev_new_blocks((block - head) as u32).await?;
+    }
+    anyhow::bail!("the devnet did not reach block {block}")
+}
+
+#[tokio::test]
+#[ignore = "needs a devnet (scripts/test starts one)"]
+async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
+    let url = std::env::var("DATDOT_CHAIN_URL")
+        .context("DATDOT_CHAIN_URL must name a running devnet (scripts/devnet-chain start)")?;
+    let chain = ChainClient::connect(&url).await?;
+
+    let publisher = keys::dev("publisher-1")?;
+    let hoster = keys::dev("hoster-1")?;
+    let attestors = [
+        keys::dev("attestor-1")?,
+        keys::dev("attestor-2")?,
+        keys::dev("attestor-3")?,
+    ];
+    let hoster_key = protocol_key(1);
+    let attestor_keys = [protocol_key(11), protocol_key(12), protocol_key(13)];
+
+    // A stake below the minimum is refused with the pallet's reason.
+    let low = chain
+        .register(
+            &keys::dev("attestor-4")?,
+            Role::Attestor,
+            UNIT,
+            endpoint(
+                "127.0.0.1:4004",
+                [4; 32],
+                *protocol_key(14).public().as_bytes(),
+            ),
+            0,
+        )
+        .await
+        .expect_err("1 UNIT is below the attestor minimum");
+    ensure!(rejected(&low) == Some("StakeTooLow"), "got {low:#}");
+    ensure!(
+        format!("{low:#}").contains("below the role's minimum"),
+        "{low:#}"
+    );
+
+    // Register the hoster and the committee (concurrently: one block each).
+    let hoster_stake = 100 * UNIT;
+    let attestor_stake = 50 * UNIT;
+    let reg_hoster = chain.register(
+        &hoster,
+        Role::Hoster,
+        hoster_stake,
+        endpoint("127.0.0.1:4100", [1; 32], *hoster_key.public().as_bytes()),
+        2,
+    );
+    let reg = |i: usize| {
+        chain.register(
+            &attestors[i],
+            Role::Attestor,
+            attestor_stake,
+            endpoint(
+                &format!("127.0.0.1:{}", 4001 + i),
+                [11 + i as u8; 32],
+                *attestor_keys[i].public().as_bytes(),
+            ),
+            0,
+        )
+    };
+    let (a, b, c, d) = tokio::join!(reg_hoster, reg(0), reg(1), reg(2));
+    a?;
+    b?;
+    c?;
+    d?;
+    ensure!(
+        chain.stake_and_score(&account(&hoster)).await? == Some((hoster_stake, 500)),
+        "hoster registered with its stake and the initial score"
+    );
+
+    // Subscribe before anything is scheduled.
+    let mut notices = chain.challenges_for(account(&attestors[0])).await?;
+
+    let (feed_key, signed_root) = feed();
+    let sla_terms = || SlaTerms {
+        min_throughput_bps: 10_000_000,
+        max_p99_latency_us: 50_000,
+        min_availability_ppm: 990_000,
+    };
+    let plan = PlanTerms {
+        replicas: 1,
+        sla: sla_terms(),
+        price_per_period: PRICE,
+        periods: 2,
+    };
+    let published = chain
+        .publish(&publisher, feed_key, signed_root, plan)
+        .await?;
+    ensure!(published.contracts.len() == 1, "{published:?}");
+    let (contract, assigned) = published.contracts[0];
+    ensure!(assigned == account(&hoster), "the only hoster is assigned");
+
+    // Only the assigned hoster may confirm.
+    let wrong = chain
+        .confirm_hosting(&attestors[0], contract)
+        .await
+        .expect_err("not the contract's hoster");
+    ensure!(rejected(&wrong) == Some("NotContractHoster"), "{wrong:#}");
+    chain.confirm_hosting(&hoster, contract).await?;
+
+    // The challenge event reaches the committee member over the subscription.
+    chain.dev_new_blocks(2).await?;
+    let notice = tokio::time::timeout(Duration::from_secs(60), notices.recv())
+        .await
+        .context("no challenge event within 60 s")?
+        .context("subscription ended")?;
+    ensure!(notice.hoster == account(&hoster), "{notice:?}");
+    ensure!(notice.feed == published.feed, "{notice:?}");
+    ensure!(notice.start < notice.end && notice.end < notice.report_deadline);
+    let mut committee = notice.attestors.clone();
+    committee.sort();
+    let mut expected: Vec<_> = attestors.iter().map(account).collect();
+    expected.sort();
+    ensure!(
+        committee == expected,
+        "all three attestors drawn: {notice:?}"
+    );
+
+    // Refusals: too early, and a report signed by someone not on the committee.
+    let (i0, first) = attestors
+        .iter()
+        .enumerate()
+        .find(|(_, k)| account(k) == notice.attestors[0])
+        .expect("member");
+    let early = chain
+        .submit_report(
+            first,
+            notice.challenge,
+            report(&notice, &attestor_keys[i0], &hoster_key, feed_key),
+        )
+        .await
+        .expect_err("before end");
+    ensure!(rejected(&early) == Some("TooEarly"), "{early:#}");
+
+    advance_to(&chain, u64::from(notice.end)).await?;
+    let outsider = chain
+        .submit_report(
+            &publisher,
+            notice.challenge,
+            report(&notice, &protocol_key(99), &hoster_key, feed_key),
+        )
+        .await
+        .expect_err("not in the committee");
+    ensure!(
+        rejected(&outsider) == Some("NotInCommittee"),
+        "{outsider:#}"
+    );
+
+    // Three reports; the last one settles.
+    let hoster_before = chain.free_balance(&account(&hoster)).await?;
+    let mut paid_before = Vec::new();
+    for (i, who) in notice.attestors.iter().enumerate() {
+        let k = attestors
+            .iter()
+            .position(|a| account(a) == *who)
+            .expect("member");
+        chain
+            .submit_report(
+                &attestors[k],
+                notice.challenge,
+                report(&notice, &attestor_keys[k], &hoster_key, feed_key),
+            )
+            .await
+            .with_context(|| format!("report {i}"))?;
+        paid_before.push(chain.free_balance(who).await?);
+    }
+    let again = chain
+        .submit_report(
+            first,
+            notice.challenge,
+            report(&notice, &attestor_keys[i0], &hoster_key, feed_key),
+        )
+        .await
+        .expect_err("second report");
+    ensure!(
+        matches!(rejected(&again), Some("AlreadyReported" | "AlreadySettled")),
+        "{again:#}"
+    );
+
+    // The verdict, read back from storage.
+    let ch = chain
+        .challenge(notice.challenge)
+        .await?
+        .context("challenge still stored")?;
+    ensure!(
+        matches!(ch.verdict, Some(Verdict::Pass)),
+        "{:?}",
+        ch.verdict
+    );
+    let history = chain.hoster_history(&account(&hoster)).await?;
+    ensure!(history.len() == 1, "{history:?}");
+    let rec = &history[0];
+    ensure!(rec.challenge == notice.challenge && rec.reports == 3);
+    ensure!(matches!(rec.verdict, Verdict::Pass));
+    let median = rec.median.as_ref().context("median stored")?;
+    ensure!(median.throughput_bps == 50_000_000 && median.latency_p99_us == 8_000);
+    ensure!(chain.feed_history(published.feed).await?.len() == 1);
+
+    // Balances: the hoster earned the price; the first two reporters (who sent nothing
+    // after their report, so paid no fee since) earned the attestor reward.
+    let hoster_after = chain.free_balance(&account(&hoster)).await?;
+    ensure!(
+        hoster_after == hoster_before + PRICE,
+        "{hoster_before} -> {hoster_after}"
+    );
+    for (who, before) in notice.attestors.iter().zip(&paid_before).take(2) {
+        let after = chain.free_balance(who).await?;
+        ensure!(after == before + ATTESTOR_REWARD, "{before} -> {after}");
+    }
+    ensure!(
+        chain.stake_and_score(&account(&hoster)).await? == Some((hoster_stake, 510)),
+        "a pass raises the score and never touches the stake"
+    );
+    for who in &notice.attestors {
+        ensure!(chain.stake_and_score(who).await? == Some((attestor_stake, 510)));
+    }
+
+    // SLA selection: the hoster meets this SLA, not a stricter one.
+    let sla = datdot_chain_client::sla(&sla_terms());
+    let picked = chain.select(&sla).await?;
+    ensure!(
+        picked.len() == 1 && picked[0].hoster == account(&hoster),
+        "{picked:?}"
+    );
+    let strict = Sla {
+        min_throughput_bps: 100_000_000,
+        ..sla
+    };
+    ensure!(chain.select(&strict).await?.is_empty());
+
+    // The node restarts (chopsticks starts again from genesis): the same client
+    // reconnects by itself and keeps working.
+    devnet("stop")?;
+    devnet("start")?;
+    let mut head = Err(anyhow::anyhow!("not tried"));
+    for _ in 0..40 {
+        head = chain.head().await;
+        if head.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    head.context("the client did not reconnect after the restart")?;
+    chain
+        .register(
+            &keys::dev("attestor-4")?,
+            Role::Attestor,
+            attestor_stake,
+            endpoint(
+                "127.0.0.1:4004",
+                [4; 32],
+                *protocol_key(14).public().as_bytes(),
+            ),
+            0,
+        )
+        .await
+        .context("submitting over the reconnected client")?;
+    Ok(())
+}
+
+/// Run `scripts/devnet-chain <cmd>` (with this process's environment: same port, dirs).
+fn devnet(cmd: &str) -> Result<()> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/devnet-chain");
+    let status = std::process::Command::new(script)
+        .arg(cmd)
+        .status()
+        .with_context(|| format!("running {script} {cmd}"))?;
+    ensure!(status.success(), "{script} {cmd}: {status}");
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! Reports, settlement, fraud proofs, reveals and queries of challenges.
+
+use alloc::vec::Vec;
+
+use datdot_protocol::codec;
+use datdot_protocol::coinflip::Msg;
+use datdot_protocol::fraud::{FraudProof, Scope};
+use datdot_protocol::identity::Ed25519Verifier;
+use datdot_protocol::metrics::{MetricSummary, Sla};
+use datdot_protocol::report::Report;
+use frame::prelude::*;
+
+use crate::pallet::*;
+use crate::session_id;
+use crate::settle::{self, HosterAction};
+use crate::types::*;
+
+impl<T: Config> Pallet<T> {
+    pub(crate) fn do_submit_report(
+        who: T::AccountId,
+        id: ChallengeId,
+        bytes: &[u8],
+    ) -> DispatchResult {
+        let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
+        ensure!(ch.verdict.is_none(), Error::<T>::AlreadySettled);
+        let idx = ch
+            .attestors
+            .iter()
+            .position(|a| *a == who)
+            .ok_or(Error::<T>::NotInCommittee)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now >= ch.end, Error::<T>::TooEarly);
+        ensure!(now <= ch.report_deadline, Error::<T>::TooLate);
+        ensure!(
+            !ch.reports.iter().any(|(i, _)| usize::from(*i) == idx),
+            Error::<T>::AlreadyReported
+        );
+        let report: Report = codec::from_bytes(bytes).map_err(|_| Error::<T>::MalformedReport)?;
+        ensure!(report.challenge == id, Error::<T>::WrongChallenge);
+        ensure!(
+            report.attestor.as_bytes() == &ch.keys[idx],
+            Error::<T>::WrongSigningKey
+        );
+        ensure!(
+            report.hoster.as_bytes() == &ch.hoster_key,
+            Error::<T>::WrongHoster
+        );
+        ensure!(report.feed == ch.feed_key, Error::<T>::WrongFeed);
+        report
+            .verify(&Ed25519Verifier)
+            .map_err(|_| Error::<T>::InvalidReport)?;
+
+        let index = u8::try_from(idx).expect("committee ≤ MAX_COMMITTEE = 32");
+        ch.reports
+            .try_push((index, Metrics::from(&report.metrics)))
+            .expect("one report per member, committee ≤ bound");
+        // Withholding accusations: each member at most once per report, never oneself.
+        let mut seen: Vec<usize> = Vec::new();
+        for key in &report.coinflip.accused {
+            let Some(m) = ch.keys.iter().position(|k| k == key.as_bytes()) else {
+                continue;
+            };
+            if m == idx || seen.contains(&m) {
+                continue;
+            }
+            seen.push(m);
+            let m = u8::try_from(m).expect("committee ≤ 32");
+            let round = report.coinflip.round;
+            match ch
+                .accusations
+                .iter_mut()
+                .find(|a| a.member == m && a.round == round)
+            {
+                Some(a) => a.count = a.count.saturating_add(1),
+                // Full: the accusation is dropped (in the accused's favour).
+                None => {
+                    let _ = ch.accusations.try_push(Accusation {
+                        member: m,
+                        round,
+                        count: 1,
+                        cleared: false,
+                    });
+                }
+            }
+        }
+        let all_in = ch.reports.len() == ch.attestors.len();
+        Self::deposit_event(Event::ReportSubmitted {
+            challenge: id,
+            attestor: who,
+        });
+        if all_in {
+            Self::settle(id, &mut ch);
+        }
+        Challenges::<T>::insert(id, ch);
+        Ok(())
+    }
+
+    /// Report window over: settle if the last report did not, judge accusations, and
+    /// keep the challenge for the fraud window.
+    pub(crate) fn close_challenge(now: BlockNumberFor<T>, id: ChallengeId) {
+        let Some(mut ch) = Challenges::<T>::get(id) else {
+            return;
+        };
+        if ch.verdict.is_none() {
+            Self::settle(id, &mut ch);
+        }
+        let reports = ch.reports.len();
+        for a in ch.accusations.iter() {
+            if settle::accusation_stands(a.count, reports, a.cleared) {
+                let who = ch.attestors[usize::from(a.member)].clone();
+                let taken = Self::take_stake(
+                    &who,
+                    T::WithholdingPenalty::get(),
+                    PenaltyReason::Withholding,
+                );
+                Self::burn(taken);
+                Self::adjust_score(&who, false);
+            }
+        }
+        Challenges::<T>::insert(id, ch);
+        Self::schedule(
+            now.saturating_add(T::FraudWindow::get()),
+            AgendaTask::Prune(id),
+        );
+    }
+
+    /// Judge, pay, penalise and record. Mutates `ch` (the caller stores it).
+    pub(crate) fn settle(id: ChallengeId, ch: &mut ChallengeOf<T>) {
+        let now = frame_system::Pallet::<T>::block_number();
+        let feed = Feeds::<T>::get(ch.feed);
+        let sla: Sla = feed.as_ref().map(|f| f.plan.sla.into()).unwrap_or_default();
+        let price = feed
+            .as_ref()
+            .map(|f| f.plan.price_per_period)
+            .unwrap_or_default();
+        let summaries: Vec<MetricSummary> = ch.reports.iter().map(|(_, m)| m.into()).collect();
+        let j = settle::judge(
+            &summaries,
+            &sla,
+            T::MinReports::get() as usize,
+            T::OutlierTolerancePercent::get(),
+        );
+        // Whoever a fraud proof convicted before settlement is not paid for this challenge.
+        let unpaid: Vec<bool> = ch
+            .reports
+            .iter()
+            .zip(&j.outliers)
+            .map(|((index, _), outlier)| {
+                *outlier || ch.punished.contains(&ch.attestors[usize::from(*index)])
+            })
+            .collect();
+        let p = settle::payouts(
+            ch.budget,
+            price,
+            T::AttestorReward::get(),
+            j.verdict == Verdict::Pass && !ch.punished.contains(&ch.hoster),
+            &unpaid,
+        );
+
+        // Hoster.
+        if Self::pay(&ch.hoster, p.hoster).is_ok() && !p.hoster.is_zero() {
+            Self::deposit_event(Event::Rewarded {
+                who: ch.hoster.clone(),
+                amount: p.hoster,
+            });
+        }
+        // Reporters.
+        for (((index, _), outlier), amount) in ch.reports.iter().zip(&j.outliers).zip(&p.attestors)
+        {
+            let who = ch.attestors[usize::from(*index)].clone();
+            if *outlier {
+                Self::deposit_event(Event::OutlierFlagged {
+                    challenge: id,
+                    attestor: who.clone(),
+                });
+            }
+            Self::adjust_score(&who, !*outlier);
+            if Self::pay(&who, *amount).is_ok() && !amount.is_zero() {
+                Self::deposit_event(Event::Rewarded {
+                    who,
+                    amount: *amount,
+                });
+            }
+        }
+        // Members that did not report.
+        for (i, who) in ch.attestors.iter().enumerate() {
+            if !ch.reports.iter().any(|(r, _)| usize::from(*r) == i) {
+                let taken = Self::take_stake(
+                    who,
+                    T::MissedReportPenalty::get(),
+                    PenaltyReason::MissedReport,
+                );
+                Self::burn(taken);
+                Self::adjust_score(who, false);
+            }
+        }
+        // The rest of the budget goes back to the feed (or, if gone, to nobody: cannot
+        // happen, a feed is only removed once no challenge of it is open).
+        if let Some(mut f) = feed {
+            f.escrow = f.escrow.saturating_add(p.refund);
+            Feeds::<T>::insert(ch.feed, f);
+        }
+        // Contract bookkeeping.
+        let mut finished = false;
+        Contracts::<T>::mutate(ch.contract, |c| {
+            if let Some(c) = c {
+                c.open_challenge = None;
+                if j.verdict != Verdict::Inconclusive {
+                    c.periods_left = c.periods_left.saturating_sub(1);
+                }
+                finished = c.periods_left == 0 || c.state == ContractState::Ended;
+            }
+        });
+        if finished {
+            Self::end_contract(ch.contract);
+            Self::maybe_finish(ch.feed);
+        }
+        // After the period bookkeeping, so a replacement inherits the periods left.
+        Self::judge_hoster(ch, j.verdict);
+        let median = j.median.as_ref().map(Metrics::from);
+        let outliers = j.outliers.iter().filter(|o| **o).count() as u8;
+        let reports = ch.reports.len() as u8;
+        let record = VerdictRecord {
+            challenge: id,
+            feed: ch.feed,
+            hoster: ch.hoster.clone(),
+            at: now,
+            verdict: j.verdict,
+            median,
+            reports,
+            outliers,
+        };
+        HosterHistory::<T>::mutate(&ch.hoster, |h| push_bounded(h, record.clone()));
+        if Feeds::<T>::contains_key(ch.feed) {
+            FeedHistory::<T>::mutate(ch.feed, |h| push_bounded(h, record));
+        }
+        ch.verdict = Some(j.verdict);
+        Self::deposit_event(Event::ChallengeSettled {
+            challenge: id,
+            verdict: j.verdict,
+            median,
+            reports,
+            outliers,
+        });
+    }
+
+    fn judge_hoster(ch: &ChallengeOf<T>, verdict: Verdict) {
+        if verdict == Verdict::Inconclusive {
+            return;
+        }
+        let Some(mut p) = Participants::<T>::get(&ch.hoster) else {
+            return;
+        };
+        p.score = settle::score_after(p.score, verdict == Verdict::Pass);
+        let (failures, action) = settle::failure_step(
+            p.failures,
+            verdict,
+            T::SuspendAfterFailures::get(),
+            T::SlashAfterFailures::get(),
+        );
+        p.failures = failures;
+        let min = T::MinHosterStake::get();
+        let reinstate =
+            action == HosterAction::Recover && p.status == Status::Suspended && p.stake >= min;
+        if reinstate {
+            p.status = Status::Active;
+        }
+        Participants::<T>::insert(&ch.hoster, p.clone());
+        match action {
+            HosterAction::Recover if reinstate => Self::deposit_event(Event::Reinstated {
+                who: ch.hoster.clone(),
+            }),
+            HosterAction::Suspend => Self::suspend(&ch.hoster),
+            HosterAction::Slash => {
+                Self::suspend(&ch.hoster);
+                let amount = T::FailureSlash::get() * p.stake;
+                let taken = Self::take_stake(&ch.hoster, amount, PenaltyReason::Failures);
+                Self::burn(taken);
+                Self::replace(ch.contract);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn do_fraud_proof(
+        who: T::AccountId,
+        id: ChallengeId,
+        bytes: &[u8],
+    ) -> DispatchResult {
+        let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
+        let proof: FraudProof =
+            codec::from_bytes(bytes).map_err(|_| Error::<T>::MalformedFraudProof)?;
+        let verdict = proof
+            .verify(&Ed25519Verifier)
+            .map_err(|_| Error::<T>::InvalidFraudProof)?;
+        let offender_key = verdict.offender.as_bytes();
+        let offender = match verdict.scope {
+            Scope::CoinFlip { session, .. } => {
+                ensure!(session == session_id(id), Error::<T>::WrongSession);
+                let i = ch
+                    .keys
+                    .iter()
+                    .position(|k| k == offender_key)
+                    .ok_or(Error::<T>::OffenderNotInChallenge)?;
+                ch.attestors[i].clone()
+            }
+            Scope::Feed { feed } => {
+                ensure!(
+                    feed == ch.feed_key && offender_key == &ch.hoster_key,
+                    Error::<T>::OffenderNotInChallenge
+                );
+                ch.hoster.clone()
+            }
+        };
+        ensure!(offender != who, Error::<T>::SelfAccusation);
+        ensure!(
+            !ch.punished.contains(&offender),
+            Error::<T>::AlreadyPunished
+        );
+        ch.punished
+            .try_push(offender.clone())
+            .map_err(|_| Error::<T>::AlreadyPunished)?;
+        let stake = Participants::<T>::get(&offender)
+            .map(|p| p.stake)
+            .unwrap_or_default();
+        let slashed = Self::take_stake(
+            &offender,
+            T::FraudSlash::get() * stake,
+            PenaltyReason::Fraud,
+        );
+        let reward = T::FraudReward::get() * slashed;
+        Self::pay(&who, reward)?;
+        Self::burn(slashed.saturating_sub(reward));
+        Self::suspend(&offender);
+        Participants::<T>::mutate(&offender, |p| {
+            if let Some(p) = p {
+                p.score = 0;
+            }
+        });
+        if offender == ch.hoster {
+            Self::replace(ch.contract);
+        }
+        Challenges::<T>::insert(id, ch);
+        Self::deposit_event(Event::FraudProven {
+            challenge: id,
+            offender,
+            submitter: who,
+            slashed,
+            reward,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn do_publish_reveal(
+        who: T::AccountId,
+        id: ChallengeId,
+        bytes: &[u8],
+    ) -> DispatchResult {
+        let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= ch.report_deadline, Error::<T>::TooLate);
+        let idx = ch
+            .attestors
+            .iter()
+            .position(|a| *a == who)
+            .ok_or(Error::<T>::NotInCommittee)?;
+        let Ok(Msg::Reveal(reveal)) = codec::from_bytes::<Msg>(bytes) else {
+            return Err(Error::<T>::MalformedReveal.into());
+        };
+        ensure!(reveal.session == session_id(id), Error::<T>::WrongSession);
+        ensure!(
+            reveal.signer.as_bytes() == &ch.keys[idx],
+            Error::<T>::WrongSigningKey
+        );
+        ensure!(reveal.verify(&Ed25519Verifier), Error::<T>::InvalidReveal);
+        let member = u8::try_from(idx).expect("committee ≤ 32");
+        match ch
+            .accusations
+            .iter_mut()
+            .find(|a| a.member == member && a.round == reveal.round)
+        {
+            Some(a) => a.cleared = true,
+            None => ch
+                .accusations
+                .try_push(Accusation {
+                    member,
+                    round: reveal.round,
+                    count: 0,
+                    cleared: true,
+                })
+                .map_err(|_| Error::<T>::TooManyAccusations)?,
+        }
+        Challenges::<T>::insert(id, ch);
+        Self::deposit_event(Event::RevealPublished {
+            challenge: id,
+            who,
+            round: reveal.round,
+        });
+        Ok(())
+    }
+
+    // ---- queries ------------------------------------------------------------------------
+
+    /// Hosters whose latest judged median meets `sla`, best score first, at most `limit`.
+    /// Suspended and unbonding hosters are left out. Linear in `MaxHosters`.
+    pub fn select_hosters(sla: SlaTerms, limit: u32) -> Vec<(T::AccountId, u32, Metrics)> {
+        let sla: Sla = sla.into();
+        let mut out: Vec<(T::AccountId, u32, Metrics)> = Hosters::<T>::get()
+            .into_iter()
+            .filter_map(|a| {
+                let p = Participants::<T>::get(&a)?;
+                if p.status != Status::Active {
+                    return None;
+                }
+                let last = HosterHistory::<T>::get(&a)
+                    .into_iter()
+                    .rev()
+                    .find_map(|r| r.median)?;
+                sla.verdict(&MetricSummary::from(&last))
+                    .passed()
+                    .then_some((a, p.score, last))
+            })
+            .collect();
+        out.sort_by_key(|(_, score, _)| core::cmp::Reverse(*score));
+        out.truncate(limit as usize);
+        out
+    }
+}
+
+/// Append to a bounded history, dropping the oldest entry when full.
+fn push_bounded<V, S: Get<u32>>(h: &mut BoundedVec<V, S>, v: V) {
+    if h.is_full() {
+        h.remove(0);
+    }
+    let _ = h.try_push(v);
+}

@@ -1,0 +1,615 @@
+//! The bodies of the extrinsics and agenda tasks. Decoding and verification go through
+//! `datdot-protocol`; the arithmetic of settlement lives in [`crate::settle`], draws in
+//! [`crate::draw`]; this file moves balances and storage accordingly.
+
+use alloc::vec::Vec;
+
+use datdot_protocol::codec::{Decode as WireDecode, Reader};
+use datdot_protocol::identity::PublicKey;
+use datdot_protocol::tree::SignedTreeRoot;
+use frame::deps::sp_runtime::traits::AccountIdConversion;
+use frame::prelude::*;
+use frame::token::fungible::Mutate;
+use frame::token::{Fortitude, Precision, Preservation};
+use frame::traits::Randomness;
+
+use crate::draw::{self, Stream};
+use crate::pallet::*;
+use crate::settle::{self, INITIAL_SCORE};
+use crate::types::*;
+
+/// How many later blocks a task may slip to when its block's agenda is full.
+const AGENDA_SLIP: u32 = 16;
+
+impl<T: Config> Pallet<T> {
+    /// The account holding stakes and escrow.
+    pub fn account() -> T::AccountId {
+        T::PalletId::get().into_account_truncating()
+    }
+
+    fn now() -> BlockNumberFor<T> {
+        frame_system::Pallet::<T>::block_number()
+    }
+
+    fn seed(subject: &[u8]) -> [u8; 32] {
+        let (h, _) = T::Randomness::random(subject);
+        datdot_protocol::hash::blake2b256(&[h.as_ref(), subject])
+    }
+
+    pub(crate) fn pay(to: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+        if amount.is_zero() {
+            return Ok(());
+        }
+        T::Currency::transfer(&Self::account(), to, amount, Preservation::Preserve)?;
+        Ok(())
+    }
+
+    pub(crate) fn burn(amount: BalanceOf<T>) {
+        if amount.is_zero() {
+            return;
+        }
+        // Best effort: the pot always holds every tracked amount plus the existential
+        // deposit, so this burns exactly `amount`.
+        let _ = T::Currency::burn_from(
+            &Self::account(),
+            amount,
+            Preservation::Preserve,
+            Precision::BestEffort,
+            Fortitude::Polite,
+        );
+    }
+
+    fn min_stake(role: Role) -> BalanceOf<T> {
+        match role {
+            Role::Hoster => T::MinHosterStake::get(),
+            Role::Attestor => T::MinAttestorStake::get(),
+        }
+    }
+
+    fn check_key(key: &[u8; 32]) -> DispatchResult {
+        PublicKey::from_bytes(key).map_err(|_| Error::<T>::InvalidSigningKey)?;
+        Ok(())
+    }
+
+    // ---- registration -------------------------------------------------------------
+
+    pub(crate) fn do_register(
+        who: T::AccountId,
+        role: Role,
+        stake: BalanceOf<T>,
+        endpoint: Endpoint,
+        capacity: u32,
+    ) -> DispatchResult {
+        ensure!(
+            !Participants::<T>::contains_key(&who),
+            Error::<T>::AlreadyRegistered
+        );
+        ensure!(stake >= Self::min_stake(role), Error::<T>::StakeTooLow);
+        ensure!(
+            role == Role::Attestor || capacity > 0,
+            Error::<T>::NoCapacity
+        );
+        Self::check_key(&endpoint.signing_key)?;
+        ensure!(
+            !KeyOwner::<T>::contains_key(endpoint.signing_key),
+            Error::<T>::SigningKeyInUse
+        );
+        match role {
+            Role::Hoster => Hosters::<T>::try_append(&who),
+            Role::Attestor => Attestors::<T>::try_append(&who),
+        }
+        .map_err(|_| Error::<T>::TooManyParticipants)?;
+        T::Currency::transfer(&who, &Self::account(), stake, Preservation::Preserve)?;
+        KeyOwner::<T>::insert(endpoint.signing_key, &who);
+        Participants::<T>::insert(
+            &who,
+            Participant {
+                role,
+                stake,
+                endpoint,
+                capacity: if role == Role::Hoster { capacity } else { 0 },
+                hosting: 0,
+                score: INITIAL_SCORE,
+                failures: 0,
+                status: Status::Active,
+            },
+        );
+        Self::deposit_event(Event::Registered { who, role, stake });
+        Ok(())
+    }
+
+    pub(crate) fn do_update(who: T::AccountId, endpoint: Endpoint) -> DispatchResult {
+        let mut p = Participants::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+        let old = p.endpoint.signing_key;
+        if endpoint.signing_key != old {
+            Self::check_key(&endpoint.signing_key)?;
+            ensure!(
+                !KeyOwner::<T>::contains_key(endpoint.signing_key),
+                Error::<T>::SigningKeyInUse
+            );
+            KeyOwner::<T>::remove(old);
+            KeyOwner::<T>::insert(endpoint.signing_key, &who);
+        }
+        p.endpoint = endpoint;
+        Participants::<T>::insert(&who, p);
+        Self::deposit_event(Event::Updated { who });
+        Ok(())
+    }
+
+    pub(crate) fn do_unregister(who: T::AccountId) -> DispatchResult {
+        let mut p = Participants::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+        ensure!(
+            !matches!(p.status, Status::Unbonding { .. }),
+            Error::<T>::Unbonding
+        );
+        ensure!(p.hosting == 0, Error::<T>::StillHosting);
+        let until = Self::now().saturating_add(T::UnbondingPeriod::get());
+        p.status = Status::Unbonding { until };
+        Self::remove_from_list(&who, p.role);
+        Participants::<T>::insert(&who, p);
+        Self::deposit_event(Event::Unregistered { who, until });
+        Ok(())
+    }
+
+    pub(crate) fn do_withdraw(who: T::AccountId) -> DispatchResult {
+        let p = Participants::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+        let Status::Unbonding { until } = p.status else {
+            return Err(Error::<T>::NotUnbonding.into());
+        };
+        ensure!(Self::now() >= until, Error::<T>::StillUnbonding);
+        Self::pay(&who, p.stake)?;
+        KeyOwner::<T>::remove(p.endpoint.signing_key);
+        Participants::<T>::remove(&who);
+        HosterHistory::<T>::remove(&who);
+        Self::deposit_event(Event::Withdrawn {
+            who,
+            amount: p.stake,
+        });
+        Ok(())
+    }
+
+    fn remove_from_list(who: &T::AccountId, role: Role) {
+        match role {
+            Role::Hoster => Hosters::<T>::mutate(|l| l.retain(|a| a != who)),
+            Role::Attestor => Attestors::<T>::mutate(|l| l.retain(|a| a != who)),
+        }
+    }
+
+    /// Mark a participant suspended (it stays in its list but is not drawn).
+    pub(crate) fn suspend(who: &T::AccountId) {
+        Participants::<T>::mutate(who, |p| {
+            if let Some(p) = p.as_mut().filter(|p| p.status == Status::Active) {
+                p.status = Status::Suspended;
+                Self::deposit_event(Event::Suspended { who: who.clone() });
+            }
+        });
+    }
+
+    /// Cut up to `amount` from a stake; returns what was cut (still in the pot: the
+    /// caller burns it or pays part of it out). A stake below the minimum suspends.
+    pub(crate) fn take_stake(
+        who: &T::AccountId,
+        amount: BalanceOf<T>,
+        reason: PenaltyReason,
+    ) -> BalanceOf<T> {
+        let mut taken = Zero::zero();
+        let mut below = false;
+        Participants::<T>::mutate(who, |p| {
+            if let Some(p) = p {
+                taken = amount.min(p.stake);
+                p.stake = p.stake.saturating_sub(taken);
+                below = p.stake < Self::min_stake(p.role);
+            }
+        });
+        if !taken.is_zero() {
+            Self::deposit_event(Event::Penalised {
+                who: who.clone(),
+                amount: taken,
+                reason,
+            });
+        }
+        if below {
+            Self::suspend(who);
+        }
+        taken
+    }
+
+    pub(crate) fn adjust_score(who: &T::AccountId, good: bool) {
+        Participants::<T>::mutate(who, |p| {
+            if let Some(p) = p {
+                p.score = settle::score_after(p.score, good);
+            }
+        });
+    }
+
+    // ---- feeds, plans and contracts -------------------------------------------------
+
+    pub(crate) fn do_publish(
+        who: T::AccountId,
+        key: [u8; 32],
+        signed_root: &[u8],
+        plan: PlanTerms<BalanceOf<T>>,
+    ) -> DispatchResult {
+        ensure!(
+            (1..=MAX_REPLICAS).contains(&plan.replicas) && plan.periods >= 1,
+            Error::<T>::InvalidPlan
+        );
+        let feed_key = PublicKey::from_bytes(&key).map_err(|_| Error::<T>::InvalidFeedKey)?;
+        let root =
+            decode_exact::<SignedTreeRoot>(signed_root).ok_or(Error::<T>::MalformedSignedRoot)?;
+        let tree_hash = root
+            .verify(&feed_key)
+            .map_err(|_| Error::<T>::RootNotSigned)?;
+        let escrow = settle::plan_escrow(
+            plan.replicas,
+            plan.periods,
+            plan.price_per_period.saturated_into(),
+            T::AttestorReward::get().saturated_into(),
+            T::AttestorsPerChallenge::get(),
+        )
+        .and_then(|e| BalanceOf::<T>::try_from(e).ok())
+        .ok_or(Error::<T>::EscrowOverflow)?;
+
+        let id = NextFeedId::<T>::mutate(|n| {
+            let id = *n;
+            *n = n.saturating_add(1);
+            id
+        });
+        let hosters = Self::draw_hosters(id, plan.replicas, core::slice::from_ref(&who));
+        ensure!(
+            hosters.len() as u32 == plan.replicas,
+            Error::<T>::NotEnoughHosters
+        );
+        T::Currency::transfer(&who, &Self::account(), escrow, Preservation::Preserve)?;
+
+        let mut feed = Feed {
+            publisher: who.clone(),
+            key,
+            length: root.length,
+            tree_hash,
+            plan,
+            escrow,
+            contracts: BoundedVec::new(),
+            ending: false,
+        };
+        for hoster in hosters {
+            let periods = feed.plan.periods;
+            Self::assign(id, &mut feed, hoster, periods);
+        }
+        Feeds::<T>::insert(id, feed);
+        Self::deposit_event(Event::Published {
+            feed: id,
+            publisher: who,
+            key,
+            length: root.length,
+            escrow,
+        });
+        Ok(())
+    }
+
+    /// Hosters eligible for a feed, drawn weighted by free capacity × (score + 1).
+    fn draw_hosters(feed: FeedId, k: u32, exclude: &[T::AccountId]) -> Vec<T::AccountId> {
+        let candidates: Vec<(T::AccountId, u64)> = Hosters::<T>::get()
+            .into_iter()
+            .filter(|a| !exclude.contains(a))
+            .filter_map(|a| {
+                let p = Participants::<T>::get(&a)?;
+                let free = p.capacity.saturating_sub(p.hosting);
+                (p.status == Status::Active && free > 0)
+                    .then(|| (a, u64::from(free) * u64::from(p.score.saturating_add(1))))
+            })
+            .collect();
+        let weights: Vec<u64> = candidates.iter().map(|(_, w)| *w).collect();
+        let nonce = NextContractId::<T>::get();
+        let subject = (b"datdot/hosters", feed, nonce).encode();
+        let mut stream = Stream::new(Self::seed(&subject));
+        draw::weighted(&mut stream, &weights, k as usize)
+            .into_iter()
+            .map(|i| candidates[i].0.clone())
+            .collect()
+    }
+
+    /// Create a pending contract for `hoster` (the caller stores `feed`).
+    fn assign(
+        feed_id: FeedId,
+        feed: &mut FeedOf<T>,
+        hoster: T::AccountId,
+        periods: u32,
+    ) -> Option<ContractId> {
+        let id = NextContractId::<T>::get();
+        feed.contracts.try_push(id).ok()?;
+        NextContractId::<T>::put(id.saturating_add(1));
+        let deadline = Self::now().saturating_add(T::ConfirmWindow::get());
+        Contracts::<T>::insert(
+            id,
+            Contract {
+                feed: feed_id,
+                hoster: hoster.clone(),
+                state: ContractState::Pending { deadline },
+                periods_left: periods,
+                open_challenge: None,
+            },
+        );
+        Participants::<T>::mutate(&hoster, |p| {
+            if let Some(p) = p {
+                p.hosting = p.hosting.saturating_add(1);
+            }
+        });
+        Self::schedule(
+            deadline.saturating_add(One::one()),
+            AgendaTask::ConfirmTimeout(id),
+        );
+        Self::deposit_event(Event::HosterAssigned {
+            feed: feed_id,
+            contract: id,
+            hoster,
+            confirm_by: deadline,
+        });
+        Some(id)
+    }
+
+    pub(crate) fn do_confirm(who: T::AccountId, id: ContractId) -> DispatchResult {
+        let mut c = Contracts::<T>::get(id).ok_or(Error::<T>::NoSuchContract)?;
+        ensure!(c.hoster == who, Error::<T>::NotContractHoster);
+        ensure!(
+            matches!(c.state, ContractState::Pending { .. }),
+            Error::<T>::NotPending
+        );
+        c.state = ContractState::Active;
+        Contracts::<T>::insert(id, c);
+        Self::schedule(
+            Self::now().saturating_add(One::one()),
+            AgendaTask::Challenge(id),
+        );
+        Self::deposit_event(Event::HostingConfirmed { contract: id });
+        Ok(())
+    }
+
+    pub(crate) fn do_end_plan(who: T::AccountId, feed_id: FeedId) -> DispatchResult {
+        let mut feed = Feeds::<T>::get(feed_id).ok_or(Error::<T>::NoSuchFeed)?;
+        ensure!(feed.publisher == who, Error::<T>::NotPublisher);
+        ensure!(!feed.ending, Error::<T>::PlanEnding);
+        feed.ending = true;
+        for id in feed.contracts.iter() {
+            Self::end_contract(*id);
+        }
+        Feeds::<T>::insert(feed_id, feed);
+        Self::maybe_finish(feed_id);
+        Ok(())
+    }
+
+    /// End a contract (idempotent) and free the hoster's capacity.
+    pub(crate) fn end_contract(id: ContractId) {
+        let Some(mut c) = Contracts::<T>::get(id) else {
+            return;
+        };
+        if c.state == ContractState::Ended {
+            return;
+        }
+        c.state = ContractState::Ended;
+        Participants::<T>::mutate(&c.hoster, |p| {
+            if let Some(p) = p {
+                p.hosting = p.hosting.saturating_sub(1);
+            }
+        });
+        Contracts::<T>::insert(id, c);
+        Self::deposit_event(Event::ContractEnded { contract: id });
+    }
+
+    /// End a contract and assign its remaining periods to another hoster.
+    pub(crate) fn replace(id: ContractId) {
+        let Some(c) = Contracts::<T>::get(id) else {
+            return;
+        };
+        if c.state == ContractState::Ended {
+            return;
+        }
+        Self::end_contract(id);
+        let Some(mut feed) = Feeds::<T>::get(c.feed) else {
+            return;
+        };
+        let mut replacement = None;
+        if !feed.ending {
+            Self::compact(&mut feed);
+            let mut exclude: Vec<T::AccountId> = feed
+                .contracts
+                .iter()
+                .filter_map(Contracts::<T>::get)
+                .map(|c| c.hoster)
+                .collect();
+            exclude.push(feed.publisher.clone());
+            exclude.push(c.hoster.clone());
+            if let Some(h) = Self::draw_hosters(c.feed, 1, &exclude).pop() {
+                replacement = Self::assign(c.feed, &mut feed, h, c.periods_left);
+            }
+            Feeds::<T>::insert(c.feed, feed);
+        }
+        Self::deposit_event(Event::HosterReplaced {
+            feed: c.feed,
+            contract: id,
+            hoster: c.hoster,
+            replacement,
+        });
+        Self::maybe_finish(c.feed);
+    }
+
+    /// Forget ended contracts without an open challenge.
+    fn compact(feed: &mut FeedOf<T>) {
+        feed.contracts.retain(|id| match Contracts::<T>::get(*id) {
+            Some(c) if c.state == ContractState::Ended && c.open_challenge.is_none() => {
+                Contracts::<T>::remove(*id);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+    }
+
+    /// When every contract ended and settled: refund the escrow and forget the feed.
+    pub(crate) fn maybe_finish(feed_id: FeedId) {
+        let Some(mut feed) = Feeds::<T>::get(feed_id) else {
+            return;
+        };
+        Self::compact(&mut feed);
+        if !feed.contracts.is_empty() {
+            Feeds::<T>::insert(feed_id, feed);
+            return;
+        }
+        let refund = feed.escrow;
+        if Self::pay(&feed.publisher, refund).is_err() {
+            // Cannot happen (the pot holds the escrow); keep the feed rather than lose funds.
+            Feeds::<T>::insert(feed_id, feed);
+            return;
+        }
+        Feeds::<T>::remove(feed_id);
+        FeedHistory::<T>::remove(feed_id);
+        Self::deposit_event(Event::PlanEnded {
+            feed: feed_id,
+            refund,
+        });
+    }
+
+    // ---- agenda -----------------------------------------------------------------------
+
+    pub(crate) fn schedule(at: BlockNumberFor<T>, task: AgendaTask) {
+        let mut at = at;
+        for _ in 0..AGENDA_SLIP {
+            if Agenda::<T>::try_mutate(at, |v| v.try_push(task)).is_ok() {
+                return;
+            }
+            at = at.saturating_add(One::one());
+        }
+        Self::deposit_event(Event::TaskDropped { task });
+    }
+
+    pub(crate) fn run_task(now: BlockNumberFor<T>, task: AgendaTask) {
+        match task {
+            AgendaTask::Challenge(id) => Self::start_challenge(now, id),
+            AgendaTask::Settle(id) => Self::close_challenge(now, id),
+            AgendaTask::Prune(id) => Challenges::<T>::remove(id),
+            AgendaTask::ConfirmTimeout(id) => {
+                let pending = Contracts::<T>::get(id)
+                    .filter(|c| matches!(c.state, ContractState::Pending { .. }));
+                if let Some(c) = pending {
+                    Self::adjust_score(&c.hoster, false);
+                    Self::replace(id);
+                }
+            }
+        }
+    }
+
+    fn start_challenge(now: BlockNumberFor<T>, contract_id: ContractId) {
+        let Some(mut contract) = Contracts::<T>::get(contract_id) else {
+            return;
+        };
+        let Some(mut feed) = Feeds::<T>::get(contract.feed) else {
+            return;
+        };
+        if contract.state != ContractState::Active
+            || contract.periods_left == 0
+            || contract.open_challenge.is_some()
+            || feed.ending
+        {
+            return;
+        }
+        let next = now.saturating_add(T::ChallengePeriod::get());
+        let x = T::AttestorsPerChallenge::get();
+        let budget = T::AttestorReward::get()
+            .saturating_mul(x.into())
+            .saturating_add(feed.plan.price_per_period);
+        if feed.escrow < budget {
+            // Unreachable with the escrow rule of `publish`; end rather than overdraw.
+            Self::end_contract(contract_id);
+            Self::maybe_finish(contract.feed);
+            return;
+        }
+        let Some(hoster) = Participants::<T>::get(&contract.hoster) else {
+            return;
+        };
+        let eligible: Vec<(T::AccountId, [u8; 32])> = Attestors::<T>::get()
+            .into_iter()
+            .filter(|a| *a != contract.hoster && *a != feed.publisher)
+            .filter_map(|a| {
+                let p = Participants::<T>::get(&a)?;
+                (p.status == Status::Active).then_some((a, p.endpoint.signing_key))
+            })
+            .collect();
+        if (eligible.len() as u32) < T::MinAttestors::get() {
+            Self::deposit_event(Event::ChallengeSkipped {
+                contract: contract_id,
+                eligible: eligible.len() as u32,
+            });
+            Self::schedule(next, AgendaTask::Challenge(contract_id));
+            return;
+        }
+        let id = NextChallengeId::<T>::mutate(|n| {
+            let id = *n;
+            *n = n.saturating_add(1);
+            id
+        });
+        let subject = (b"datdot/committee", id).encode();
+        let mut stream = Stream::new(Self::seed(&subject));
+        let picked = draw::uniform(&mut stream, eligible.len(), x as usize);
+        let attestors: BoundedVec<_, _> = picked
+            .iter()
+            .map(|i| eligible[*i].0.clone())
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("at most AttestorsPerChallenge ≤ MAX_COMMITTEE (integrity_test)");
+        let keys: BoundedVec<_, _> = picked
+            .iter()
+            .map(|i| eligible[*i].1)
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("same length as attestors");
+        let end = now.saturating_add(T::ChallengeDuration::get());
+        let report_deadline = end.saturating_add(T::ReportWindow::get());
+        feed.escrow = feed.escrow.saturating_sub(budget);
+        contract.open_challenge = Some(id);
+        Challenges::<T>::insert(
+            id,
+            Challenge {
+                contract: contract_id,
+                feed: contract.feed,
+                hoster: contract.hoster.clone(),
+                attestors: attestors.clone(),
+                keys,
+                hoster_key: hoster.endpoint.signing_key,
+                feed_key: feed.key,
+                start: now,
+                end,
+                report_deadline,
+                budget,
+                reports: BoundedVec::new(),
+                accusations: BoundedVec::new(),
+                verdict: None,
+                punished: BoundedVec::new(),
+            },
+        );
+        Self::schedule(
+            report_deadline.saturating_add(One::one()),
+            AgendaTask::Settle(id),
+        );
+        Self::schedule(next, AgendaTask::Challenge(contract_id));
+        Self::deposit_event(Event::ChallengeScheduled {
+            challenge: id,
+            contract: contract_id,
+            feed: contract.feed,
+            hoster: contract.hoster.clone(),
+            attestors,
+            start: now,
+            end,
+            report_deadline,
+        });
+        Feeds::<T>::insert(contract.feed, feed);
+        Contracts::<T>::insert(contract_id, contract);
+    }
+}
+
+/// Decode one value of our wire codec that is not a top-level message (no version/tag),
+/// rejecting trailing bytes.
+pub(crate) fn decode_exact<V: WireDecode>(bytes: &[u8]) -> Option<V> {
+    let mut r = Reader::new(bytes);
+    let v = V::decode(&mut r).ok()?;
+    (r.remaining() == 0).then_some(v)
+}

@@ -1,0 +1,533 @@
+//! Challenges end to end: scheduling, reports, settlement arithmetic, penalties,
+//! suspension, slashing, accusations and bounded storage.
+
+use frame::testing_prelude::*;
+
+use crate::mock::*;
+use crate::settle::{INITIAL_SCORE, SCORE_STEP};
+use crate::types::*;
+use crate::{Challenges, Contracts, Error, Event, FeedHistory, Feeds, HosterHistory, Participants};
+
+fn committee(id: ChallengeId) -> Vec<u64> {
+    Challenges::<Test>::get(id)
+        .expect("challenge")
+        .attestors
+        .to_vec()
+}
+
+#[test]
+fn honest_path_pays_everyone_and_penalises_no_one() {
+    new_test_ext().execute_with(|| {
+        let (contract, hoster) = world(2);
+        let ch = Challenges::<Test>::get(0).expect("scheduled");
+        assert_eq!((ch.start, ch.end, ch.report_deadline), (2, 7, 12));
+        assert_eq!(ch.attestors.len(), 3);
+        assert!(!ch.attestors.contains(&hoster) && !ch.attestors.contains(&PUBLISHER));
+        let mut sorted = ch.attestors.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 3, "distinct");
+        assert_eq!(
+            ch.keys.to_vec(),
+            ch.attestors.iter().map(|a| key_of(*a)).collect::<Vec<_>>()
+        );
+        assert!(
+            events()
+                .iter()
+                .any(|e| matches!(e, Event::ChallengeScheduled { challenge: 0, .. }))
+        );
+
+        for period in 0..2u64 {
+            let id = period;
+            let start = 2 + 20 * period;
+            run_to(start + 5);
+            for a in committee(id) {
+                assert_ok!(submit(id, a, good_metrics()));
+            }
+            let ch = Challenges::<Test>::get(id).expect("kept for the fraud window");
+            assert_eq!(ch.verdict, Some(Verdict::Pass));
+            run_to(start + 20);
+        }
+        // Hoster paid twice, every attestor paid for each report, nobody lost stake.
+        assert_eq!(free(hoster), FUNDS - HOSTER_STAKE + 2 * PRICE);
+        assert_eq!(stake(hoster), HOSTER_STAKE);
+        let mut reports = 0;
+        for a in ATTESTORS {
+            assert_eq!(stake(a), ATTESTOR_STAKE, "attestor {a} kept its stake");
+            let paid = free(a) - (FUNDS - ATTESTOR_STAKE);
+            assert_eq!(paid % REWARD, 0);
+            reports += paid / REWARD;
+            assert!(Participants::<Test>::get(a).expect("a").score >= INITIAL_SCORE);
+        }
+        assert_eq!(reports, 6);
+        assert!(
+            !events()
+                .iter()
+                .any(|e| matches!(e, Event::Penalised { .. }))
+        );
+        // Periods used up: the contract and the plan ended; escrow fully spent.
+        assert!(Contracts::<Test>::get(contract).is_none());
+        assert!(Feeds::<Test>::get(0).is_none());
+        assert!(events().contains(&Event::PlanEnded { feed: 0, refund: 0 }));
+        assert_eq!(free(PUBLISHER), FUNDS - 2 * (PRICE + 3 * REWARD));
+        let h = HosterHistory::<Test>::get(hoster);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].verdict, Verdict::Pass);
+        assert_eq!(h[0].median, Some(Metrics::from(&good_metrics())));
+        let p = Participants::<Test>::get(hoster).expect("h");
+        assert_eq!(
+            (p.score, p.failures, p.hosting),
+            (INITIAL_SCORE + 2 * SCORE_STEP, 0, 0)
+        );
+        // Challenges are pruned after the fraud window.
+        run_to(2 + 20 + 11 + 20);
+        assert!(Challenges::<Test>::get(1).is_none());
+    });
+}
+
+#[test]
+fn report_errors() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let members = committee(0);
+        let a = members[0];
+        let outsider = ATTESTORS
+            .into_iter()
+            .find(|x| !members.contains(x))
+            .expect("5 > 3");
+        assert_noop!(
+            submit_raw(9, a, report_of(9, a, hoster)),
+            Error::<Test>::NoSuchChallenge
+        );
+        assert_noop!(
+            submit_raw(0, outsider, report_of(0, outsider, hoster)),
+            Error::<Test>::NotInCommittee
+        );
+        run_to(6);
+        assert_noop!(submit(0, a, good_metrics()), Error::<Test>::TooEarly);
+        run_to(7);
+        let garbage: BoundedVec<u8, _> = b"not a report".to_vec().try_into().expect("small");
+        assert_noop!(
+            Datdot::submit_report(RuntimeOrigin::signed(a), 0, garbage),
+            Error::<Test>::MalformedReport
+        );
+        assert_noop!(
+            submit_raw(0, a, report_of(1, a, hoster)),
+            Error::<Test>::WrongChallenge
+        );
+        // Signed with someone else's key.
+        assert_noop!(
+            Datdot::submit_report(
+                RuntimeOrigin::signed(a),
+                0,
+                signed(report_of(0, a, hoster), 2)
+            ),
+            Error::<Test>::WrongSigningKey
+        );
+        assert_noop!(
+            submit_raw(0, a, report_of(0, a, 2)),
+            Error::<Test>::WrongHoster
+        );
+        let mut wrong_feed = report_of(0, a, hoster);
+        wrong_feed.feed = key_of(3);
+        assert_noop!(submit_raw(0, a, wrong_feed), Error::<Test>::WrongFeed);
+        // Tampered after signing.
+        let mut r = report_of(0, a, hoster).sign(&kp(a));
+        r.metrics.requests += 1;
+        let bytes: BoundedVec<u8, _> = datdot_protocol::codec::to_bytes(&r)
+            .try_into()
+            .expect("small");
+        assert_noop!(
+            Datdot::submit_report(RuntimeOrigin::signed(a), 0, bytes),
+            Error::<Test>::InvalidReport
+        );
+        // Ill-formed metrics (p50 > p99) do not even decode.
+        let mut ill = report_of(0, a, hoster);
+        ill.metrics.latency_p50_us = ill.metrics.latency_p99_us + 1;
+        assert_noop!(submit_raw(0, a, ill), Error::<Test>::MalformedReport);
+        assert_ok!(submit(0, a, good_metrics()));
+        assert_noop!(submit(0, a, good_metrics()), Error::<Test>::AlreadyReported);
+        for m in &members[1..] {
+            assert_ok!(submit(0, *m, good_metrics()));
+        }
+        assert_noop!(submit(0, a, good_metrics()), Error::<Test>::AlreadySettled);
+    });
+}
+
+fn submit_raw(id: ChallengeId, who: u64, r: datdot_protocol::report::Report) -> DispatchResult {
+    Datdot::submit_report(RuntimeOrigin::signed(who), id, signed(r, who))
+}
+
+#[test]
+fn a_report_after_the_deadline_is_too_late() {
+    new_test_ext().execute_with(|| {
+        world(2);
+        let members = committee(0);
+        run_to(12);
+        assert_ok!(submit(0, members[0], good_metrics()));
+        // Block 13 settles (on_initialize) before any extrinsic: report window closed.
+        run_to(13);
+        assert_noop!(
+            submit(0, members[1], good_metrics()),
+            Error::<Test>::AlreadySettled
+        );
+        // A fresh challenge with no report at all, checked just after its deadline
+        // but before the settle task runs, is `TooLate`.
+        run_to(22 + 5);
+        let next = committee(1);
+        System::set_block_number(33); // past deadline 32, agenda of 33 not yet run
+        assert_noop!(submit(1, next[0], good_metrics()), Error::<Test>::TooLate);
+    });
+}
+
+#[test]
+fn deadline_settlement_penalises_the_silent_and_flags_the_liar() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        assert_ok!(submit(0, m[0], good_metrics()));
+        let mut liar = good_metrics();
+        liar.throughput_bps *= 10;
+        liar.throughput_p50_bps = liar.throughput_bps;
+        assert_ok!(submit(0, m[1], liar));
+        // m[2] stays silent.
+        run_to(13);
+        let ch = Challenges::<Test>::get(0).expect("kept");
+        assert_eq!(
+            ch.verdict,
+            Some(Verdict::Pass),
+            "lower median of two is the honest one"
+        );
+        assert_eq!(free(hoster), FUNDS - HOSTER_STAKE + PRICE);
+        assert_eq!(free(m[0]), FUNDS - ATTESTOR_STAKE + REWARD);
+        assert_eq!(free(m[1]), FUNDS - ATTESTOR_STAKE, "outlier earns nothing");
+        assert!(events().contains(&Event::OutlierFlagged {
+            challenge: 0,
+            attestor: m[1]
+        }));
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE - 50);
+        assert!(events().contains(&Event::Penalised {
+            who: m[2],
+            amount: 50,
+            reason: crate::PenaltyReason::MissedReport
+        }));
+        assert_eq!(
+            Participants::<Test>::get(m[1]).expect("p").score,
+            INITIAL_SCORE - SCORE_STEP
+        );
+        assert_eq!(
+            Participants::<Test>::get(m[2]).expect("p").score,
+            INITIAL_SCORE - SCORE_STEP
+        );
+        // Budget 130 = 100 hoster + 10 m[0]; 20 back to the escrow (1 period left = 130).
+        assert_eq!(Feeds::<Test>::get(0).expect("feed").escrow, 130 + 20);
+        assert!(FeedHistory::<Test>::get(0).len() == 1);
+        // Stake below the minimum suspends the silent attestor: it is not drawn again.
+        assert_eq!(
+            Participants::<Test>::get(m[2]).expect("p").status,
+            Status::Suspended
+        );
+        run_to(22);
+        assert!(!committee(1).contains(&m[2]));
+    });
+}
+
+#[test]
+fn too_few_reports_is_inconclusive_and_the_period_is_not_used() {
+    new_test_ext().execute_with(|| {
+        let (contract, hoster) = world(1);
+        let m = committee(0);
+        run_to(7);
+        assert_ok!(submit(0, m[0], good_metrics()));
+        run_to(13);
+        assert_eq!(
+            Challenges::<Test>::get(0).and_then(|c| c.verdict),
+            Some(Verdict::Inconclusive)
+        );
+        assert_eq!(free(hoster), FUNDS - HOSTER_STAKE, "not paid");
+        let c = Contracts::<Test>::get(contract).expect("still running");
+        assert_eq!(c.periods_left, 1);
+        let p = Participants::<Test>::get(hoster).expect("h");
+        assert_eq!((p.score, p.failures), (INITIAL_SCORE, 0), "not judged");
+        // Escrow: 130 - 10 (reporter) back in the feed; the next challenge runs.
+        assert_eq!(Feeds::<Test>::get(0).expect("feed").escrow, 120);
+        run_to(22);
+        assert!(Challenges::<Test>::contains_key(1) || Feeds::<Test>::get(0).is_none());
+    });
+}
+
+fn fail_challenge(id: ChallengeId) {
+    let start = 2 + 20 * id;
+    run_to(start + 5);
+    for a in committee(id) {
+        assert_ok!(submit(id, a, bad_metrics()));
+    }
+    assert_eq!(
+        Challenges::<Test>::get(id).and_then(|c| c.verdict),
+        Some(Verdict::Fail { failed: 1 | 2 | 4 })
+    );
+}
+
+#[test]
+fn failures_suspend_then_slash_and_replace() {
+    new_test_ext().execute_with(|| {
+        let (contract, hoster) = world(10);
+        fail_challenge(0);
+        assert_eq!(Participants::<Test>::get(hoster).expect("h").failures, 1);
+        assert_eq!(
+            free(hoster),
+            FUNDS - HOSTER_STAKE,
+            "failing periods are not paid"
+        );
+        fail_challenge(1);
+        let p = Participants::<Test>::get(hoster).expect("h");
+        assert_eq!(
+            (p.failures, p.status, p.stake),
+            (2, Status::Suspended, HOSTER_STAKE)
+        );
+        assert!(events().contains(&Event::Suspended { who: hoster }));
+        fail_challenge(2);
+        assert_eq!(stake(hoster), HOSTER_STAKE - HOSTER_STAKE / 10);
+        assert!(events().contains(&Event::Penalised {
+            who: hoster,
+            amount: HOSTER_STAKE / 10,
+            reason: crate::PenaltyReason::Failures
+        }));
+        let replacement = events().into_iter().find_map(|e| match e {
+            Event::HosterReplaced {
+                contract: c,
+                replacement,
+                ..
+            } if c == contract => replacement,
+            _ => None,
+        });
+        let new = Contracts::<Test>::get(replacement.expect("replaced")).expect("new contract");
+        assert_ne!(new.hoster, hoster);
+        assert_eq!(new.periods_left, 7);
+        // Attestors were paid for every judged challenge, whatever the verdict.
+        assert_eq!(Participants::<Test>::get(hoster).expect("h").hosting, 0);
+    });
+}
+
+#[test]
+fn a_pass_reinstates_a_suspended_hoster() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(10);
+        fail_challenge(0);
+        fail_challenge(1);
+        assert_eq!(
+            Participants::<Test>::get(hoster).expect("h").status,
+            Status::Suspended
+        );
+        run_to(2 + 40 + 5);
+        for a in committee(2) {
+            assert_ok!(submit(2, a, good_metrics()));
+        }
+        let p = Participants::<Test>::get(hoster).expect("h");
+        assert_eq!((p.status, p.failures), (Status::Active, 0));
+        assert!(events().contains(&Event::Reinstated { who: hoster }));
+    });
+}
+
+#[test]
+fn withholding_accusations_penalise_unless_the_reveal_is_published() {
+    for publish_reveal in [false, true] {
+        new_test_ext().execute_with(|| {
+            let (_, hoster) = world(2);
+            let m = committee(0);
+            run_to(7);
+            for (i, a) in m.iter().enumerate() {
+                let mut r = report_of(0, *a, hoster);
+                if i < 2 {
+                    r.coinflip.round = 1;
+                    r.coinflip.accused = vec![kp(m[2]).public(), kp(*a).public()];
+                }
+                assert_ok!(Datdot::submit_report(
+                    RuntimeOrigin::signed(*a),
+                    0,
+                    signed(r, *a)
+                ));
+            }
+            let ch = Challenges::<Test>::get(0).expect("c");
+            assert_eq!(
+                ch.accusations.to_vec(),
+                vec![Accusation {
+                    member: 2,
+                    round: 1,
+                    count: 2,
+                    cleared: false
+                }],
+                "self-accusations are ignored"
+            );
+            if publish_reveal {
+                assert_ok!(Datdot::publish_reveal(
+                    RuntimeOrigin::signed(m[2]),
+                    0,
+                    reveal(0, m[2], 1)
+                ));
+            }
+            run_to(13);
+            let penalised = stake(m[2]) < ATTESTOR_STAKE;
+            assert_eq!(penalised, !publish_reveal);
+            if penalised {
+                assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
+            }
+        });
+    }
+}
+
+pub(crate) fn reveal(
+    id: ChallengeId,
+    who: u64,
+    round: u32,
+) -> BoundedVec<u8, ConstU32<{ crate::MAX_REVEAL_BYTES }>> {
+    let r = datdot_protocol::coinflip::SignedReveal::sign(
+        &kp(who),
+        crate::session_id(id),
+        round,
+        [4; 32],
+    );
+    datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(r))
+        .try_into()
+        .expect("small")
+}
+
+#[test]
+fn publish_reveal_errors() {
+    new_test_ext().execute_with(|| {
+        world(2);
+        let m = committee(0);
+        let outsider = ATTESTORS
+            .into_iter()
+            .find(|x| !m.contains(x))
+            .expect("5 > 3");
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 9, reveal(9, m[0], 0)),
+            Error::<Test>::NoSuchChallenge
+        );
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(outsider), 0, reveal(0, outsider, 0)),
+            Error::<Test>::NotInCommittee
+        );
+        assert_noop!(
+            Datdot::publish_reveal(
+                RuntimeOrigin::signed(m[0]),
+                0,
+                b"x".to_vec().try_into().expect("small")
+            ),
+            Error::<Test>::MalformedReveal
+        );
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(1, m[0], 0)),
+            Error::<Test>::WrongSession
+        );
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[1], 0)),
+            Error::<Test>::WrongSigningKey
+        );
+        let r = datdot_protocol::coinflip::SignedReveal::sign(
+            &kp(m[0]),
+            crate::session_id(0),
+            0,
+            [4; 32],
+        );
+        let mut forged = r.clone();
+        forged.x = [5; 32];
+        let bytes: BoundedVec<u8, _> =
+            datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(forged))
+                .try_into()
+                .expect("small");
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, bytes),
+            Error::<Test>::InvalidReveal
+        );
+        assert_ok!(Datdot::publish_reveal(
+            RuntimeOrigin::signed(m[0]),
+            0,
+            reveal(0, m[0], 0)
+        ));
+        assert!(events().contains(&Event::RevealPublished {
+            challenge: 0,
+            who: m[0],
+            round: 0
+        }));
+        run_to(13);
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[0], 1)),
+            Error::<Test>::TooLate
+        );
+    });
+}
+
+#[test]
+fn too_few_attestors_skips_a_period() {
+    new_test_ext().execute_with(|| {
+        register_hosters(1, 1);
+        register_attestors(2);
+        assert_ok!(publish(PUBLISHER, 1, 1));
+        assert_ok!(Datdot::confirm_hosting(RuntimeOrigin::signed(10), 0));
+        run_to(2);
+        assert!(!Challenges::<Test>::contains_key(0));
+        assert!(events().contains(&Event::ChallengeSkipped {
+            contract: 0,
+            eligible: 2
+        }));
+        assert_ok!(Datdot::register(
+            RuntimeOrigin::signed(ATTESTORS[2]),
+            Role::Attestor,
+            ATTESTOR_STAKE,
+            endpoint(ATTESTORS[2]),
+            0
+        ));
+        run_to(22);
+        assert!(Challenges::<Test>::contains_key(0));
+    });
+}
+
+#[test]
+fn storage_is_bounded() {
+    new_test_ext().execute_with(|| {
+        use frame::traits::StorageInfoTrait;
+        for info in crate::Pallet::<Test>::storage_info() {
+            assert!(
+                info.max_size.is_some(),
+                "{:?} is unbounded",
+                info.storage_name
+            );
+        }
+        // History keeps the last MAX_HISTORY verdicts.
+        let (_, hoster) = world(40);
+        for id in 0..(MAX_HISTORY as u64 + 3) {
+            run_to(2 + 20 * id + 5);
+            for a in committee(id) {
+                assert_ok!(submit(id, a, good_metrics()));
+            }
+        }
+        let h = HosterHistory::<Test>::get(hoster);
+        assert_eq!(h.len() as u32, MAX_HISTORY);
+        assert_eq!(h[0].challenge, 3, "oldest dropped first");
+        // A full agenda slot spills into the next block.
+        let at = System::block_number() + 100;
+        for i in 0..(MAX_TASKS_PER_BLOCK as u64 + 1) {
+            crate::Pallet::<Test>::schedule(at, AgendaTask::Prune(1000 + i));
+        }
+        assert_eq!(
+            crate::Agenda::<Test>::get(at).len() as u32,
+            MAX_TASKS_PER_BLOCK
+        );
+        assert_eq!(crate::Agenda::<Test>::get(at + 1).len(), 1);
+    });
+}
+
+#[test]
+fn session_id_is_the_documented_hash() {
+    let id: ChallengeId = 0x0102;
+    let mut input = b"datdot/v1/session".to_vec();
+    input.extend_from_slice(&id.to_le_bytes());
+    assert_eq!(
+        crate::session_id(id),
+        datdot_protocol::hash::blake2b256(&[&input])
+    );
+    assert_ne!(crate::session_id(1), crate::session_id(2));
+}

@@ -1,0 +1,6 @@
+//! Unit tests of the pallet in `TestExternalities`, one file per area.
+
+mod fraud;
+mod lifecycle;
+mod plans;
+mod registration;

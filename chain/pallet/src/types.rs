@@ -1,0 +1,475 @@
+//! Storage and call types of the pallet. Everything stored is bounded (`MaxEncodedLen`).
+//!
+//! Protocol objects (reports, fraud proofs, signed tree roots, reveals) cross the
+//! extrinsic boundary as bytes of the protocol's own wire codec and are decoded and
+//! verified by `datdot-protocol`; only the small facts the chain keeps (metric medians,
+//! verdicts, keys) are stored here in SCALE.
+
+use datdot_protocol::metrics::{MetricSummary, Outcome, Sla, SlaClause, SlaVerdict};
+use frame::prelude::*;
+
+/// Id of a published feed (one plan per feed).
+pub type FeedId = u64;
+/// Id of a hosting contract (one hoster hosting one feed).
+pub type ContractId = u64;
+/// Id of a challenge (also names its coin-flip session, see [`crate::session_id`]).
+pub type ChallengeId = u64;
+
+/// Longest network address a participant may register (`host:port`, multiaddr, …).
+pub const MAX_ADDR_LEN: u32 = 128;
+/// Largest committee a challenge can have (`Config::AttestorsPerChallenge` ≤ this).
+pub const MAX_COMMITTEE: u32 = 32;
+/// Most replicas a plan may ask for.
+pub const MAX_REPLICAS: u32 = 16;
+/// Verdicts kept per hoster and per feed (oldest dropped first).
+pub const MAX_HISTORY: u32 = 32;
+/// Agenda entries per block (overflow moves to the next blocks).
+pub const MAX_TASKS_PER_BLOCK: u32 = 64;
+
+/// What a participant registered as. One account has one role.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum Role {
+    /// Stores and serves feeds.
+    Hoster,
+    /// Audits hosters in challenge committees.
+    Attestor,
+}
+
+/// Where a participant stands.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum Status<BlockNumber> {
+    /// Can be assigned feeds / drawn into committees.
+    Active,
+    /// Not drawn or assigned (fraud, K failed challenges, stake below the minimum).
+    /// A suspended hoster keeps hosting its contracts and recovers with a passed challenge.
+    Suspended,
+    /// Unregistered; the stake can be withdrawn from block `until` on.
+    Unbonding {
+        /// First block at which `withdraw_unbonded` succeeds.
+        until: BlockNumber,
+    },
+}
+
+/// The keys and address a participant is reached and recognised by.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Endpoint {
+    /// Network address peers dial.
+    pub addr: BoundedVec<u8, ConstU32<MAX_ADDR_LEN>>,
+    /// Noise static public key (X25519) its connections authenticate with.
+    pub noise_key: [u8; 32],
+    /// ed25519 protocol key that signs receipts, reports and coin-flip messages.
+    pub signing_key: [u8; 32],
+}
+
+/// A registered hoster or attestor.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Participant<Balance, BlockNumber> {
+    /// Hoster or attestor.
+    pub role: Role,
+    /// Bonded stake held by the pallet account.
+    pub stake: Balance,
+    /// How it is reached.
+    pub endpoint: Endpoint,
+    /// Hosters: how many feeds it accepts. Attestors: 0.
+    pub capacity: u32,
+    /// Hosters: contracts currently assigned (pending or active).
+    pub hosting: u32,
+    /// Reputation in `0..=MAX_SCORE` (starts at `INITIAL_SCORE`).
+    pub score: u32,
+    /// Consecutive failed challenges (hosters).
+    pub failures: u32,
+    /// Active, suspended or unbonding.
+    pub status: Status<BlockNumber>,
+}
+
+/// The SLA of a plan, in the units of `datdot_protocol::metrics::Sla`.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct SlaTerms {
+    /// Minimum median throughput, bytes per second.
+    pub min_throughput_bps: u64,
+    /// Maximum median p99 request latency, microseconds.
+    pub max_p99_latency_us: u64,
+    /// Minimum median availability, parts per million of requests served.
+    pub min_availability_ppm: u32,
+}
+
+impl From<SlaTerms> for Sla {
+    fn from(s: SlaTerms) -> Sla {
+        Sla {
+            min_throughput_bps: s.min_throughput_bps,
+            max_p99_latency_us: s.max_p99_latency_us,
+            min_availability_ppm: s.min_availability_ppm,
+        }
+    }
+}
+
+/// What a publisher buys.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct PlanTerms<Balance> {
+    /// Number of hosters (1..=MAX_REPLICAS).
+    pub replicas: u32,
+    /// Service level the hosters are judged against.
+    pub sla: SlaTerms,
+    /// Paid to a hoster for each passed challenge period.
+    pub price_per_period: Balance,
+    /// Judged periods per replica before the plan ends.
+    pub periods: u32,
+}
+
+/// A published feed and its plan.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Feed<AccountId, Balance> {
+    /// Who published and pays.
+    pub publisher: AccountId,
+    /// The Hypercore feed's ed25519 public key.
+    pub key: [u8; 32],
+    /// Length the publisher's signed root covers.
+    pub length: u64,
+    /// Tree hash of that signed root (what the feed key signed).
+    pub tree_hash: [u8; 32],
+    /// The plan.
+    pub plan: PlanTerms<Balance>,
+    /// Escrow not yet committed to a challenge.
+    pub escrow: Balance,
+    /// Contracts serving this feed (current and ended ones not yet cleaned up).
+    pub contracts: BoundedVec<ContractId, ConstU32<{ 2 * MAX_REPLICAS }>>,
+    /// Set by `end_plan`: no new challenges; cleaned up when the last one settles.
+    pub ending: bool,
+}
+
+/// State of a hosting contract.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum ContractState<BlockNumber> {
+    /// Assigned; the hoster must `confirm_hosting` before `deadline`.
+    Pending {
+        /// Last block to confirm.
+        deadline: BlockNumber,
+    },
+    /// Hosting; challenged every `ChallengePeriod` blocks.
+    Active,
+    /// Over (periods used up, plan ended, hoster replaced).
+    Ended,
+}
+
+/// One hoster hosting one feed.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Contract<AccountId, BlockNumber> {
+    /// The feed.
+    pub feed: FeedId,
+    /// The hoster.
+    pub hoster: AccountId,
+    /// Pending, active or ended.
+    pub state: ContractState<BlockNumber>,
+    /// Judged periods left.
+    pub periods_left: u32,
+    /// The challenge in flight, if any (at most one: the period outlasts a challenge).
+    pub open_challenge: Option<ChallengeId>,
+}
+
+/// A metric summary as stored on chain: `datdot_protocol::metrics::MetricSummary` in SCALE.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct Metrics {
+    /// Block requests made.
+    pub requests: u32,
+    /// Blocks received and verified.
+    pub ok_blocks: u32,
+    /// Verified bytes received.
+    pub bytes_received: u64,
+    /// Request latency percentiles and maximum, µs.
+    pub latency_p50_us: u64,
+    /// p90 latency, µs.
+    pub latency_p90_us: u64,
+    /// p99 latency, µs.
+    pub latency_p99_us: u64,
+    /// Maximum latency, µs.
+    pub latency_max_us: u64,
+    /// Time to first byte, median, µs.
+    pub ttfb_p50_us: u64,
+    /// Time to first byte, p99, µs.
+    pub ttfb_p99_us: u64,
+    /// Overall throughput, bytes/s.
+    pub throughput_bps: u64,
+    /// Median per-request throughput, bytes/s.
+    pub throughput_p50_bps: u64,
+    /// Connection time, µs.
+    pub connect_time_us: u64,
+    /// Requests the hoster said it lacked.
+    pub lacks_data: u32,
+    /// Requests answered with bad proofs/data/receipts.
+    pub misbehaved: u32,
+    /// Requests that timed out.
+    pub timeouts: u32,
+    /// How the audit ended (`Outcome::to_u8`).
+    pub outcome: u8,
+}
+
+impl From<&MetricSummary> for Metrics {
+    fn from(m: &MetricSummary) -> Self {
+        Metrics {
+            requests: m.requests,
+            ok_blocks: m.ok_blocks,
+            bytes_received: m.bytes_received,
+            latency_p50_us: m.latency_p50_us,
+            latency_p90_us: m.latency_p90_us,
+            latency_p99_us: m.latency_p99_us,
+            latency_max_us: m.latency_max_us,
+            ttfb_p50_us: m.ttfb_p50_us,
+            ttfb_p99_us: m.ttfb_p99_us,
+            throughput_bps: m.throughput_bps,
+            throughput_p50_bps: m.throughput_p50_bps,
+            connect_time_us: m.connect_time_us,
+            lacks_data: m.lacks_data,
+            misbehaved: m.misbehaved,
+            timeouts: m.timeouts,
+            outcome: m.outcome.to_u8(),
+        }
+    }
+}
+
+impl From<&Metrics> for MetricSummary {
+    fn from(m: &Metrics) -> Self {
+        MetricSummary {
+            requests: m.requests,
+            ok_blocks: m.ok_blocks,
+            bytes_received: m.bytes_received,
+            latency_p50_us: m.latency_p50_us,
+            latency_p90_us: m.latency_p90_us,
+            latency_p99_us: m.latency_p99_us,
+            latency_max_us: m.latency_max_us,
+            ttfb_p50_us: m.ttfb_p50_us,
+            ttfb_p99_us: m.ttfb_p99_us,
+            throughput_bps: m.throughput_bps,
+            throughput_p50_bps: m.throughput_p50_bps,
+            connect_time_us: m.connect_time_us,
+            lacks_data: m.lacks_data,
+            misbehaved: m.misbehaved,
+            timeouts: m.timeouts,
+            // Only decoded (hence valid) outcomes are ever stored.
+            outcome: Outcome::from_u8(m.outcome).unwrap_or(Outcome::ConnectFailed),
+        }
+    }
+}
+
+impl Metrics {
+    /// Served share of requests in ppm (as `MetricSummary::availability_ppm`).
+    pub fn availability_ppm(&self) -> u32 {
+        MetricSummary::from(self).availability_ppm()
+    }
+}
+
+/// The outcome of a settled challenge.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum Verdict {
+    /// The median met every SLA clause.
+    Pass,
+    /// The median missed the clauses in `failed` (bit 1 throughput, 2 latency, 4 availability).
+    Fail {
+        /// Bitmask of missed clauses.
+        failed: u8,
+    },
+    /// Fewer reports than `MinReports`: nobody is judged, the period is not used up.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Turn the protocol's SLA verdict into the stored form.
+    pub fn from_sla(v: SlaVerdict) -> Self {
+        if v.passed() {
+            return Verdict::Pass;
+        }
+        let failed = v.failed_clauses().fold(0u8, |acc, c| {
+            acc | match c {
+                SlaClause::Throughput => 1,
+                SlaClause::Latency => 2,
+                SlaClause::Availability => 4,
+            }
+        });
+        Verdict::Fail { failed }
+    }
+}
+
+/// One line of a hoster's or feed's history.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct VerdictRecord<AccountId, BlockNumber> {
+    /// The challenge.
+    pub challenge: ChallengeId,
+    /// The feed.
+    pub feed: FeedId,
+    /// The hoster judged.
+    pub hoster: AccountId,
+    /// Block of settlement.
+    pub at: BlockNumber,
+    /// Pass, fail or inconclusive.
+    pub verdict: Verdict,
+    /// Per-metric lower median of the reports (none when no report arrived).
+    pub median: Option<Metrics>,
+    /// Reports received.
+    pub reports: u8,
+    /// Reports flagged as outliers.
+    pub outliers: u8,
+}
+
+/// A coin-flip withholding accusation collected from reports.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct Accusation {
+    /// Committee index of the accused.
+    pub member: u8,
+    /// Coin-flip round it is accused of withholding in.
+    pub round: u32,
+    /// Reports accusing it.
+    pub count: u8,
+    /// The accused published its signed reveal for `round` on chain.
+    pub cleared: bool,
+}
+
+/// A challenge: a committee auditing one hoster for one feed.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Challenge<AccountId, Balance, BlockNumber> {
+    /// The contract audited.
+    pub contract: ContractId,
+    /// Its feed.
+    pub feed: FeedId,
+    /// Its hoster.
+    pub hoster: AccountId,
+    /// The committee, in coin-flip (attestor index) order.
+    pub attestors: BoundedVec<AccountId, ConstU32<MAX_COMMITTEE>>,
+    /// Their protocol signing keys when drawn (pinned: a later key change does not
+    /// let a member escape a fraud proof or sign reports with another key).
+    pub keys: BoundedVec<[u8; 32], ConstU32<MAX_COMMITTEE>>,
+    /// The hoster's signing key when scheduled.
+    pub hoster_key: [u8; 32],
+    /// The feed's key.
+    pub feed_key: [u8; 32],
+    /// Scheduled at.
+    pub start: BlockNumber,
+    /// Audits end; reports accepted from here.
+    pub end: BlockNumber,
+    /// Last block a report (or a reveal) is accepted.
+    pub report_deadline: BlockNumber,
+    /// Escrow committed: hoster price + one reward per attestor.
+    pub budget: Balance,
+    /// Reports so far: (committee index, metrics), in arrival order.
+    pub reports: BoundedVec<(u8, Metrics), ConstU32<MAX_COMMITTEE>>,
+    /// Withholding accusations from the reports, and reveals published on chain.
+    pub accusations: BoundedVec<Accusation, ConstU32<{ 2 * MAX_COMMITTEE }>>,
+    /// Set once settled.
+    pub verdict: Option<Verdict>,
+    /// Accounts already punished through a fraud proof in this challenge.
+    pub punished: BoundedVec<AccountId, ConstU32<{ MAX_COMMITTEE + 1 }>>,
+}
+
+/// Work the pallet's `on_initialize` does at a given block.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum AgendaTask {
+    /// Schedule the contract's next challenge.
+    Challenge(ContractId),
+    /// Report window closed: settle (if not yet) and judge accusations.
+    Settle(ChallengeId),
+    /// Fraud-proof window closed: forget the challenge.
+    Prune(ChallengeId),
+    /// The hoster did not confirm in time: replace it.
+    ConfirmTimeout(ContractId),
+}
