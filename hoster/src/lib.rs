@@ -153,6 +153,12 @@ pub async fn add_feed(
 ) -> anyhow::Result<AddFeedReport> {
     let limits = config.limits()?;
     let path = store::feed_dir(dir, &key);
+    if path.join(store::COMPLETE).exists() {
+        anyhow::bail!(
+            "feed {} is already complete (a running `run` may be serving it; following a growing feed comes with the chain client)",
+            hex::encode(key)
+        );
+    }
     let core = store::open_core(&path, &key).await?;
     let already = core.info().contiguous_length;
     std::fs::write(path.join("source"), from.to_string())?;

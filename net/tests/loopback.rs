@@ -86,7 +86,12 @@ async fn wrong_static_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_not_served_is_lacks_data() {
     let srv = server(Feeds::default(), test_limits()).await;
-    let conn = dial(srv.addr, Expect::Any, &test_limits()).await.unwrap();
+    // Give up well before the server's idle timeout closes the connection.
+    let limits = datdot_net::Limits {
+        progress_timeout: Duration::from_secs(1),
+        ..test_limits()
+    };
+    let conn = dial(srv.addr, Expect::Any, &limits).await.unwrap();
     let core = reader([3; 32]).await;
     let limits_short = FetchOptions {
         end_grace: Some(Duration::from_millis(100)),
@@ -114,7 +119,7 @@ async fn accept_error(client: impl AsyncFnOnce(TcpStream)) -> ConnectError {
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
     client(tcp).await;
-    tokio::time::timeout(Duration::from_secs(5), srv)
+    tokio::time::timeout(Duration::from_secs(8), srv)
         .await
         .expect("accept must end within its handshake deadline")
         .unwrap()
@@ -151,7 +156,7 @@ async fn bad_frames_and_stalled_handshake_get_clear_errors() {
     // Malformed handshake message (a well-framed frame of garbage).
     let e = accept_error(async |mut t: TcpStream| {
         t.write_all(&[5, 0, 0, 1, 2, 3, 4, 5]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
     })
     .await;
     assert!(
@@ -164,7 +169,7 @@ async fn bad_frames_and_stalled_handshake_get_clear_errors() {
 
     // A handshake that never finishes: connect and say nothing.
     let e = accept_error(async |t: TcpStream| {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         drop(t);
     })
     .await;
@@ -189,7 +194,7 @@ async fn listener_keeps_serving_while_peers_misbehave() {
     let (_, report) = fetch_all(&srv, key).await.unwrap();
     assert_eq!(report.blocks, 40);
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let refused = srv
         .counters
         .connections_refused
@@ -240,4 +245,46 @@ async fn corrupted_stored_block_is_caught_by_the_reader() {
         err.to_string().contains("block 13 failed verification"),
         "{err}"
     );
+}
+
+/// A peer that completes the Noise handshake and then sends an encrypted message that is
+/// not a valid protomux frame: the session ends with `Malformed`, the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_after_handshake_is_malformed_and_server_keeps_serving() {
+    use futures::{SinkExt, StreamExt};
+    use hypercore_handshake::{Cipher, HandshakePattern};
+
+    let w = writer(10, 1024, None).await;
+    let key = key_of(&w);
+    let feeds = Feeds::default();
+    feeds.0.lock().unwrap().push((key, w));
+    let mut srv = server(feeds, test_limits()).await;
+
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let shared = std::sync::Arc::new(datdot_net::frame::FrameShared::default());
+    let framed = datdot_net::frame::Framed::new(tcp, shared, 1 << 20, 64, 1 << 20);
+    let mut cipher =
+        Cipher::new_dht_init_with_pattern(Some(Box::new(framed)), HandshakePattern::XX, None, &[])
+            .unwrap();
+    for _ in 0..200 {
+        if cipher.ready() {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(20), cipher.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(20), cipher.next()).await;
+    }
+    assert!(cipher.ready(), "handshake with the server completes");
+    cipher.send(vec![0xff; 40]).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_millis(200), cipher.next()).await;
+
+    let ended = tokio::time::timeout(Duration::from_secs(5), srv.sessions.recv())
+        .await
+        .expect("the server ends the session")
+        .unwrap();
+    match ended {
+        Err(SessionError::PeerMisbehaved(Misbehaviour::Malformed(why))) => assert!(!why.is_empty()),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    let (_, report) = fetch_all(&srv, key).await.unwrap();
+    assert_eq!(report.blocks, 10);
 }

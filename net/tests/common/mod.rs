@@ -76,7 +76,8 @@ pub async fn reader(key: [u8; 32]) -> Hypercore {
 
 pub fn test_limits() -> Limits {
     Limits {
-        handshake_timeout: Duration::from_millis(500),
+        // Long enough for a loaded CI machine, short enough for the stall tests.
+        handshake_timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(5),
         progress_timeout: Duration::from_secs(5),
         ..Limits::default()
