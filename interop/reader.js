@@ -1,7 +1,7 @@
 // A JavaScript Hypercore reader (npm hypercore@10.38.2) that replicates a feed from a
 // datdot hoster over loopback TCP, checks every block's content, counts datdot receipts
 // (extension `datdot/v1/receipt`) and ends the session with `datdot/v1/end`.
-// Usage: node reader.js <port> <feedKeyHex> <blockSize> [parallel]
+// Usage: node reader.js <port> <feedKeyHex> <blockSize> [parallel] [noreceipts]
 // Prints one JSON line {length, bytes, receipts, ms}; exit 1 on any error; bounded 60 s.
 const net = require('net')
 const Hypercore = require('hypercore')
@@ -15,7 +15,7 @@ function expected (i, size) {
 }
 
 async function main () {
-  const [port, keyHex, sizeS, parS] = process.argv.slice(2)
+  const [port, keyHex, sizeS, parS, noReceipts] = process.argv.slice(2)
   const size = Number(sizeS)
   const parallel = Number(parS || 64)
   setTimeout(() => { console.error('timeout'); process.exit(1) }, 60000).unref()
@@ -57,7 +57,7 @@ async function main () {
   const ms = Date.now() - t0
   end.broadcast(c.encode(c.buffer, Buffer.alloc(0)))
   const t1 = Date.now()
-  while (receiptEntries < length && Date.now() - t1 < 3000) await new Promise(resolve => setTimeout(resolve, 20))
+  while (noReceipts !== 'noreceipts' && receiptEntries < length && Date.now() - t1 < 3000) await new Promise(resolve => setTimeout(resolve, 20))
   console.log(JSON.stringify({ length, bytes, receipts, receiptEntries, ms }))
   socket.destroy()
   process.exit(0)
