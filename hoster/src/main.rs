@@ -70,6 +70,9 @@ enum Cmd {
     Info,
 }
 
+/// Log filter when `RUST_LOG` is not set.
+const DEFAULT_LOG: &str = "info,hypercore=warn,hypercore_protocol=warn,hypercore_handshake=warn,random_access_disk=warn,random_access_memory=warn,random_access_storage=warn";
+
 fn default_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -81,7 +84,9 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The hypercore crates log every call (`#[instrument(ret)]`) at INFO: keep
+                // them at WARN unless RUST_LOG asks otherwise.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

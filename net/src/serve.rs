@@ -210,7 +210,7 @@ pub async fn serve(
     result.map(|()| sum)
 }
 
-/// Handle one message; returns the bytes it queued for sending.
+/// Handle one message; returns a lower bound of the bytes it queued for sending.
 async fn handle(
     s: &mut Served,
     msg: Message,
@@ -235,7 +235,7 @@ async fn handle(
                     .await
                     .map_err(link)?;
             }
-            Ok(64)
+            Ok(0)
         }
         Message::Request(r) => serve_request(s, r, cfg, sum).await,
         Message::Extension(e) => match DatdotMsg::decode(&e).map_err(Misbehaviour::BadExtension)? {
@@ -248,7 +248,7 @@ async fn handle(
                     cfg.counters.receipts_sent.fetch_add(1, Ordering::Relaxed);
                     sum.receipts += 1;
                 }
-                Ok(4096)
+                Ok(0)
             }
             _ => Ok(0),
         },
@@ -270,7 +270,7 @@ async fn serve_request(
             .send(Message::NoData(NoData { request: r.id }))
             .await
             .map_err(link)?;
-        return Ok(16);
+        return Ok(0);
     }
     let proof = match s
         .core
@@ -288,13 +288,17 @@ async fn serve_request(
             .send(Message::NoData(NoData { request: r.id }))
             .await
             .map_err(link)?;
-        return Ok(16);
+        return Ok(0);
     };
-    let mut size = 256u64;
+    // A lower bound of the bytes this answer puts on the wire (block bytes and 32 per
+    // proof node): `written` then always catches up with `enqueued`, so the estimate
+    // cannot drift into a permanent backpressure stall (an overestimate did, on a
+    // 16384-block feed). See DESIGN §12.3 for what this bounds.
+    let mut size = 0u64;
     let mut receipt = None;
     if let Some(b) = &proof.block {
         let len = b.value.len() as u64;
-        size += len + 40 * b.nodes.len() as u64;
+        size += len + 32 * b.nodes.len() as u64;
         sum.blocks += 1;
         sum.bytes += len;
         cfg.counters.blocks_served.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +323,6 @@ async fn serve_request(
             .map_err(link)?;
         cfg.counters.receipts_sent.fetch_add(1, Ordering::Relaxed);
         sum.receipts += 1;
-        size += 4096;
     }
     Ok(size)
 }
