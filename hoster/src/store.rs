@@ -43,8 +43,53 @@ pub fn feed_dir(dir: &Path, key: &[u8; 32]) -> PathBuf {
     dir.join("feeds").join(hex::encode(key))
 }
 
+/// Bytes of the oplog's two header slots (`hypercore` 0.17.0-alpha.1, `oplog/mod.rs`:
+/// `HEADER_SIZE` 4096 × 2); entries not yet flushed follow them.
+const OPLOG_HEADERS: u64 = 2 * 4096;
+
 /// Open (or create, read-only, for `key`) the Hypercore under `path`.
+///
+/// Works around a bug in `hypercore` 0.17.0-alpha.1: its oplog *decoder* tests flag bit
+/// 2 where the encoder writes bits 4 (tree upgrade) and 8 (bitfield), so a core whose
+/// oplog still holds unflushed entries of a replicated block cannot be reopened ("Could
+/// not parse changeset signature"). The crate flushes the oplog into the tree and
+/// bitfield files every fourth write, so such a core is at most a few blocks behind its
+/// last flush. When opening fails and unflushed entries exist, we keep a copy of the
+/// oplog (`oplog.unflushed`), truncate it to its header slots — the state of the last
+/// flush — and open again; `add-feed` then re-fetches (and re-verifies) the few blocks
+/// that were not flushed. Nothing unverified is ever served. See docs/DESIGN.md.
 pub async fn open_core(path: &Path, key: &[u8; 32]) -> anyhow::Result<Hypercore> {
+    match open_core_once(path, key).await {
+        Ok(core) => Ok(core),
+        Err(e) => {
+            let oplog = path.join("oplog");
+            let len = std::fs::metadata(&oplog).map(|m| m.len()).unwrap_or(0);
+            if len <= OPLOG_HEADERS {
+                return Err(e);
+            }
+            warn!(
+                path = %path.display(),
+                error = %format!("{e:#}"),
+                unflushed_bytes = len - OPLOG_HEADERS,
+                "reopening at the last oplog flush (hypercore 0.17.0-alpha.1 oplog decoder bug); unflushed blocks will be fetched again"
+            );
+            std::fs::copy(&oplog, path.join("oplog.unflushed"))
+                .with_context(|| format!("saving {}", oplog.display()))?;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&oplog)
+                .with_context(|| format!("opening {}", oplog.display()))?;
+            f.set_len(OPLOG_HEADERS)
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("truncating {}", oplog.display()))?;
+            open_core_once(path, key)
+                .await
+                .context("reopening at the last oplog flush")
+        }
+    }
+}
+
+async fn open_core_once(path: &Path, key: &[u8; 32]) -> anyhow::Result<Hypercore> {
     let exists = path.join("oplog").exists();
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
     let storage = Storage::new_disk(&path.to_path_buf(), false)

@@ -268,8 +268,10 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
         .unwrap()
         .parse()
         .unwrap();
+    // Only the missing blocks, plus the few an unflushed oplog loses at each reopen
+    // (≤ 3 per fetch session; the `hypercore` 0.17.0-alpha.1 workaround in `store`).
     assert!(
-        fetched <= BLOCKS - kept,
+        fetched >= BLOCKS - kept && fetched <= BLOCKS - kept + 3 * 6,
         "resumed: fetched {fetched}, had {kept}: {line}"
     );
     assert_eq!(stored(dir, &key).await, BLOCKS);

@@ -21,6 +21,11 @@ fn interop_dir() -> Option<PathBuf> {
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
+    // Under CI (`scripts/test` runs `npm ci` first) a missing peer is a failure, not a skip.
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "CI: interop/node_modules/hypercore or node is missing; scripts/test runs `npm ci` in interop/"
+    );
     if !ok {
         eprintln!("SKIPPED: run `npm ci` in interop/ (and install node) for the JS interop tests");
     }

@@ -1,4 +1,0 @@
-mod dynamic;
-mod fixed;
-
-pub(crate) use dynamic::DynamicBitfield as Bitfield;
