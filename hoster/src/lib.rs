@@ -14,6 +14,7 @@
 pub mod config;
 pub mod keystore;
 pub mod metrics;
+pub mod oplog;
 pub mod store;
 
 use std::net::SocketAddr;
