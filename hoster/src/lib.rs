@@ -12,6 +12,7 @@
 //!   client exists feeds are assigned with `add-feed`; nothing here pretends to be the chain.
 
 pub mod config;
+pub mod flush;
 pub mod keystore;
 pub mod metrics;
 pub mod oplog;
@@ -172,41 +173,30 @@ pub async fn add_feed(
         }
     };
     let started = Instant::now();
-    // A session, then reopen from disk and check: reopening may fall back to the last
-    // oplog flush and lose the last few blocks (see `store::open_core`), which the next
-    // session fetches again. Each pass loses strictly fewer, so this ends quickly.
-    let (mut already, mut fetched, mut bytes, mut receipts) = (None, 0, 0, 0);
-    for session in 0..MAX_FETCH_SESSIONS {
-        let core = store::open_core(&path, &key).await?;
-        let info = core.info();
-        already.get_or_insert(info.contiguous_length);
-        if session > 0 && info.length > 0 && info.contiguous_length == info.length {
-            let marker = path.join(store::COMPLETE);
-            std::fs::write(&marker, info.length.to_string())?;
-            std::fs::File::open(&marker)?.sync_all()?;
-            return Ok(AddFeedReport {
-                fetched,
-                already: already.unwrap_or(0),
-                length: info.length,
-                bytes,
-                receipts,
-                elapsed: started.elapsed(),
-            });
-        }
-        let conn = dial(from, expect, &limits).await?;
-        let report = fetch(conn, key, &core, &FetchOptions::default(), progress).await?;
-        fetched += report.blocks;
-        bytes += report.bytes;
-        receipts += report.receipts.len();
-    }
     let core = store::open_core(&path, &key).await?;
-    let info = core.info();
-    anyhow::bail!(
-        "feed incomplete after {MAX_FETCH_SESSIONS} sessions: {} of {} blocks stored; run add-feed again to resume",
-        info.contiguous_length,
-        info.length
-    )
+    let already = core.info().contiguous_length;
+    let conn = dial(from, expect, &limits).await?;
+    let report = fetch(conn, key, &core, &FetchOptions::default(), progress).await?;
+    drop(core);
+    // Check what is on disk, not what the session saw: reopen (which flushes the oplog,
+    // see `store::open_core`) before writing the marker.
+    let info = store::open_core(&path, &key).await?.info();
+    if info.length == 0 || info.contiguous_length < info.length {
+        anyhow::bail!(
+            "feed incomplete after the session: {} of {} blocks stored; run add-feed again to resume",
+            info.contiguous_length,
+            info.length
+        );
+    }
+    let marker = path.join(store::COMPLETE);
+    std::fs::write(&marker, info.length.to_string())?;
+    std::fs::File::open(&marker)?.sync_all()?;
+    Ok(AddFeedReport {
+        fetched: report.blocks,
+        already,
+        length: info.length,
+        bytes: report.bytes,
+        receipts: report.receipts.len(),
+        elapsed: started.elapsed(),
+    })
 }
-
-/// Most fetch sessions one `add-feed` runs before giving up.
-const MAX_FETCH_SESSIONS: usize = 6;

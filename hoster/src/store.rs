@@ -1,8 +1,8 @@
 //! Feeds on disk: `<dir>/feeds/<hex key>/` holds one Hypercore (the `hypercore` crate's
 //! disk storage: `data`, `tree`, `bitfield`, `oplog`). A feed is served once its
 //! `complete` marker exists; a partial feed resumes where it stopped — every block on
-//! disk was verified before it was written, so a kill -9 loses at most the blocks in
-//! flight.
+//! disk was verified before it was written, and [`open_core`] recovers every block whose
+//! verification had returned, so a kill -9 loses at most the blocks in flight.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,9 @@ use datdot_net::FeedSource;
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 use hypercore_protocol::discovery_key;
 use tracing::{info, warn};
+
+use crate::flush::{self, FlushError};
+use crate::oplog::OplogError;
 
 /// Marker file: the feed was fetched completely (up to the length seen then).
 pub const COMPLETE: &str = "complete";
@@ -43,55 +46,56 @@ pub fn feed_dir(dir: &Path, key: &[u8; 32]) -> PathBuf {
     dir.join("feeds").join(hex::encode(key))
 }
 
-/// Bytes of the oplog's two header slots (`hypercore` 0.17.0-alpha.1, `oplog/mod.rs`:
-/// `HEADER_SIZE` 4096 × 2); entries not yet flushed follow them.
-const OPLOG_HEADERS: u64 = 2 * 4096;
-
 /// Open (or create, read-only, for `key`) the Hypercore under `path`.
 ///
-/// Works around a bug in `hypercore` 0.17.0-alpha.1: its oplog *decoder* tests flag bit
-/// 2 where the encoder writes bits 4 (tree upgrade) and 8 (bitfield), so a core whose
-/// oplog still holds unflushed entries of a replicated block cannot be reopened ("Could
-/// not parse changeset signature"). The crate flushes the oplog into the tree and
-/// bitfield files every fourth write, so such a core is at most a few blocks behind its
-/// last flush. When opening fails and unflushed entries exist, we keep a copy of the
-/// oplog (`oplog.unflushed`), truncate it to its header slots — the state of the last
-/// flush — and open again; `add-feed` then re-fetches (and re-verifies) the few blocks
-/// that were not flushed. Nothing unverified is ever served. See docs/DESIGN.md.
+/// Works around a bug in `hypercore` 0.17.0-alpha.1 (docs/DESIGN.md §12.6): its oplog
+/// *decoder* reads an entry's tree upgrade and bitfield parts under flag bit 2 where the
+/// encoder sets bits 4 and 8, so a replicated core whose oplog still holds entries not
+/// yet flushed into the `tree` and `bitfield` files (the crate flushes every fourth
+/// write) cannot be reopened. Before the crate sees the storage, [`flush::flush_oplog`]
+/// applies those entries itself with our own decoder and leaves an oplog without
+/// entries, so the crate never runs its replay. Nothing verified is lost: every block
+/// whose `verify_and_apply_proof` returned is in an entry or already flushed.
 pub async fn open_core(path: &Path, key: &[u8; 32]) -> anyhow::Result<Hypercore> {
-    match open_core_once(path, key).await {
-        Ok(core) => Ok(core),
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    let (dir, k) = (path.to_path_buf(), *key);
+    let flushed = tokio::task::spawn_blocking(move || flush::flush_oplog(&dir, &k))
+        .await
+        .context("oplog flush task")?;
+    match flushed {
+        Ok(None) => {}
+        Ok(Some(p)) => info!(
+            path = %path.display(),
+            entries = p.entries,
+            stale = p.stale,
+            torn_bytes = p.torn_bytes,
+            length = p.length,
+            contiguous = p.contiguous,
+            "flushed the oplog before opening (hypercore 0.17.0-alpha.1 cannot replay it)"
+        ),
+        Err(FlushError::Oplog(OplogError::NoHeader)) if never_written(path) => {
+            // Killed after the crate created the files and before its first header
+            // write: nothing was stored, start afresh.
+            warn!(path = %path.display(), "oplog has no header and the feed holds no data: creating it anew");
+            std::fs::remove_file(path.join("oplog"))
+                .with_context(|| format!("removing {}", path.join("oplog").display()))?;
+        }
         Err(e) => {
-            let oplog = path.join("oplog");
-            let len = std::fs::metadata(&oplog).map(|m| m.len()).unwrap_or(0);
-            if len <= OPLOG_HEADERS {
-                return Err(e);
-            }
-            warn!(
-                path = %path.display(),
-                error = %format!("{e:#}"),
-                unflushed_bytes = len - OPLOG_HEADERS,
-                "reopening at the last oplog flush (hypercore 0.17.0-alpha.1 oplog decoder bug); unflushed blocks will be fetched again"
-            );
-            std::fs::copy(&oplog, path.join("oplog.unflushed"))
-                .with_context(|| format!("saving {}", oplog.display()))?;
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&oplog)
-                .with_context(|| format!("opening {}", oplog.display()))?;
-            f.set_len(OPLOG_HEADERS)
-                .and_then(|()| f.sync_all())
-                .with_context(|| format!("truncating {}", oplog.display()))?;
-            open_core_once(path, key)
-                .await
-                .context("reopening at the last oplog flush")
+            return Err(e).with_context(|| format!("flushing the oplog of {}", path.display()));
         }
     }
+    open_core_once(path, key).await
+}
+
+/// Whether the feed storage under `path` holds no block, node or bit.
+fn never_written(path: &Path) -> bool {
+    ["data", "tree", "bitfield"]
+        .iter()
+        .all(|f| std::fs::metadata(path.join(f)).map_or(true, |m| m.len() == 0))
 }
 
 async fn open_core_once(path: &Path, key: &[u8; 32]) -> anyhow::Result<Hypercore> {
     let exists = path.join("oplog").exists();
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
     let storage = Storage::new_disk(&path.to_path_buf(), false)
         .await
         .with_context(|| format!("opening storage {}", path.display()))?;
