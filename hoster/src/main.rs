@@ -65,6 +65,10 @@ enum Cmd {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Print `verified <INDEX>` on stdout as each block is verified and stored (for
+        /// scripts; with --quiet, the only output besides the summary).
+        #[arg(long)]
+        log_blocks: bool,
     },
     /// Print this hoster's keys (to register on chain), addresses and stored feeds.
     Info,
@@ -149,6 +153,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             from,
             peer_key,
             quiet,
+            log_blocks,
         } => {
             let config = Config::load(&cfg_path)?;
             let key = store::parse_key(&key)?;
@@ -168,7 +173,12 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             );
             let mut on_progress = |p: Progress| match p {
                 Progress::Length { todo, .. } => bar.set_length(todo),
-                Progress::Block { .. } => bar.inc(1),
+                Progress::Block { index, .. } => {
+                    bar.inc(1);
+                    if log_blocks {
+                        println!("verified {index}");
+                    }
+                }
                 _ => {}
             };
             let r =

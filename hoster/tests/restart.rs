@@ -1,5 +1,7 @@
-//! The `datdot-hoster` binary on loopback: add-feed with verification, kill -9 in the
-//! middle of a download and in the middle of serving, restart, nothing verified lost.
+//! The `datdot-hoster` binary on loopback: add-feed with verification, kill -9 twice in
+//! the middle of a download (every block it reported verified is kept; the resume
+//! fetches exactly the rest) and in the middle of serving (after the restart the reader
+//! resumes and every block verifies). `crash_points.rs` kills at every write instead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datdot_net::{
-    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, dial,
-    fetch, serve,
+    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, Progress,
+    ServeConfig, dial, fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
@@ -145,6 +147,7 @@ fn add_feed(dir: &Path, key: &[u8; 32], from: SocketAddr, peer: &[u8; 32]) -> Ch
             "--peer-key",
             &hex::encode(peer),
             "--quiet",
+            "--log-blocks",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -152,15 +155,16 @@ fn add_feed(dir: &Path, key: &[u8; 32], from: SocketAddr, peer: &[u8; 32]) -> Ch
         .unwrap()
 }
 
-/// Stored blocks of the feed under `dir`, each checked against the source bytes.
-async fn stored(dir: &Path, key: &[u8; 32]) -> u64 {
+/// Stored blocks of the feed under `dir` (count and indices), each checked against the
+/// source bytes.
+async fn stored(dir: &Path, key: &[u8; 32]) -> (u64, std::collections::HashSet<u64>) {
     let core = match datdot_hoster::store::open_core(&datdot_hoster::store::feed_dir(dir, key), key)
         .await
     {
         Ok(c) => c,
         Err(e) => panic!("{e:#}"),
     };
-    let mut n = 0;
+    let mut have = std::collections::HashSet::new();
     for i in 0..core.info().length {
         if core.has(i) {
             assert_eq!(
@@ -168,23 +172,50 @@ async fn stored(dir: &Path, key: &[u8; 32]) -> u64 {
                 block(i),
                 "stored block {i}"
             );
-            n += 1;
+            have.insert(i);
         }
     }
-    n
+    (have.len() as u64, have)
 }
 
-fn wait_for_data(dir: &Path, key: &[u8; 32], bytes: u64, child: &mut Child) {
-    let data = datdot_hoster::store::feed_dir(dir, key).join("data");
+/// Run `add-feed` (via the throttled relay `from`) until it has reported `at_least`
+/// verified blocks in total (counting `before`), then kill -9 it. Returns every block
+/// it reported verified before it died.
+fn add_feed_until_kill9(
+    dir: &Path,
+    key: &[u8; 32],
+    from: SocketAddr,
+    peer: &[u8; 32],
+    before: usize,
+    at_least: usize,
+) -> Vec<u64> {
+    let mut child = add_feed(dir, key, from, peer);
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS as usize); // a line per block at most
+    let lines = std::thread::spawn(move || {
+        let mut verified = Vec::new();
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if let Some(i) = line.strip_prefix("verified ") {
+                verified.push(i.parse::<u64>().unwrap());
+                let _ = tx.send(());
+            }
+        }
+        verified
+    });
     let t = Instant::now();
-    while std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0) < bytes {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
+    let mut seen = before;
+    while seen < at_least {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(()) => seen += 1,
+            Err(e) => panic!("add-feed stopped reporting blocks ({e:?}) after {seen}"),
+        }
         assert!(t.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(5));
     }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Everything it printed before it died (the pipe is drained to EOF).
+    lines.join().unwrap()
 }
 
 fn start_run(dir: &Path) -> (Child, SocketAddr, [u8; 32], SocketAddr) {
@@ -237,27 +268,41 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
     init(dir);
     let (src, src_key, key) = publisher().await;
     let slow = throttle(src, 4 << 20).await;
-    let total = BLOCKS * SIZE as u64;
 
-    // 1. kill -9 in the middle of the download.
-    let mut child = add_feed(dir, &key, slow, &src_key);
-    wait_for_data(dir, &key, total / 4, &mut child);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let kept = stored(dir, &key).await;
-    assert!(kept > 0 && kept < BLOCKS, "kept {kept} verified blocks");
-    assert!(
-        !datdot_hoster::store::feed_dir(dir, &key)
-            .join("complete")
-            .exists()
-    );
+    // 1. kill -9 twice in the middle of the download (after a quarter, then after half
+    //    of the feed was reported verified): every block reported verified is kept.
+    let mut verified: Vec<u64> = Vec::new();
+    for at_least in [BLOCKS / 4, BLOCKS / 2] {
+        let now =
+            add_feed_until_kill9(dir, &key, slow, &src_key, verified.len(), at_least as usize);
+        verified.extend(now);
+        let (kept, have) = stored(dir, &key).await;
+        for i in &verified {
+            assert!(
+                have.contains(i),
+                "block {i} was verified before kill -9 and is lost"
+            );
+        }
+        assert!(
+            kept >= verified.len() as u64 && kept < BLOCKS,
+            "kept {kept}, verified {}",
+            verified.len()
+        );
+        assert!(
+            !datdot_hoster::store::feed_dir(dir, &key)
+                .join("complete")
+                .exists()
+        );
+    }
+    let (kept, _) = stored(dir, &key).await;
 
-    // 2. Resume: only the missing blocks are fetched.
+    // 2. Resume: exactly the missing blocks are fetched.
     let out = add_feed(dir, &key, src, &src_key)
         .wait_with_output()
         .unwrap();
     assert!(out.status.success());
-    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().last().unwrap();
     assert!(line.contains(&format!("length {BLOCKS}")), "{line}");
     let fetched: u64 = line
         .split("fetched ")
@@ -268,13 +313,13 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
         .unwrap()
         .parse()
         .unwrap();
-    // Only the missing blocks, plus the few an unflushed oplog loses at each reopen
-    // (≤ 3 per fetch session; the `hypercore` 0.17.0-alpha.1 workaround in `store`).
-    assert!(
-        fetched >= BLOCKS - kept && fetched <= BLOCKS - kept + 3 * 6,
-        "resumed: fetched {fetched}, had {kept}: {line}"
+    assert_eq!(fetched, BLOCKS - kept, "resumed: had {kept}: {line}");
+    assert!(line.contains(&format!("{kept} already stored")), "{line}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("verified ")).count() as u64,
+        fetched
     );
-    assert_eq!(stored(dir, &key).await, BLOCKS);
+    assert_eq!(stored(dir, &key).await.0, BLOCKS);
 
     // 3. Serve it; a reader verifies everything.
     let (mut run, addr, noise, metrics) = start_run(dir);
@@ -297,37 +342,74 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
     );
     assert!(m.contains("datdot_hoster_feeds 1"), "{m}");
 
-    // 4. kill -9 while serving a slow reader, restart, serve again in full.
+    // 4. kill -9 while serving a slow reader (once it verified a quarter of the feed),
+    //    restart: the same reader resumes and gets the rest, a new reader gets it all.
     let slow_hoster = throttle(addr, 4 << 20).await;
-    let reading = tokio::spawn(async move {
-        let conn = dial(slow_hoster, Expect::Key(noise), &Limits::default())
-            .await
-            .unwrap();
-        let r = reader(key).await;
-        fetch(conn, key, &r, &FetchOptions::default(), &mut |_| {}).await
+    let got = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reading = tokio::spawn({
+        let got = got.clone();
+        async move {
+            let conn = dial(slow_hoster, Expect::Key(noise), &Limits::default())
+                .await
+                .unwrap();
+            let r = reader(key).await;
+            let res = fetch(conn, key, &r, &FetchOptions::default(), &mut |p| {
+                if let Progress::Block { .. } = p {
+                    got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .await;
+            (res, r)
+        }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    run.kill().unwrap();
+    let t = Instant::now();
+    while got.load(std::sync::atomic::Ordering::Relaxed) < BLOCKS / 4 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "slow reader made no progress"
+        );
+        assert!(
+            !reading.is_finished(),
+            "the slow reader finished before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.kill().unwrap(); // SIGKILL
     run.wait().unwrap();
+    let (res, r) = tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(res.is_err(), "the session must break with the hoster");
+    let partial = r.info().contiguous_length;
     assert!(
-        tokio::time::timeout(Duration::from_secs(30), reading)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_err()
+        (BLOCKS / 4..BLOCKS).contains(&partial),
+        "reader had {partial}"
     );
     let (mut run, addr, noise2, _) = start_run(dir);
     assert_eq!(noise2, noise, "same persistent Noise key after restart");
     let conn = dial(addr, Expect::Key(noise), &Limits::default())
         .await
         .unwrap();
-    let r = reader(key).await;
     let rep = fetch(conn, key, &r, &FetchOptions::default(), &mut |_| {})
         .await
         .unwrap();
+    assert_eq!(rep.blocks, BLOCKS - partial, "the reader resumes");
+    let conn = dial(addr, Expect::Key(noise), &Limits::default())
+        .await
+        .unwrap();
+    let fresh = reader(key).await;
+    let rep = fetch(conn, key, &fresh, &FetchOptions::default(), &mut |_| {})
+        .await
+        .unwrap();
     assert_eq!(rep.blocks, BLOCKS);
-    for i in [0, 511, BLOCKS - 1] {
+    assert_eq!(
+        rep.receipts.iter().map(|r| r.entries.len()).sum::<usize>(),
+        BLOCKS as usize
+    );
+    for i in 0..BLOCKS {
         assert_eq!(r.get(i).await.unwrap().unwrap(), block(i));
+        assert_eq!(fresh.get(i).await.unwrap().unwrap(), block(i));
     }
     run.kill().unwrap();
     run.wait().unwrap();
