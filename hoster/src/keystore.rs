@@ -1,0 +1,117 @@
+//! The hoster's keystore: two 32-byte seeds in a file only its owner can read (0600).
+//! `signing` is the ed25519 identity that signs receipts (and, later, chain
+//! transactions); `noise` is the Noise static key readers pin.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rand::RngCore;
+
+/// The secrets of one hoster.
+pub struct Keystore {
+    /// Seed of the ed25519 signing identity.
+    pub signing: [u8; 32],
+    /// Seed of the Noise static key.
+    pub noise: [u8; 32],
+}
+
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keystore(..)")
+    }
+}
+
+impl Keystore {
+    /// Fresh random seeds.
+    pub fn generate() -> Self {
+        let mut k = Keystore {
+            signing: [0; 32],
+            noise: [0; 32],
+        };
+        rand::rngs::OsRng.fill_bytes(&mut k.signing);
+        rand::rngs::OsRng.fill_bytes(&mut k.noise);
+        k
+    }
+
+    /// Write to `path`, created with mode 0600; never overwrites.
+    pub fn create(&self, path: &Path) -> anyhow::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating keystore {}", path.display()))?;
+        writeln!(
+            f,
+            "# datdot hoster keystore: keep secret, keep a backup.\nsigning = \"{}\"\nnoise = \"{}\"",
+            hex::encode(self.signing),
+            hex::encode(self.noise)
+        )?;
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// Read from `path`; refuses a file that group or others can read.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let meta = fs::metadata(path).with_context(|| {
+            format!(
+                "reading keystore {} (run `datdot-hoster init` first)",
+                path.display()
+            )
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "keystore {} has mode {mode:o}; it must be readable by its owner only (chmod 600)",
+                path.display()
+            );
+        }
+        let text = fs::read_to_string(path)?;
+        #[derive(serde::Deserialize)]
+        struct File {
+            signing: String,
+            noise: String,
+        }
+        let f: File =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let seed = |name: &str, s: &str| -> anyhow::Result<[u8; 32]> {
+            let v = hex::decode(s).with_context(|| format!("keystore `{name}` is not hex"))?;
+            v.try_into()
+                .map_err(|_| anyhow::anyhow!("keystore `{name}` must be 32 bytes"))
+        };
+        Ok(Keystore {
+            signing: seed("signing", &f.signing)?,
+            noise: seed("noise", &f.noise)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_is_0600_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("keystore");
+        let k = Keystore::generate();
+        k.create(&p).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let l = Keystore::load(&p).unwrap();
+        assert_eq!((l.signing, l.noise), (k.signing, k.noise));
+        assert!(k.create(&p).is_err(), "never overwrites");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            Keystore::load(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Shared fixtures for the loopback tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datdot_net::{
+    Counters, FeedSource, Limits, Listener, NoiseIdentity, ServeConfig, ServeSummary, SessionError,
+    serve,
+};
+use datdot_protocol::identity::Keypair;
+use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+
+/// A feed source holding a list of cores.
+type FeedList = Vec<([u8; 32], Hypercore)>;
+
+#[derive(Default, Clone)]
+pub struct Feeds(pub Arc<Mutex<FeedList>>);
+
+impl FeedSource for Feeds {
+    fn find(&self, dk: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
+        let feeds = self.0.lock().unwrap();
+        feeds
+            .iter()
+            .find(|(k, _)| &hypercore_protocol::discovery_key(k) == dk)
+            .cloned()
+    }
+}
+
+pub fn block(i: u64, size: usize) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    for (j, b) in v.iter_mut().enumerate() {
+        *b = (i as usize * 31 + j * 7) as u8;
+    }
+    v
+}
+
+/// A writable feed with `n` blocks of `size` bytes (memory, or disk under `dir`).
+pub async fn writer(n: u64, size: usize, dir: Option<&Path>) -> Hypercore {
+    let storage = match dir {
+        Some(d) => Storage::new_disk(&d.to_path_buf(), true).await.unwrap(),
+        None => Storage::new_memory().await.unwrap(),
+    };
+    let core = HypercoreBuilder::new(storage).build().await.unwrap();
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(block(i, size));
+        if batch.len() == 64 {
+            core.append_batch(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        core.append_batch(&batch).await.unwrap();
+    }
+    core
+}
+
+pub fn key_of(core: &Hypercore) -> [u8; 32] {
+    core.key_pair().public.to_bytes()
+}
+
+/// An empty reader core for `key` in memory.
+pub async fn reader(key: [u8; 32]) -> Hypercore {
+    HypercoreBuilder::new(Storage::new_memory().await.unwrap())
+        .key_pair(PartialKeypair {
+            public: VerifyingKey::from_bytes(&key).unwrap(),
+            secret: None,
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
+pub fn test_limits() -> Limits {
+    Limits {
+        // Long enough for a loaded CI machine, short enough for the stall tests.
+        handshake_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        progress_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    }
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub key: [u8; 32],
+    pub signer: Arc<Keypair>,
+    pub counters: Arc<Counters>,
+    pub sessions: tokio::sync::mpsc::Receiver<Result<ServeSummary, SessionError>>,
+}
+
+/// Start a hoster-like server on loopback serving `feeds`.
+pub async fn server(feeds: Feeds, limits: Limits) -> Server {
+    let identity = NoiseIdentity::from_seed([9; 32]);
+    let counters = Arc::new(Counters::default());
+    let listener = Listener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        identity,
+        limits,
+        counters.clone(),
+    )
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let key = listener.public_key();
+    let signer = Arc::new(Keypair::from_seed(&[5; 32]));
+    let cfg = ServeConfig {
+        signer: signer.clone(),
+        receipt_every: 100,
+        counters: counters.clone(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(listener.run(move |conn| {
+        let feeds = feeds.clone();
+        let cfg = cfg.clone();
+        let tx = tx.clone();
+        async move {
+            let r = serve(conn, &feeds, &cfg).await;
+            let _ = tx.try_send(r);
+        }
+    }));
+    Server {
+        addr,
+        key,
+        signer,
+        counters,
+        sessions: rx,
+    }
+}
