@@ -15,20 +15,26 @@
 //!   exponential backoff); a call whose submission fails for a transport reason is
 //!   retried ([`SUBMIT_ATTEMPTS`]); the event follower resumes after a drop from the
 //!   first finalized block it has not delivered, so no event is lost or repeated.
+//! - Hosters: feeds with the source their publisher named, contracts, the peers serving a
+//!   feed ([`ChainClient::feed_peers`]) and a follower of the assignments addressed to
+//!   an account ([`ChainClient::assignments_for`], [`ChainClient::pending_for`]).
 //! - Keys: [`keys`] (dev accounts by name, key files with a 0600 secret seed).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use datdot_protocol::metrics::{MetricSummary, Outcome, Selected, Sla};
-use subxt::utils::AccountId32;
 use subxt::{OnlineClient, SubstrateConfig};
 use subxt_rpcs::client::{ReconnectingRpcClient, RpcClient, reconnecting_rpc_client};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+mod hosting;
 pub mod keys;
 
+pub use hosting::{Assignment, Contract, ContractState, Feed, FeedPeer, MAX_CONTRACT_SCAN};
+
+pub use subxt::utils::AccountId32;
 pub use subxt_signer::sr25519::Keypair;
 
 /// The generated API.
@@ -263,17 +269,19 @@ impl ChainClient {
 
     /// Publish feed `key` with the author-signed root `signed_root` (our wire encoding of
     /// `datdot_protocol::tree::SignedTreeRoot`) under `plan`; escrows the plan's cost and
-    /// assigns hosters.
+    /// assigns hosters, who fetch the feed from `source` (a node serving it: address,
+    /// Noise key, signing key; see [`endpoint`]) or from each other.
     pub async fn publish(
         &self,
         signer: &Keypair,
         key: [u8; 32],
         signed_root: Vec<u8>,
         plan: PlanTerms<Balance>,
+        source: Endpoint,
     ) -> Result<Published> {
         let call = datdot::transactions()
             .datdot()
-            .publish(key, bounded(signed_root), plan);
+            .publish(key, bounded(signed_root), plan, source);
         let events = self.submit("publish", &call, signer).await?;
         let mut out = None;
         let mut contracts = Vec::new();

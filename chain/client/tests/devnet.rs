@@ -4,7 +4,9 @@
 //! --test devnet -- --ignored`; without the variable the test fails (it is `#[ignore]`d so
 //! that a plain `cargo test` does not need a devnet).
 //!
-//! Register a hoster and three attestors, publish a plan, confirm hosting, receive the
+//! Register a hoster and three attestors, publish a plan (a source without an address
+//! is refused; the hoster sees the assignment as an event and in storage, and the
+//! feed's source), confirm hosting, receive the
 //! challenge event over the subscription, check refusals (stake too low, report too
 //! early, not in the committee), submit three signed reports, and read back the settled
 //! verdict, the history, scores, balances and the SLA selection. Finally restart the
@@ -183,18 +185,57 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         max_p99_latency_us: 50_000,
         min_availability_ppm: 990_000,
     };
-    let plan = PlanTerms {
+    let plan = || PlanTerms {
         replicas: 1,
         sla: sla_terms(),
         price_per_period: PRICE,
         periods: 2,
     };
+    // A source without an address is refused like a registration without one.
+    let no_addr = chain
+        .publish(
+            &publisher,
+            feed_key,
+            signed_root.clone(),
+            plan(),
+            endpoint("", [7; 32], feed_key),
+        )
+        .await
+        .expect_err("a source needs an address");
+    ensure!(rejected(&no_addr) == Some("NoAddress"), "got {no_addr:#}");
+    let mut assignments = chain.assignments_for(account(&hoster)).await?;
+    let source = endpoint("127.0.0.1:7200", [7; 32], feed_key);
     let published = chain
-        .publish(&publisher, feed_key, signed_root, plan)
+        .publish(&publisher, feed_key, signed_root, plan(), source)
         .await?;
     ensure!(published.contracts.len() == 1, "{published:?}");
     let (contract, assigned) = published.contracts[0];
     ensure!(assigned == account(&hoster), "the only hoster is assigned");
+
+    // The hoster learns of it from the event, from storage, and reads where to fetch.
+    let a = tokio::time::timeout(Duration::from_secs(30), assignments.recv())
+        .await
+        .context("no HosterAssigned within 30 s")?
+        .context("assignment follower ended")?;
+    ensure!((a.contract, a.feed) == (contract, published.feed), "{a:?}");
+    let pending = chain.pending_for(&account(&hoster)).await?;
+    ensure!(
+        pending.len() == 1
+            && pending[0].contract == contract
+            && pending[0].confirm_by == a.confirm_by,
+        "{pending:?}"
+    );
+    let peers = chain
+        .feed_peers(published.feed, &account(&hoster))
+        .await?
+        .context("the feed is stored")?;
+    ensure!(
+        peers.len() == 1
+            && peers[0].addr == "127.0.0.1:7200"
+            && peers[0].noise_key == [7; 32]
+            && peers[0].hoster.is_none(),
+        "only the source until a hoster is active: {peers:?}"
+    );
 
     // Only the assigned hoster may confirm.
     let wrong = chain

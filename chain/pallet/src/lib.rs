@@ -487,6 +487,8 @@ pub mod pallet {
         InvalidReveal,
         /// Too many accusations and reveals recorded for this challenge.
         TooManyAccusations,
+        /// An endpoint (registration, update or feed source) has an empty address.
+        NoAddress,
     }
 
     #[pallet::genesis_config]
@@ -590,18 +592,25 @@ pub mod pallet {
         }
 
         /// Publish a feed: `key` is the Hypercore public key, `signed_root` our wire
-        /// encoding of `datdot_protocol::tree::SignedTreeRoot` (verified against `key`).
-        /// Escrows `replicas · periods · (price + X · AttestorReward)` and assigns hosters.
+        /// encoding of `datdot_protocol::tree::SignedTreeRoot` (verified against `key`),
+        /// `source` where the assigned hosters fetch it from (the publisher's node or any
+        /// peer holding it: address, Noise key they pin, its signing key; checked like a
+        /// registration's endpoint). Escrows `replicas · periods · (price + X ·
+        /// AttestorReward)` and assigns hosters.
         #[pallet::call_index(4)]
-        #[pallet::weight(T::WeightInfo::publish(signed_root.len() as u32, T::MaxHosters::get()))]
+        #[pallet::weight(T::WeightInfo::publish(
+            (signed_root.len() + source.addr.len()) as u32,
+            T::MaxHosters::get()
+        ))]
         pub fn publish(
             origin: OriginFor<T>,
             key: [u8; 32],
             signed_root: BoundedVec<u8, ConstU32<MAX_ROOT_BYTES>>,
             plan: PlanTerms<BalanceOf<T>>,
+            source: Endpoint,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_publish(who, key, &signed_root, plan)
+            Self::do_publish(who, key, &signed_root, plan, source)
         }
 
         /// The assigned hoster confirms it holds the feed; challenges start next block.

@@ -71,6 +71,13 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
+    /// What every endpoint on chain must satisfy (registrations, updates, feed sources):
+    /// an address, and a signing key that is an ed25519 point.
+    fn check_endpoint(e: &Endpoint) -> DispatchResult {
+        ensure!(!e.addr.is_empty(), Error::<T>::NoAddress);
+        Self::check_key(&e.signing_key)
+    }
+
     // ---- registration -------------------------------------------------------------
 
     pub(crate) fn do_register(
@@ -89,7 +96,7 @@ impl<T: Config> Pallet<T> {
             role == Role::Attestor || capacity > 0,
             Error::<T>::NoCapacity
         );
-        Self::check_key(&endpoint.signing_key)?;
+        Self::check_endpoint(&endpoint)?;
         ensure!(
             !KeyOwner::<T>::contains_key(endpoint.signing_key),
             Error::<T>::SigningKeyInUse
@@ -120,9 +127,9 @@ impl<T: Config> Pallet<T> {
 
     pub(crate) fn do_update(who: T::AccountId, endpoint: Endpoint) -> DispatchResult {
         let mut p = Participants::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+        Self::check_endpoint(&endpoint)?;
         let old = p.endpoint.signing_key;
         if endpoint.signing_key != old {
-            Self::check_key(&endpoint.signing_key)?;
             ensure!(
                 !KeyOwner::<T>::contains_key(endpoint.signing_key),
                 Error::<T>::SigningKeyInUse
@@ -229,11 +236,13 @@ impl<T: Config> Pallet<T> {
         key: [u8; 32],
         signed_root: &[u8],
         plan: PlanTerms<BalanceOf<T>>,
+        source: Endpoint,
     ) -> DispatchResult {
         ensure!(
             (1..=MAX_REPLICAS).contains(&plan.replicas) && plan.periods >= 1,
             Error::<T>::InvalidPlan
         );
+        Self::check_endpoint(&source)?;
         let feed_key = PublicKey::from_bytes(&key).map_err(|_| Error::<T>::InvalidFeedKey)?;
         let root =
             decode_exact::<SignedTreeRoot>(signed_root).ok_or(Error::<T>::MalformedSignedRoot)?;
@@ -268,6 +277,7 @@ impl<T: Config> Pallet<T> {
             length: root.length,
             tree_hash,
             plan,
+            source,
             escrow,
             contracts: BoundedVec::new(),
             ending: false,

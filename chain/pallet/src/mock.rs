@@ -206,7 +206,17 @@ pub fn publish(who: u64, replicas: u32, periods: u32) -> DispatchResult {
             .try_into()
             .expect("small"),
         plan(replicas, periods),
+        source(),
     )
+}
+
+/// The feed source publishers name in tests (the publisher's own node).
+pub fn source() -> Endpoint {
+    Endpoint {
+        addr: b"127.0.0.1:7200".to_vec().try_into().expect("short"),
+        noise_key: [77; 32],
+        signing_key: feed_key(),
+    }
 }
 
 pub fn good_metrics() -> MetricSummary {

@@ -171,6 +171,8 @@ pub struct Feed<AccountId, Balance> {
     pub tree_hash: [u8; 32],
     /// The plan.
     pub plan: PlanTerms<Balance>,
+    /// Where assigned hosters fetch the feed (besides the feed's other hosters).
+    pub source: Endpoint,
     /// Escrow not yet committed to a challenge.
     pub escrow: Balance,
     /// Contracts serving this feed (current and ended ones not yet cleaned up).

@@ -28,7 +28,8 @@ pub trait WeightInfo {
     fn unregister() -> Weight;
     /// `withdraw_unbonded`.
     fn withdraw_unbonded() -> Weight;
-    /// `publish` with a signed root of `b` bytes and `h` candidate hosters.
+    /// `publish` with a signed root and source address of `b` bytes together and `h`
+    /// candidate hosters.
     fn publish(b: u32, h: u32) -> Weight;
     /// `confirm_hosting`.
     fn confirm_hosting() -> Weight;
@@ -70,8 +71,9 @@ impl<DB: Get<RuntimeDbWeight>> WeightInfo for DatdotWeight<DB> {
         cpu(50).saturating_add(DB::get().reads_writes(4, 5))
     }
     fn publish(b: u32, h: u32) -> Weight {
-        // Root: one signature + hashing; each candidate hoster is read; per replica a
-        // contract, the hoster and the agenda are written.
+        // Root: one signature + hashing; the source's signing key is checked (within the
+        // base); each candidate hoster is read; per replica a contract, the hoster and the
+        // agenda are written.
         cpu(150 + u64::from(b) / 50 + 5 * u64::from(h)).saturating_add(DB::get().reads_writes(
             4 + u64::from(h),
             4 + 3 * u64::from(super::types::MAX_REPLICAS),

@@ -22,6 +22,7 @@ fn publish_verifies_the_root_escrows_and_assigns_distinct_hosters() {
             (feed.length, feed.escrow, feed.key),
             (5, escrow, feed_key())
         );
+        assert_eq!(feed.source, source(), "where hosters fetch it");
         assert_eq!(feed.contracts.to_vec(), vec![0, 1]);
         let a = Contracts::<Test>::get(0).expect("c0");
         let b = Contracts::<Test>::get(1).expect("c1");
@@ -58,6 +59,7 @@ fn the_publisher_is_never_its_own_hoster() {
                     .try_into()
                     .expect("small"),
                 plan(1, 1),
+                source(),
             ));
         }
         for id in 0..3 {
@@ -72,6 +74,7 @@ fn the_publisher_is_never_its_own_hoster() {
                     .try_into()
                     .expect("small"),
                 plan(1, 1),
+                source(),
             ),
             Error::<Test>::NotEnoughHosters
         );
@@ -87,8 +90,26 @@ fn publish_errors() {
                 .try_into()
                 .expect("small")
         };
-        let go =
-            |key, root, plan| Datdot::publish(RuntimeOrigin::signed(PUBLISHER), key, root, plan);
+        let go = |key, root, plan| {
+            Datdot::publish(RuntimeOrigin::signed(PUBLISHER), key, root, plan, source())
+        };
+        // The source is checked like a registration's endpoint.
+        let with_source = |source: Endpoint| {
+            Datdot::publish(
+                RuntimeOrigin::signed(PUBLISHER),
+                feed_key(),
+                root(),
+                plan(1, 1),
+                source,
+            )
+        };
+        let mut bad_key = source();
+        bad_key.signing_key = [0; 32];
+        bad_key.signing_key[0] = 2;
+        assert_noop!(with_source(bad_key), Error::<Test>::InvalidSigningKey);
+        let mut no_addr = source();
+        no_addr.addr = BoundedVec::new();
+        assert_noop!(with_source(no_addr), Error::<Test>::NoAddress);
         assert_noop!(
             go(feed_key(), root(), plan(0, 1)),
             Error::<Test>::InvalidPlan

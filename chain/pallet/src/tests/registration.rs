@@ -114,6 +114,12 @@ fn update_rotates_keys_and_errors() {
             Datdot::update(RuntimeOrigin::signed(10), bad),
             Error::<Test>::InvalidSigningKey
         );
+        let mut empty = endpoint(10);
+        empty.addr = BoundedVec::new();
+        assert_noop!(
+            Datdot::update(RuntimeOrigin::signed(10), empty),
+            Error::<Test>::NoAddress
+        );
         let mut new = endpoint(50);
         new.addr = b"10.0.0.1:9".to_vec().try_into().expect("short");
         assert_ok!(Datdot::update(RuntimeOrigin::signed(10), new.clone()));
