@@ -22,6 +22,88 @@ pub struct Config {
     /// Transport limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The chain hook: without this section `run` only serves the feeds on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainConfig>,
+}
+
+/// `[chain]`: how `run` registers with the chain and learns its assignments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// WebSocket URL of a chain node (`ws://127.0.0.1:8000` for the devnet).
+    pub url: String,
+    /// The chain account: `dev:<name>` (well-known devnet keys, e.g. `dev:hoster-1`) or
+    /// the path of a key file holding `0x` + a 64-hex sr25519 seed (mode 0600).
+    pub key: String,
+    /// Stake bonded at registration, in whole tokens (default 100, the dev runtime's minimum).
+    #[serde(default = "default_stake")]
+    pub stake: u64,
+    /// Feeds this hoster accepts (default 16).
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// Address registered on chain for peers to dial (default: `listen`, unless it is
+    /// an unspecified address such as `0.0.0.0`, which cannot be dialled).
+    #[serde(default)]
+    pub advertise: Option<SocketAddr>,
+}
+
+fn default_stake() -> u64 {
+    100
+}
+
+fn default_capacity() -> u32 {
+    16
+}
+
+impl ChainConfig {
+    /// A chain section with the documented defaults.
+    pub fn new(url: String, key: String) -> Self {
+        ChainConfig {
+            url,
+            key,
+            stake: default_stake(),
+            capacity: default_capacity(),
+            advertise: None,
+        }
+    }
+
+    /// Check everything that can be checked without the chain.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
+            anyhow::bail!(
+                "[chain] url must be a ws:// or wss:// URL, got {:?}",
+                self.url
+            );
+        }
+        if self.key.trim().is_empty() {
+            anyhow::bail!("[chain] key must be `dev:<name>` or the path of a key file");
+        }
+        if self.capacity == 0 {
+            anyhow::bail!("[chain] capacity must be at least 1 feed");
+        }
+        if self.stake == 0 {
+            anyhow::bail!("[chain] stake must be at least 1 token");
+        }
+        if let Some(a) = self.advertise
+            && (a.ip().is_unspecified() || a.port() == 0)
+        {
+            anyhow::bail!("[chain] advertise must be an address peers can dial, got {a}");
+        }
+        Ok(())
+    }
+
+    /// The address to register: `advertise`, else the bound listen address if peers can
+    /// dial it.
+    pub fn advertised(&self, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
+        match self.advertise {
+            Some(a) => Ok(a),
+            None if !listen.ip().is_unspecified() => Ok(listen),
+            None => anyhow::bail!(
+                "listening on {listen}, which peers cannot dial: set [chain] advertise (or --advertise) to the address they reach this hoster at"
+            ),
+        }
+    }
 }
 
 /// Transport limits (see `datdot_net::Limits`).
@@ -66,6 +148,7 @@ impl Default for Config {
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
             receipt_every: 100,
             limits: LimitsConfig::default(),
+            chain: None,
         }
     }
 }
@@ -97,6 +180,9 @@ impl Config {
             );
         }
         self.limits()?;
+        if let Some(c) = &self.chain {
+            c.validate()?;
+        }
         Ok(())
     }
 
@@ -115,9 +201,29 @@ impl Config {
         Ok(c)
     }
 
-    /// The file `init` writes: every field, with comments.
+    /// The file `init` writes: every field, with comments (the `[chain]` section
+    /// commented out unless set).
     pub fn to_commented_toml(&self) -> String {
         let l = &self.limits;
+        let chain = match &self.chain {
+            Some(c) => format!(
+                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\ncapacity = {}\n{}",
+                c.url,
+                c.key,
+                c.stake,
+                c.capacity,
+                c.advertise
+                    .map(|a| format!("advertise = \"{a}\"\n"))
+                    .unwrap_or_default()
+            ),
+            None => "# [chain]\n\
+                     # url = \"ws://127.0.0.1:8000\"\n\
+                     # key = \"dev:hoster-1\"\n\
+                     # stake = 100\n\
+                     # capacity = 16\n\
+                     # advertise = \"203.0.113.7:7100\"\n"
+                .to_string(),
+        };
         format!(
             "# datdot hoster configuration. CLI flags override these values.\n\
              # Where readers connect (TCP, Hypercore secret-stream Noise).\n\
@@ -136,7 +242,12 @@ impl Config {
              request_window = {}\n\
              handshake_timeout_ms = {}\n\
              idle_timeout_secs = {}\n\
-             progress_timeout_secs = {}\n",
+             progress_timeout_secs = {}\n\n\
+             # The chain hook: with this section `run` registers this hoster (stake in whole\n\
+             # tokens, capacity in feeds, the address peers dial; default: listen) and\n\
+             # fetches, serves and confirms the feeds the chain assigns to it. `key` is\n\
+             # `dev:<name>` (devnet) or a 0600 key file with an sr25519 seed.\n\
+             {}",
             self.listen,
             self.metrics,
             self.receipt_every,
@@ -146,7 +257,8 @@ impl Config {
             l.request_window,
             l.handshake_timeout_ms,
             l.idle_timeout_secs,
-            l.progress_timeout_secs
+            l.progress_timeout_secs,
+            chain
         )
     }
 }
@@ -167,5 +279,50 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert!(toml::from_str::<Config>("listen = \"1.2.3.4:5\"\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn chain_section_round_trips_with_defaults_and_is_checked() {
+        let mut c = Config {
+            chain: Some(ChainConfig::new(
+                "ws://127.0.0.1:8000".into(),
+                "dev:hoster-1".into(),
+            )),
+            ..Config::default()
+        };
+        let back: Config = toml::from_str(&c.to_commented_toml()).unwrap();
+        assert_eq!(back, c);
+        let chain = c.chain.as_mut().unwrap();
+        chain.advertise = Some("10.0.0.1:7100".parse().unwrap());
+        let back: Config = toml::from_str(&c.to_commented_toml()).unwrap();
+        assert_eq!(back, c);
+        back.validate().unwrap();
+        // Defaults for what is left out.
+        let text = "listen = \"127.0.0.1:1\"\nmetrics = \"127.0.0.1:2\"\nreceipt_every = 100\n\
+                    [chain]\nurl = \"ws://x:1\"\nkey = \"dev:hoster-2\"\n";
+        let c: Config = toml::from_str(text).unwrap();
+        let chain = c.chain.clone().unwrap();
+        assert_eq!(
+            (chain.stake, chain.capacity, chain.advertise),
+            (100, 16, None)
+        );
+        // The listen address is advertised unless it cannot be dialled.
+        let listen: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+        assert_eq!(chain.advertised(listen).unwrap(), listen);
+        assert!(chain.advertised("0.0.0.0:7100".parse().unwrap()).is_err());
+        for bad in [
+            ChainConfig::new("http://x".into(), "dev:a".into()),
+            ChainConfig::new("ws://x:1".into(), " ".into()),
+            ChainConfig {
+                capacity: 0,
+                ..chain.clone()
+            },
+            ChainConfig {
+                advertise: Some("0.0.0.0:1".parse().unwrap()),
+                ..chain.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

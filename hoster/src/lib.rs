@@ -4,15 +4,18 @@
 //!
 //! # Goals
 //! - `init` (keystore 0600 + commented TOML config), `run`, `add-feed`, `info`.
+//! - With a `[chain]` section, `run` registers with the chain and fetches, serves and
+//!   confirms the feeds assigned to it ([`hook`]).
 //! - Survive kill -9 at any point without losing verified data.
 //! - `tracing` logs and Prometheus `/metrics`.
 //!
 //! # Non-goals (yet)
-//! - The chain hook (registration, assignments, proofs of storage): until the chain
-//!   client exists feeds are assigned with `add-feed`; nothing here pretends to be the chain.
+//! - Following a feed that grows after it was fetched, and giving a feed up when its
+//!   contract ends (it stays on disk and served).
 
 pub mod config;
 pub mod flush;
+pub mod hook;
 pub mod keystore;
 pub mod metrics;
 pub mod oplog;
@@ -25,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use datdot_net::{
-    Counters, Expect, FetchOptions, Listener, NoiseIdentity, Progress, ServeConfig, dial, fetch,
-    serve,
+    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, Progress, ServeConfig, dial,
+    fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
 use tracing::{info, warn};
 
-pub use config::Config;
+pub use config::{ChainConfig, Config};
 pub use keystore::Keystore;
 pub use store::Store;
 
@@ -63,8 +66,9 @@ pub fn identities(dir: &Path) -> anyhow::Result<([u8; 32], [u8; 32])> {
     ))
 }
 
-/// Serve every complete feed until the process is stopped. `on_ready` gets the bound
-/// listen and metrics addresses.
+/// Serve every complete feed until the process is stopped; with `config.chain`, also
+/// register and take assignments ([`hook`]; a registration the chain refuses ends `run`
+/// with the chain's reason). `on_ready` gets the bound listen and metrics addresses.
 pub async fn run(
     dir: &Path,
     config: Config,
@@ -76,8 +80,10 @@ pub async fn run(
     let n = store.scan().await?;
     info!(feeds = n, "feeds loaded");
     let counters = Arc::new(Counters::default());
+    let hook_counters = Arc::new(hook::HookCounters::default());
     let identity = NoiseIdentity::from_seed(ks.noise);
-    let listener = Listener::bind(config.listen, identity, limits, counters.clone())
+    let noise_key = identity.public();
+    let listener = Listener::bind(config.listen, identity, limits.clone(), counters.clone())
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let listen = listener.local_addr()?;
@@ -87,9 +93,9 @@ pub async fn run(
     let metrics_addr = metrics_l.local_addr()?;
     drop(metrics_l);
     tokio::spawn({
-        let (c, s) = (counters.clone(), store.clone());
+        let (c, h, s) = (counters.clone(), hook_counters.clone(), store.clone());
         async move {
-            if let Err(e) = metrics::serve(metrics_addr, c, s).await {
+            if let Err(e) = metrics::serve(metrics_addr, c, h, s).await {
                 warn!("metrics endpoint stopped: {e:#}");
             }
         }
@@ -106,25 +112,62 @@ pub async fn run(
             }
         }
     });
+    let signer = Keypair::from_seed(&ks.signing);
+    let hook = match &config.chain {
+        Some(chain) => Some(hook::run(hook::HookParams {
+            dir: dir.to_path_buf(),
+            chain: chain.clone(),
+            advertise: chain.advertised(listen)?,
+            noise_key,
+            signing_key: *signer.public().as_bytes(),
+            limits,
+            store: store.clone(),
+            counters: hook_counters,
+        })),
+        None => None,
+    };
     on_ready(listen, metrics_addr);
     let cfg = ServeConfig {
-        signer: Arc::new(Keypair::from_seed(&ks.signing)),
+        signer: Arc::new(signer),
         receipt_every: config.receipt_every,
         counters,
     };
-    listener
-        .run(move |conn| {
-            let (store, cfg) = (store.clone(), cfg.clone());
-            async move {
-                let peer = conn.peer_addr();
-                match serve(conn, store.as_ref(), &cfg).await {
-                    Ok(s) => info!(%peer, blocks = s.blocks, bytes = s.bytes, receipts = s.receipts, "session ended"),
-                    Err(e) => info!(%peer, "session ended: {e}"),
-                }
+    let serving = listener.run(move |conn| {
+        let (store, cfg) = (store.clone(), cfg.clone());
+        async move {
+            let peer = conn.peer_addr();
+            match serve(conn, store.as_ref(), &cfg).await {
+                Ok(s) => info!(%peer, blocks = s.blocks, bytes = s.bytes, receipts = s.receipts, "session ended"),
+                Err(e) => info!(%peer, "session ended: {e}"),
             }
-        })
-        .await?;
+        }
+    });
+    let Some(hook) = hook else {
+        serving.await?;
+        return Ok(());
+    };
+    tokio::pin!(serving);
+    let hooked = tokio::select! {
+        r = &mut serving => {
+            r?;
+            return Ok(());
+        }
+        r = hook => r,
+    };
+    // The hook only returns with an error (it cannot take part); never stop serving
+    // quietly: report it.
+    hooked.context("chain hook")?;
+    serving.await?;
     Ok(())
+}
+
+/// Length of feed `key` if it is stored complete (its `complete` marker).
+pub fn stored_length(dir: &Path, key: &[u8; 32]) -> Option<u64> {
+    std::fs::read_to_string(store::feed_dir(dir, key).join(store::COMPLETE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// What `add-feed` did.
@@ -157,12 +200,10 @@ pub async fn add_feed(
     let path = store::feed_dir(dir, &key);
     if path.join(store::COMPLETE).exists() {
         anyhow::bail!(
-            "feed {} is already complete (a running `run` may be serving it; following a growing feed comes with the chain client)",
+            "feed {} is already complete (a running `run` may be serving it; following a growing feed is not supported yet)",
             hex::encode(key)
         );
     }
-    std::fs::create_dir_all(&path)?;
-    std::fs::write(path.join("source"), from.to_string())?;
     let expect = match peer_key {
         Some(k) => Expect::Key(k),
         None => {
@@ -172,19 +213,51 @@ pub async fn add_feed(
             Expect::Any
         }
     };
+    let opts = FetchOptions::default();
+    fetch_feed(dir, &limits, key, from, expect, &opts, 1, progress).await
+}
+
+/// Fetch feed `key` from `from` into `dir/feeds/`, verifying every block and resuming
+/// what is stored; writes the `complete` marker once at least `min_length` blocks are
+/// stored contiguously. The caller makes sure the feed is not complete already (a
+/// complete feed may be open for serving) and that no other fetch of it runs.
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_feed(
+    dir: &Path,
+    limits: &Limits,
+    key: [u8; 32],
+    from: SocketAddr,
+    expect: Expect,
+    opts: &FetchOptions,
+    min_length: u64,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> anyhow::Result<AddFeedReport> {
+    let path = store::feed_dir(dir, &key);
+    std::fs::create_dir_all(&path)?;
+    std::fs::write(path.join("source"), from.to_string())?;
     let started = Instant::now();
     let core = store::open_core(&path, &key).await?;
     let already = core.info().contiguous_length;
-    let conn = dial(from, expect, &limits).await?;
-    let report = fetch(conn, key, &core, &FetchOptions::default(), progress).await?;
+    let session = async {
+        let conn = dial(from, expect, limits).await?;
+        anyhow::Ok(fetch(conn, key, &core, opts, progress).await?)
+    }
+    .await;
     drop(core);
+    let report = session?;
     // Check what is on disk, not what the session saw: reopen (which flushes the oplog,
     // see `store::open_core`) before writing the marker.
     let info = store::open_core(&path, &key).await?.info();
     if info.length == 0 || info.contiguous_length < info.length {
         anyhow::bail!(
-            "feed incomplete after the session: {} of {} blocks stored; run add-feed again to resume",
+            "feed incomplete after the session: {} of {} blocks stored; fetching again resumes",
             info.contiguous_length,
+            info.length
+        );
+    }
+    if info.length < min_length {
+        anyhow::bail!(
+            "the peer has only {} blocks of the {min_length} expected",
             info.length
         );
     }

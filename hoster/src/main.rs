@@ -3,6 +3,8 @@
 //! ```text
 //! datdot-hoster init                      # create ~/.datdot-hoster: keystore (0600) + hoster.toml
 //! datdot-hoster run                       # serve every stored feed; /metrics for Prometheus
+//! datdot-hoster run --chain-url ws://127.0.0.1:8000 --chain-key dev:hoster-1
+//!                                         # also register and host what the chain assigns
 //! datdot-hoster add-feed <KEY> --from <ADDR> [--peer-key <HEX>]   # fetch a feed, verified
 //! datdot-hoster info                      # keys to register, address, stored feeds
 //! ```
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use datdot_hoster::{Config, store};
+use datdot_hoster::{ChainConfig, Config, store};
 use datdot_net::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -41,7 +43,10 @@ enum Cmd {
         metrics: SocketAddr,
     },
     /// Serve every stored feed until stopped (Ctrl-C). Feeds completed by `add-feed`
-    /// meanwhile are picked up within seconds.
+    /// meanwhile are picked up within seconds. With a chain (`[chain]` in hoster.toml or
+    /// --chain-url/--chain-key): register (or update the registered address and keys),
+    /// then fetch every feed the chain assigns to this hoster from its publisher's source
+    /// or its other hosters, serve it and confirm hosting on chain.
     Run {
         /// Override `listen` from hoster.toml.
         #[arg(long)]
@@ -49,10 +54,27 @@ enum Cmd {
         /// Override `metrics` from hoster.toml.
         #[arg(long)]
         metrics: Option<SocketAddr>,
+        /// Chain node to register with (ws:// URL); overrides [chain] url.
+        #[arg(long)]
+        chain_url: Option<String>,
+        /// Chain account: `dev:<name>` (devnet, e.g. dev:hoster-1) or a key file (0600,
+        /// `0x` + 64 hex seed); overrides [chain] key.
+        #[arg(long)]
+        chain_key: Option<String>,
+        /// Stake to bond when registering, in whole tokens (default 100).
+        #[arg(long)]
+        stake: Option<u64>,
+        /// Feeds to accept (default 16).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Address to register for peers to dial (default: the listen address, unless it
+        /// is 0.0.0.0 / [::]).
+        #[arg(long)]
+        advertise: Option<SocketAddr>,
     },
     /// Fetch a feed from its publisher or another hoster, verifying every block against
-    /// the feed key; resumes where an interrupted fetch stopped. (Until the chain client
-    /// exists, this is how a feed is assigned to this hoster.)
+    /// the feed key; resumes where an interrupted fetch stopped. (Without a chain, this
+    /// is how a feed is assigned to this hoster.)
     AddFeed {
         /// The feed's public key (64 hex characters).
         key: String,
@@ -126,7 +148,15 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 "next: datdot-hoster add-feed <KEY> --from <HOST:PORT>, then datdot-hoster run"
             );
         }
-        Cmd::Run { listen, metrics } => {
+        Cmd::Run {
+            listen,
+            metrics,
+            chain_url,
+            chain_key,
+            stake,
+            capacity,
+            advertise,
+        } => {
             let mut config = Config::load(&cfg_path)?;
             if let Some(l) = listen {
                 config.listen = l;
@@ -134,7 +164,42 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             if let Some(m) = metrics {
                 config.metrics = m;
             }
+            if let Some(url) = chain_url {
+                match config.chain.as_mut() {
+                    Some(c) => c.url = url,
+                    None => {
+                        let key = chain_key.clone().context(
+                            "--chain-url needs --chain-key (or a [chain] section with `key`)",
+                        )?;
+                        config.chain = Some(ChainConfig::new(url, key));
+                    }
+                }
+            }
+            let chain_flags =
+                chain_key.is_some() || stake.is_some() || capacity.is_some() || advertise.is_some();
+            match config.chain.as_mut() {
+                Some(c) => {
+                    if let Some(k) = chain_key {
+                        c.key = k;
+                    }
+                    if let Some(s) = stake {
+                        c.stake = s;
+                    }
+                    if let Some(n) = capacity {
+                        c.capacity = n;
+                    }
+                    if advertise.is_some() {
+                        c.advertise = advertise;
+                    }
+                }
+                None if chain_flags => anyhow::bail!(
+                    "--chain-key/--stake/--capacity/--advertise need a chain: --chain-url or a [chain] section"
+                ),
+                None => {}
+            }
+            config.validate()?;
             let (noise, signing) = datdot_hoster::identities(&dir)?;
+            let chain = config.chain.as_ref().map(|c| c.url.clone());
             let run = datdot_hoster::run(&dir, config, |l, m| {
                 println!(
                     "listening {l} noise {} signing {}",
@@ -142,6 +207,10 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                     hex::encode(signing)
                 );
                 println!("metrics http://{m}/metrics");
+                match chain {
+                    Some(url) => println!("chain {url}: registering, then hosting what it assigns"),
+                    None => println!("no chain configured: serving the stored feeds"),
+                }
             });
             tokio::select! {
                 r = run => r?,
@@ -203,6 +272,10 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             println!("dir         {}", dir.display());
             println!("listen      {}", config.listen);
             println!("metrics     {}", config.metrics);
+            match &config.chain {
+                Some(c) => println!("chain       {} as {}", c.url, c.key),
+                None => println!("chain       none (add a [chain] section to register)"),
+            }
             println!("noise key   {}", hex::encode(noise));
             println!("signing key {}", hex::encode(signing));
             let feeds = dir.join("feeds");

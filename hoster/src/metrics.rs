@@ -13,10 +13,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info};
 
+use crate::hook::HookCounters;
 use crate::store::Store;
 
 /// Render all metrics.
-pub fn render(c: &Counters, store: &Store) -> String {
+pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
     let mut out = String::new();
     let mut m = |name: &str, kind: &str, help: &str, v: u64| {
         let _ = writeln!(
@@ -78,6 +79,30 @@ pub fn render(c: &Counters, store: &Store) -> String {
         "Feeds served.",
         store.len() as u64,
     );
+    m(
+        "datdot_hoster_chain_assignments_total",
+        "counter",
+        "Hosting assignments received from the chain (events and pending contracts at start).",
+        hook.assignments.load(Relaxed),
+    );
+    m(
+        "datdot_hoster_chain_confirmations_total",
+        "counter",
+        "confirm_hosting calls the chain accepted.",
+        hook.confirmations.load(Relaxed),
+    );
+    m(
+        "datdot_hoster_chain_fetch_failures_total",
+        "counter",
+        "Fetches of an assigned feed from one peer that failed.",
+        hook.fetch_failures.load(Relaxed),
+    );
+    m(
+        "datdot_hoster_chain_errors_total",
+        "counter",
+        "Chain calls and reads that failed (refusals included).",
+        hook.chain_errors.load(Relaxed),
+    );
     out
 }
 
@@ -85,6 +110,7 @@ pub fn render(c: &Counters, store: &Store) -> String {
 pub async fn serve(
     addr: SocketAddr,
     counters: Arc<Counters>,
+    hook: Arc<HookCounters>,
     store: Arc<Store>,
 ) -> anyhow::Result<()> {
     let l = TcpListener::bind(addr).await?;
@@ -103,6 +129,7 @@ pub async fn serve(
             continue;
         };
         let counters = counters.clone();
+        let hook = hook.clone();
         let store = store.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -128,7 +155,7 @@ pub async fn serve(
                 Ok(Some(()))
                     if buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET /metrics?") =>
                 {
-                    ("200 OK", render(&counters, &store))
+                    ("200 OK", render(&counters, &hook, &store))
                 }
                 Ok(Some(())) => ("404 Not Found", "try GET /metrics\n".to_string()),
                 _ => return,
