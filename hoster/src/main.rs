@@ -9,6 +9,7 @@
 //! datdot-hoster info                      # keys to register, address, stored feeds
 //! ```
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -201,16 +202,20 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             let (noise, signing) = datdot_hoster::identities(&dir)?;
             let chain = config.chain.as_ref().map(|c| c.url.clone());
             let run = datdot_hoster::run(&dir, config, |l, m| {
-                println!(
-                    "listening {l} noise {} signing {}",
+                // A server must outlive whoever reads its stdout: `println!` would panic on a
+                // closed pipe (EPIPE) and take the hoster down, so write and ignore errors.
+                let chain_line = match &chain {
+                    Some(url) => format!("chain {url}: registering, then hosting what it assigns"),
+                    None => "no chain configured: serving the stored feeds".to_string(),
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "listening {l} noise {} signing {}\nmetrics http://{m}/metrics\n{chain_line}",
                     hex::encode(noise),
                     hex::encode(signing)
                 );
-                println!("metrics http://{m}/metrics");
-                match chain {
-                    Some(url) => println!("chain {url}: registering, then hosting what it assigns"),
-                    None => println!("no chain configured: serving the stored feeds"),
-                }
+                let _ = out.flush();
             });
             tokio::select! {
                 r = run => r?,
