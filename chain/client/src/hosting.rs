@@ -46,30 +46,14 @@ pub struct FeedPeer {
 impl ChainClient {
     /// A published feed with a running plan.
     pub async fn feed(&self, id: FeedId) -> Result<Option<Feed<AccountId32, Balance>>> {
-        let at = self.at().await?;
-        let Some(v) = at
-            .storage()
-            .try_fetch(datdot::storage().datdot().feeds(), (id,))
+        self.read_opt("Feeds", datdot::storage().datdot().feeds(), (id,))
             .await
-            .context("reading Feeds")?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(v.decode().context("decoding a feed")?))
     }
 
     /// A hosting contract (until it is cleaned up with its feed).
     pub async fn contract(&self, id: ContractId) -> Result<Option<Contract<AccountId32, u32>>> {
-        let at = self.at().await?;
-        let Some(v) = at
-            .storage()
-            .try_fetch(datdot::storage().datdot().contracts(), (id,))
+        self.read_opt("Contracts", datdot::storage().datdot().contracts(), (id,))
             .await
-            .context("reading Contracts")?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(v.decode().context("decoding a contract")?))
     }
 
     /// Every stored contract of hoster `who` (any state), by id. Scans `Contracts`

@@ -378,21 +378,54 @@ impl ChainClient {
         Ok(self.at().await?.block_number())
     }
 
+    /// Read and decode storage entry `addr` at `keys` at the head; `None` if absent.
+    async fn read_opt<A: subxt::storage::Address>(
+        &self,
+        what: &str,
+        addr: A,
+        keys: A::KeyParts,
+    ) -> Result<Option<A::Value>> {
+        let at = self.at().await?;
+        let Some(v) = at
+            .storage()
+            .try_fetch(addr, keys)
+            .await
+            .with_context(|| format!("reading {what}"))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            v.decode().with_context(|| format!("decoding {what}"))?,
+        ))
+    }
+
+    /// Read and decode storage entry `addr` at `keys` at the head (its default if absent).
+    async fn read<A: subxt::storage::Address>(
+        &self,
+        what: &str,
+        addr: A,
+        keys: A::KeyParts,
+    ) -> Result<A::Value> {
+        let at = self.at().await?;
+        let v = at
+            .storage()
+            .fetch(addr, keys)
+            .await
+            .with_context(|| format!("reading {what}"))?;
+        v.decode().with_context(|| format!("decoding {what}"))
+    }
+
     /// A registered hoster or attestor.
     pub async fn participant(
         &self,
         who: &AccountId32,
     ) -> Result<Option<Participant<Balance, u32>>> {
-        let at = self.at().await?;
-        let Some(v) = at
-            .storage()
-            .try_fetch(datdot::storage().datdot().participants(), (*who,))
-            .await
-            .context("reading Participants")?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(v.decode().context("decoding a participant")?))
+        self.read_opt(
+            "Participants",
+            datdot::storage().datdot().participants(),
+            (*who,),
+        )
+        .await
     }
 
     /// The registered stake and score of `who`, if registered.
@@ -402,13 +435,15 @@ impl ChainClient {
 
     /// Free balance of `who`.
     pub async fn free_balance(&self, who: &AccountId32) -> Result<Balance> {
-        let at = self.at().await?;
-        let v = at
-            .storage()
-            .fetch(datdot::storage().system().account(), (*who,))
-            .await
-            .context("reading System.Account")?;
-        Ok(v.decode().context("decoding an account")?.data.free)
+        Ok(self
+            .read(
+                "System.Account",
+                datdot::storage().system().account(),
+                (*who,),
+            )
+            .await?
+            .data
+            .free)
     }
 
     /// A challenge (until its fraud window closes).
@@ -416,16 +451,8 @@ impl ChainClient {
         &self,
         id: ChallengeId,
     ) -> Result<Option<Challenge<AccountId32, Balance, u32>>> {
-        let at = self.at().await?;
-        let Some(v) = at
-            .storage()
-            .try_fetch(datdot::storage().datdot().challenges(), (id,))
+        self.read_opt("Challenges", datdot::storage().datdot().challenges(), (id,))
             .await
-            .context("reading Challenges")?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(v.decode().context("decoding a challenge")?))
     }
 
     /// The last verdicts of hoster `who`, oldest first.
@@ -433,35 +460,34 @@ impl ChainClient {
         &self,
         who: &AccountId32,
     ) -> Result<Vec<VerdictRecord<AccountId32, u32>>> {
-        let at = self.at().await?;
-        let v = at
-            .storage()
-            .fetch(datdot::storage().datdot().hoster_history(), (*who,))
-            .await
-            .context("reading HosterHistory")?;
-        Ok(v.decode().context("decoding a history")?.0)
+        Ok(self
+            .read(
+                "HosterHistory",
+                datdot::storage().datdot().hoster_history(),
+                (*who,),
+            )
+            .await?
+            .0)
     }
 
     /// The last verdicts of feed `feed`, oldest first.
     pub async fn feed_history(&self, feed: FeedId) -> Result<Vec<VerdictRecord<AccountId32, u32>>> {
-        let at = self.at().await?;
-        let v = at
-            .storage()
-            .fetch(datdot::storage().datdot().feed_history(), (feed,))
-            .await
-            .context("reading FeedHistory")?;
-        Ok(v.decode().context("decoding a history")?.0)
+        Ok(self
+            .read(
+                "FeedHistory",
+                datdot::storage().datdot().feed_history(),
+                (feed,),
+            )
+            .await?
+            .0)
     }
 
     /// Registered hosters (active or suspended).
     pub async fn hosters(&self) -> Result<Vec<AccountId32>> {
-        let at = self.at().await?;
-        let v = at
-            .storage()
-            .fetch(datdot::storage().datdot().hosters(), ())
-            .await
-            .context("reading Hosters")?;
-        Ok(v.decode().context("decoding Hosters")?.0)
+        Ok(self
+            .read("Hosters", datdot::storage().datdot().hosters(), ())
+            .await?
+            .0)
     }
 
     /// Active hosters whose recent verdicts meet `sla`, best first
