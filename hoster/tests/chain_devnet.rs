@@ -32,14 +32,14 @@ use datdot_chain_client::{
     endpoint, keys,
 };
 use datdot_net::{
-    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, dial,
+    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, dial,
     fetch, serve,
 };
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{Keypair, PublicKey, Signature};
 use datdot_protocol::tree::build;
 use ed25519_dalek::{Signer, SigningKey};
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use hypercore::{HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BLOCKS: u64 = 300;
@@ -53,13 +53,6 @@ fn block(i: u64) -> Vec<u8> {
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_datdot-hoster"))
-}
-
-struct Source(([u8; 32], Hypercore));
-impl FeedSource for Source {
-    fn find(&self, dk: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
-        (hypercore_protocol::discovery_key(&self.0.0) == *dk).then(|| self.0.clone())
-    }
 }
 
 /// The author's feed (a real Hypercore with a known key) served on loopback, and its
@@ -92,7 +85,7 @@ async fn author() -> (SocketAddr, [u8; 32], [u8; 32], Vec<u8>) {
     .await
     .unwrap();
     let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-    let src = Arc::new(Source((key, core)));
+    let src = Arc::new(SingleFeed::new(key, core));
     let cfg = ServeConfig {
         signer: Arc::new(Keypair::from_seed(&[1; 32])),
         receipt_every: 100,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datdot_net::{
-    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, Progress,
-    ServeConfig, dial, fetch, serve,
+    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, Progress, ServeConfig,
+    SingleFeed, dial, fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
@@ -31,13 +31,6 @@ fn block(i: u64) -> Vec<u8> {
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_datdot-hoster"))
-}
-
-struct Source(([u8; 32], Hypercore));
-impl FeedSource for Source {
-    fn find(&self, dk: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
-        (hypercore_protocol::discovery_key(&self.0.0) == *dk).then(|| self.0.clone())
-    }
 }
 
 /// A publisher serving a fresh feed on loopback; returns (addr, noise key, feed key).
@@ -61,7 +54,7 @@ async fn publisher() -> (SocketAddr, [u8; 32], [u8; 32]) {
     .await
     .unwrap();
     let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-    let src = Arc::new(Source((key, core)));
+    let src = Arc::new(SingleFeed::new(key, core));
     let cfg = ServeConfig {
         signer: Arc::new(Keypair::from_seed(&[1; 32])),
         receipt_every: 100,

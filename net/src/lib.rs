@@ -32,4 +32,4 @@ pub use fetch::{FetchOptions, FetchReport, Progress, fetch};
 pub use identity::NoiseIdentity;
 pub use limits::Limits;
 pub use listen::Listener;
-pub use serve::{Counters, FeedSource, ServeConfig, ServeSummary, serve};
+pub use serve::{Counters, FeedSource, ServeConfig, ServeSummary, SingleFeed, serve};

@@ -31,6 +31,27 @@ pub trait FeedSource: Send + Sync {
     fn find(&self, discovery_key: &[u8; 32]) -> Option<([u8; 32], Hypercore)>;
 }
 
+/// A server of exactly one feed (a publisher seeding its own feed, a bench, a test).
+#[derive(Debug, Clone)]
+pub struct SingleFeed {
+    key: [u8; 32],
+    core: Hypercore,
+}
+
+impl SingleFeed {
+    /// Serve `core`, whose public key is `key`.
+    pub fn new(key: [u8; 32], core: Hypercore) -> Self {
+        SingleFeed { key, core }
+    }
+}
+
+impl FeedSource for SingleFeed {
+    fn find(&self, discovery_key: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
+        (hypercore_protocol::discovery_key(&self.key) == *discovery_key)
+            .then(|| (self.key, self.core.clone()))
+    }
+}
+
 /// Counters a server updates (rendered as Prometheus metrics by the hoster).
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -14,20 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datdot_net::{
-    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, dial,
+    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, dial,
     fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use hypercore::{HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 
 const SIZE: usize = 64 * 1024;
-
-struct One([u8; 32], Hypercore);
-impl FeedSource for One {
-    fn find(&self, dk: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
-        (hypercore_protocol::discovery_key(&self.0) == *dk).then(|| (self.0, self.1.clone()))
-    }
-}
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -69,7 +62,7 @@ fn main() {
         let counters = Arc::new(Counters::default());
         let l = Listener::bind("127.0.0.1:0".parse().unwrap(), NoiseIdentity::generate(), Limits::default(), counters.clone()).await.unwrap();
         let (paddr, pkey) = (l.local_addr().unwrap(), l.public_key());
-        let src = Arc::new(One(key, w));
+        let src = Arc::new(SingleFeed::new(key, w));
         let cfg = ServeConfig { signer: Arc::new(Keypair::from_seed(&[1; 32])), receipt_every: 100, counters };
         tokio::spawn(l.run(move |c| {
             let (src, cfg) = (src.clone(), cfg.clone());

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use datdot_net::{
-    Counters, Expect, FeedSource, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, dial,
+    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, dial,
     fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
@@ -28,13 +28,6 @@ const SIZE: usize = 64 * 1024;
 
 fn block(i: u64) -> Vec<u8> {
     (0..SIZE).map(|j| (i as usize * 31 + j * 7) as u8).collect()
-}
-
-struct One([u8; 32], Hypercore);
-impl FeedSource for One {
-    fn find(&self, dk: &[u8; 32]) -> Option<([u8; 32], Hypercore)> {
-        (hypercore_protocol::discovery_key(&self.0) == *dk).then(|| (self.0, self.1.clone()))
-    }
 }
 
 async fn reader(key: [u8; 32]) -> Hypercore {
@@ -197,7 +190,7 @@ fn main() {
         .await
         .unwrap();
         let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-        let src = Arc::new(One(key, writer.clone()));
+        let src = Arc::new(SingleFeed::new(key, writer.clone()));
         let cfg = ServeConfig {
             signer: Arc::new(Keypair::from_seed(&[1; 32])),
             receipt_every: 100,
