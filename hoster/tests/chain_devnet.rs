@@ -22,8 +22,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -31,16 +30,16 @@ use datdot_chain_client::{
     AccountId32, ChainClient, ContractId, ContractState, PlanTerms, SlaTerms, UNIT, account,
     endpoint, keys,
 };
-use datdot_net::{
-    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, dial,
-    fetch, serve,
-};
+use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::codec::{Encode, Writer};
-use datdot_protocol::identity::{Keypair, PublicKey, Signature};
+use datdot_protocol::identity::{PublicKey, Signature};
 use datdot_protocol::tree::build;
 use ed25519_dalek::{Signer, SigningKey};
-use hypercore::{HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use hypercore::{HypercoreBuilder, PartialKeypair, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::{bin, fill, init, reader, serve_feed};
 
 const BLOCKS: u64 = 300;
 const SIZE: usize = 4096;
@@ -49,10 +48,6 @@ const CHAIN_WAIT: Duration = Duration::from_secs(90);
 
 fn block(i: u64) -> Vec<u8> {
     (0..SIZE).map(|j| (i as usize * 13 + j * 5) as u8).collect()
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_datdot-hoster"))
 }
 
 /// The author's feed (a real Hypercore with a known key) served on loopback, and its
@@ -67,36 +62,13 @@ async fn author() -> (SocketAddr, [u8; 32], [u8; 32], Vec<u8>) {
         .build()
         .await
         .unwrap();
-    for chunk in (0..BLOCKS).collect::<Vec<_>>().chunks(64) {
-        let batch: Vec<Vec<u8>> = chunk.iter().map(|i| block(*i)).collect();
-        core.append_batch(&batch).await.unwrap();
-    }
+    fill(&core, BLOCKS, block).await;
     let leaves: Vec<_> = (0..BLOCKS).map(|i| build::leaf(i, &block(i))).collect();
     let proof = build::block_proof(&leaves, 0, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
     let mut w = Writer::new();
     proof.root.encode(&mut w);
     let key = sk.verifying_key().to_bytes();
-    let l = Listener::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        NoiseIdentity::generate(),
-        Limits::default(),
-        Arc::new(Counters::default()),
-    )
-    .await
-    .unwrap();
-    let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-    let src = Arc::new(SingleFeed::new(key, core));
-    let cfg = ServeConfig {
-        signer: Arc::new(Keypair::from_seed(&[1; 32])),
-        receipt_every: 100,
-        counters: Arc::new(Counters::default()),
-    };
-    tokio::spawn(l.run(move |c| {
-        let (src, cfg) = (src.clone(), cfg.clone());
-        async move {
-            let _ = serve(c, src.as_ref(), &cfg).await;
-        }
-    }));
+    let (addr, nk) = serve_feed(key, core).await;
     (addr, nk, key, w.into_bytes())
 }
 
@@ -114,26 +86,6 @@ impl Drop for Hoster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn init(dir: &Path) {
-    let out = bin()
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "init",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Start `run` with `args`; its log goes to `dir/run.log`. Blocks until it printed its
@@ -234,13 +186,7 @@ async fn wait_active(chain: &ChainClient, contract: ContractId, logs: &[&Path]) 
 /// A reader fetches every block from `h` (its Noise key pinned, receipts signed by its
 /// registered key) and checks each against the author's bytes.
 async fn read_all(h: &Hoster, key: [u8; 32]) -> Result<()> {
-    let core = HypercoreBuilder::new(Storage::new_memory().await?)
-        .key_pair(PartialKeypair {
-            public: VerifyingKey::from_bytes(&key)?,
-            secret: None,
-        })
-        .build()
-        .await?;
+    let core = reader(key).await;
     let conn = dial(h.addr, Expect::Key(h.noise), &Limits::default()).await?;
     let opts = FetchOptions {
         hoster: Some(PublicKey::from_bytes(&h.signing).map_err(|e| anyhow::anyhow!("{e:?}"))?),

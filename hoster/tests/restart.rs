@@ -7,17 +7,16 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datdot_net::{
-    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, Progress, ServeConfig,
-    SingleFeed, dial, fetch, serve,
-};
-use datdot_protocol::identity::Keypair;
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use datdot_net::{Expect, FetchOptions, Limits, Progress, dial, fetch};
+use hypercore::{HypercoreBuilder, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::{bin, fill, reader, serve_feed};
 use tokio::net::{TcpListener, TcpStream};
 
 const BLOCKS: u64 = 1024;
@@ -29,43 +28,15 @@ fn block(i: u64) -> Vec<u8> {
         .collect()
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_datdot-hoster"))
-}
-
 /// A publisher serving a fresh feed on loopback; returns (addr, noise key, feed key).
 async fn publisher() -> (SocketAddr, [u8; 32], [u8; 32]) {
     let core = HypercoreBuilder::new(Storage::new_memory().await.unwrap())
         .build()
         .await
         .unwrap();
-    for chunk in (0..BLOCKS).collect::<Vec<_>>().chunks(64) {
-        let batch: Vec<Vec<u8>> = chunk.iter().map(|i| block(*i)).collect();
-        core.append_batch(&batch).await.unwrap();
-    }
+    fill(&core, BLOCKS, block).await;
     let key = core.key_pair().public.to_bytes();
-    let counters = Arc::new(Counters::default());
-    let l = Listener::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        NoiseIdentity::generate(),
-        Limits::default(),
-        counters.clone(),
-    )
-    .await
-    .unwrap();
-    let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-    let src = Arc::new(SingleFeed::new(key, core));
-    let cfg = ServeConfig {
-        signer: Arc::new(Keypair::from_seed(&[1; 32])),
-        receipt_every: 100,
-        counters,
-    };
-    tokio::spawn(l.run(move |c| {
-        let (src, cfg) = (src.clone(), cfg.clone());
-        async move {
-            let _ = serve(c, src.as_ref(), &cfg).await;
-        }
-    }));
+    let (addr, nk) = serve_feed(key, core).await;
     (addr, nk, key)
 }
 
@@ -102,25 +73,9 @@ async fn throttle(to: SocketAddr, bps: usize) -> SocketAddr {
     addr
 }
 
-fn init(dir: &Path) {
-    let out = bin()
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "init",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Short progress timeout so a killed peer is noticed quickly.
+/// `init`, with a short progress timeout so a killed peer is noticed quickly.
+fn init_fast(dir: &Path) {
+    common::init(dir);
     let cfg = dir.join("hoster.toml");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -235,17 +190,6 @@ fn start_run(dir: &Path) -> (Child, SocketAddr, [u8; 32], SocketAddr) {
     (child, addr, noise, m)
 }
 
-async fn reader(key: [u8; 32]) -> Hypercore {
-    HypercoreBuilder::new(Storage::new_memory().await.unwrap())
-        .key_pair(PartialKeypair {
-            public: VerifyingKey::from_bytes(&key).unwrap(),
-            secret: None,
-        })
-        .build()
-        .await
-        .unwrap()
-}
-
 async fn scrape(addr: SocketAddr) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
@@ -258,7 +202,7 @@ async fn scrape(addr: SocketAddr) -> String {
 async fn add_feed_kill9_resume_serve_kill9_restart() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    init(dir);
+    init_fast(dir);
     let (src, src_key, key) = publisher().await;
     let slow = throttle(src, 4 << 20).await;
 
