@@ -70,25 +70,9 @@ impl ChainConfig {
 
     /// Check everything that can be checked without the chain.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
-            anyhow::bail!(
-                "[chain] url must be a ws:// or wss:// URL, got {:?}",
-                self.url
-            );
-        }
-        if self.key.trim().is_empty() {
-            anyhow::bail!("[chain] key must be `dev:<name>` or the path of a key file");
-        }
+        datdot_node::daemon::check_chain(&self.url, &self.key, self.stake, self.advertise)?;
         if self.capacity == 0 {
             anyhow::bail!("[chain] capacity must be at least 1 feed");
-        }
-        if self.stake == 0 {
-            anyhow::bail!("[chain] stake must be at least 1 token");
-        }
-        if let Some(a) = self.advertise
-            && (a.ip().is_unspecified() || a.port() == 0)
-        {
-            anyhow::bail!("[chain] advertise must be an address peers can dial, got {a}");
         }
         Ok(())
     }
@@ -96,13 +80,7 @@ impl ChainConfig {
     /// The address to register: `advertise`, else the bound listen address if peers can
     /// dial it.
     pub fn advertised(&self, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
-        match self.advertise {
-            Some(a) => Ok(a),
-            None if !listen.ip().is_unspecified() => Ok(listen),
-            None => anyhow::bail!(
-                "listening on {listen}, which peers cannot dial: set [chain] advertise (or --advertise) to the address they reach this hoster at"
-            ),
-        }
+        datdot_node::daemon::advertised(self.advertise, listen)
     }
 }
 

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use datdot_chain_client::{
-    AccountId32, Assignment, ChainClient, ContractState, Keypair, Rejected, Role, Status, UNIT,
-    account, endpoint, keys,
+    AccountId32, Assignment, ChainClient, ContractState, Keypair, Role, UNIT, account, keys, node,
 };
 use datdot_net::{Expect, FetchOptions, Limits};
 use datdot_protocol::identity::PublicKey;
@@ -36,8 +35,6 @@ pub const MAX_CONCURRENT_ASSIGNMENTS: usize = 4;
 pub const FETCH_ROUNDS: u32 = 4;
 /// Peers tried per round (the source and up to this many minus one hosters).
 pub const MAX_PEERS_PER_ROUND: usize = 8;
-/// Rounds of `ChainClient::connect` (itself 10 attempts, ≈ 25 s) before `run` gives up.
-pub const CONNECT_ROUNDS: u32 = 40;
 /// Contract ids remembered to drop duplicate announcements.
 const SEEN_CONTRACTS: usize = 4096;
 
@@ -90,7 +87,7 @@ struct Ctx {
 pub async fn run(p: HookParams) -> anyhow::Result<()> {
     let signer = keys::resolve(&p.chain.key).context("[chain] key")?;
     let me = account(&signer);
-    let chain = connect(&p.chain.url, &p.counters).await?;
+    let chain = node::connect_patiently(&p.chain.url, &p.counters.chain_errors).await?;
     info!(account = %me, url = %p.chain.url, "connected to the chain");
     let ctx = Arc::new(Ctx {
         p,
@@ -164,104 +161,33 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
     }
 }
 
-/// Connect, retrying for [`CONNECT_ROUNDS`] rounds with backoff up to 30 s.
-async fn connect(url: &str, counters: &HookCounters) -> anyhow::Result<ChainClient> {
-    let mut delay = Duration::from_secs(1);
-    for round in 1..=CONNECT_ROUNDS {
-        match ChainClient::connect(url).await {
-            Ok(c) => return Ok(c),
-            Err(e) => {
-                counters.chain_errors.fetch_add(1, Relaxed);
-                warn!(%url, round, "chain unreachable, retrying in {delay:?}: {e:#}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
-    bail!("the chain at {url} stayed unreachable ({CONNECT_ROUNDS} rounds)")
-}
-
 /// Retry a chain read (not a refusal) a few times with backoff.
-async fn retry<T, F, Fut>(ctx: &Ctx, what: &str, mut f: F) -> anyhow::Result<T>
+async fn retry<T, F, Fut>(ctx: &Ctx, what: &str, f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < 5 && e.downcast_ref::<Rejected>().is_none() => {
-                ctx.p.counters.chain_errors.fetch_add(1, Relaxed);
-                warn!(attempt, "{what} failed, retrying in {delay:?}: {e:#}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-                attempt += 1;
-            }
-            Err(e) => {
-                ctx.p.counters.chain_errors.fetch_add(1, Relaxed);
-                return Err(e.context(what.to_string()));
-            }
-        }
-    }
+    node::retry(&ctx.p.counters.chain_errors, what, f).await
 }
 
 async fn register_or_update(ctx: &Ctx) -> anyhow::Result<()> {
     let p = &ctx.p;
-    let addr = p.advertise.to_string();
-    let ep = || endpoint(&addr, p.noise_key, p.signing_key);
-    let stake = u128::from(p.chain.stake) * UNIT;
-    match retry(ctx, "reading our registration", || {
-        ctx.chain.participant(&ctx.me)
-    })
-    .await?
-    {
-        None => {
-            retry(ctx, "register", || {
-                ctx.chain
-                    .register(&ctx.signer, Role::Hoster, stake, ep(), p.chain.capacity)
-            })
-            .await?;
-            info!(
-                account = %ctx.me,
-                %addr,
-                stake = p.chain.stake,
-                capacity = p.chain.capacity,
-                "registered as a hoster"
-            );
-        }
-        Some(part) => {
-            if !matches!(part.role, Role::Hoster) {
-                bail!("chain account {} is registered as an attestor", ctx.me);
-            }
-            if let Status::Unbonding { until } = part.status {
-                bail!(
-                    "chain account {} is unbonding (until block {until}); it gets no assignments",
-                    ctx.me
-                );
-            }
-            let e = &part.endpoint;
-            if e.addr.0 == addr.as_bytes()
-                && e.noise_key == p.noise_key
-                && e.signing_key == p.signing_key
-            {
-                info!(account = %ctx.me, %addr, "already registered; endpoint unchanged");
-            } else {
-                retry(ctx, "update", || ctx.chain.update(&ctx.signer, ep())).await?;
-                info!(
-                    account = %ctx.me,
-                    %addr,
-                    was = %String::from_utf8_lossy(&e.addr.0),
-                    "already registered; endpoint updated"
-                );
-            }
-            if matches!(part.status, Status::Suspended) {
-                warn!(account = %ctx.me, "suspended on chain: no new assignments until a challenge passes");
-            }
-        }
-    }
-    Ok(())
+    let reg = node::Registration {
+        role: Role::Hoster,
+        stake: u128::from(p.chain.stake) * UNIT,
+        addr: p.advertise.to_string(),
+        noise_key: p.noise_key,
+        signing_key: p.signing_key,
+        capacity: p.chain.capacity,
+    };
+    node::register_or_update(
+        &ctx.chain,
+        &ctx.signer,
+        &ctx.me,
+        &reg,
+        &p.counters.chain_errors,
+    )
+    .await
 }
 
 /// One assignment: fetch what is missing, serve it, confirm if still pending.

@@ -16,7 +16,6 @@
 pub mod config;
 pub mod flush;
 pub mod hook;
-pub mod keystore;
 pub mod metrics;
 pub mod oplog;
 pub mod store;
@@ -35,13 +34,14 @@ use datdot_protocol::identity::Keypair;
 use tracing::{info, warn};
 
 pub use config::{ChainConfig, Config};
-pub use keystore::Keystore;
+pub use datdot_node::Keystore;
 pub use store::Store;
 
 /// File names inside the hoster directory.
 pub const CONFIG_FILE: &str = "hoster.toml";
 /// The keystore file.
 pub const KEYSTORE_FILE: &str = "keystore";
+const INIT_HINT: &str = "datdot-hoster init";
 
 /// Create the hoster directory: keystore (0600), config, `feeds/`.
 pub fn init(dir: &Path, config: &Config) -> anyhow::Result<()> {
@@ -52,14 +52,14 @@ pub fn init(dir: &Path, config: &Config) -> anyhow::Result<()> {
     if cfg.exists() {
         anyhow::bail!("{} already exists; not overwriting", cfg.display());
     }
-    Keystore::generate().create(&dir.join(KEYSTORE_FILE))?;
+    Keystore::generate().create(&dir.join(KEYSTORE_FILE), "hoster")?;
     std::fs::write(&cfg, config.to_commented_toml())?;
     Ok(())
 }
 
 /// Public identities of a hoster directory: (Noise static key, signing key).
 pub fn identities(dir: &Path) -> anyhow::Result<([u8; 32], [u8; 32])> {
-    let ks = Keystore::load(&dir.join(KEYSTORE_FILE))?;
+    let ks = Keystore::load(&dir.join(KEYSTORE_FILE), INIT_HINT)?;
     Ok((
         NoiseIdentity::from_seed(ks.noise).public(),
         *Keypair::from_seed(&ks.signing).public().as_bytes(),
@@ -74,7 +74,7 @@ pub async fn run(
     config: Config,
     on_ready: impl FnOnce(SocketAddr, SocketAddr),
 ) -> anyhow::Result<()> {
-    let ks = Keystore::load(&dir.join(KEYSTORE_FILE))?;
+    let ks = Keystore::load(&dir.join(KEYSTORE_FILE), INIT_HINT)?;
     let limits = config.limits()?;
     let store = Arc::new(Store::new(dir));
     let n = store.scan().await?;
@@ -91,15 +91,11 @@ pub async fn run(
         .await
         .with_context(|| format!("metrics endpoint {}", config.metrics))?;
     let metrics_addr = metrics_l.local_addr()?;
-    drop(metrics_l);
-    tokio::spawn({
+    let render = {
         let (c, h, s) = (counters.clone(), hook_counters.clone(), store.clone());
-        async move {
-            if let Err(e) = metrics::serve(metrics_addr, c, h, s).await {
-                warn!("metrics endpoint stopped: {e:#}");
-            }
-        }
-    });
+        Arc::new(move || metrics::render(&c, &h, &s))
+    };
+    tokio::spawn(datdot_node::prometheus::serve_on(metrics_l, render));
     // Pick up feeds that `add-feed` completes while we run.
     tokio::spawn({
         let store = store.clone();

@@ -101,27 +101,15 @@ enum Cmd {
 const DEFAULT_LOG: &str = "info,hypercore=warn,hypercore_protocol=warn,hypercore_handshake=warn,random_access_disk=warn,random_access_memory=warn,random_access_storage=warn";
 
 fn default_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".datdot-hoster")
+    datdot_node::daemon::home_dir(".datdot-hoster")
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The hypercore crates log every call (`#[instrument(ret)]`) at INFO: keep
-                // them at WARN unless RUST_LOG asks otherwise.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The hypercore crates log every call (`#[instrument(ret)]`) at INFO: DEFAULT_LOG keeps
+    // them at WARN unless RUST_LOG asks otherwise.
+    datdot_node::daemon::init_tracing(DEFAULT_LOG);
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = datdot_node::daemon::runtime()?;
     rt.block_on(async_main(cli))
 }
 

@@ -1,29 +1,18 @@
-//! Prometheus text exposition on `GET /metrics`, served by a tiny bounded HTTP/1.0
-//! responder (request head ≤ 8 KiB, 5 s to send it, 64 concurrent scrapes).
+//! The hoster's Prometheus metrics (served by `datdot_node::prometheus`).
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use datdot_net::Counters;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{debug, info};
+use datdot_node::prometheus::Exposition;
 
 use crate::hook::HookCounters;
 use crate::store::Store;
 
 /// Render all metrics.
 pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
-    let mut out = String::new();
+    let mut e = Exposition::new();
     let mut m = |name: &str, kind: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
+        e.metric(name, kind, help, &[("", v as f64)]);
     };
     m(
         "datdot_hoster_blocks_served_total",
@@ -103,69 +92,5 @@ pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
         "Chain calls and reads that failed (refusals included).",
         hook.chain_errors.load(Relaxed),
     );
-    out
-}
-
-/// Serve `/metrics` on `addr` until the process ends.
-pub async fn serve(
-    addr: SocketAddr,
-    counters: Arc<Counters>,
-    hook: Arc<HookCounters>,
-    store: Arc<Store>,
-) -> anyhow::Result<()> {
-    let l = TcpListener::bind(addr).await?;
-    info!(addr = %l.local_addr()?, "metrics on /metrics");
-    let permits = Arc::new(Semaphore::new(64));
-    loop {
-        let (mut s, _) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                debug!("metrics accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue;
-        };
-        let counters = counters.clone();
-        let hook = hook.clone();
-        let store = store.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            let head = tokio::time::timeout(Duration::from_secs(5), async {
-                while n < buf.len() {
-                    let r = s.read(&mut buf[n..]).await.ok()?;
-                    if r == 0 {
-                        return None;
-                    }
-                    n += r;
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
-                        || buf[..n].windows(2).any(|w| w == b"\n\n")
-                    {
-                        return Some(());
-                    }
-                }
-                None
-            })
-            .await;
-            let (status, body) = match head {
-                Ok(Some(()))
-                    if buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET /metrics?") =>
-                {
-                    ("200 OK", render(&counters, &hook, &store))
-                }
-                Ok(Some(())) => ("404 Not Found", "try GET /metrics\n".to_string()),
-                _ => return,
-            };
-            let resp = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), s.write_all(resp.as_bytes())).await;
-        });
-    }
+    e.finish()
 }

@@ -9,6 +9,8 @@
 //! - Our own bounded replication loops: [`serve()`] (answer requests, sign receipts) and
 //!   [`fetch()`] (a window of requests in flight, every block verified).
 //! - datdot extension messages ([`ext`]): receipts and end-of-session.
+//! - The auditing reader ([`audit`]): a sample of blocks, each verified against the
+//!   feed's signed root, every observation fed into the sans-IO audit accumulator.
 //! - Bound everything ([`Limits`]): connections, frame size, queued messages per peer,
 //!   unsent bytes, channels, handshake, idle and progress time.
 //!
@@ -16,6 +18,7 @@
 //! - Peer discovery (Hyperswarm DHT): peers come from the chain or the CLI.
 //! - Sparse bitfield / want bookkeeping beyond what a full-feed or sampled fetch needs.
 
+pub mod audit;
 pub mod conn;
 pub mod error;
 pub mod ext;
@@ -32,4 +35,4 @@ pub use fetch::{FetchOptions, FetchReport, Progress, fetch};
 pub use identity::NoiseIdentity;
 pub use limits::Limits;
 pub use listen::Listener;
-pub use serve::{Counters, FeedSource, ServeConfig, ServeSummary, SingleFeed, serve};
+pub use serve::{Counters, FeedSource, ServeConfig, ServeSummary, SingleFeed, seed, serve};

@@ -52,6 +52,41 @@ impl FeedSource for SingleFeed {
     }
 }
 
+/// Serve one feed on a new listener at `addr` (port 0 for any) with a fresh Noise
+/// identity, receipts signed by `signer` every `receipt_every` blocks, until the runtime
+/// ends: a publisher seeding its own feed, a bench, a test. Returns the bound address
+/// and the Noise key readers pin.
+pub async fn seed(
+    addr: std::net::SocketAddr,
+    key: [u8; 32],
+    core: Hypercore,
+    signer: Keypair,
+    receipt_every: usize,
+) -> std::io::Result<(std::net::SocketAddr, [u8; 32])> {
+    let counters = Arc::new(Counters::default());
+    let l = crate::Listener::bind(
+        addr,
+        crate::NoiseIdentity::generate(),
+        crate::Limits::default(),
+        counters.clone(),
+    )
+    .await?;
+    let (addr, noise) = (l.local_addr()?, l.public_key());
+    let src = Arc::new(SingleFeed::new(key, core));
+    let cfg = ServeConfig {
+        signer: Arc::new(signer),
+        receipt_every,
+        counters,
+    };
+    tokio::spawn(l.run(move |c| {
+        let (src, cfg) = (src.clone(), cfg.clone());
+        async move {
+            let _ = serve(c, src.as_ref(), &cfg).await;
+        }
+    }));
+    Ok((addr, noise))
+}
+
 /// Counters a server updates (rendered as Prometheus metrics by the hoster).
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -74,6 +74,22 @@ pub fn signable(tree_hash: &Hash, length: u64, fork: u64) -> [u8; 80] {
 /// Flat-tree index arithmetic. Callers keep indices below 2^63 (see [`MAX_LENGTH`]).
 pub mod build;
 
+/// The number of siblings on block `index`'s path to the full root of a `length`-block
+/// tree that covers it (what a reader holding only the roots asks a peer for); `None`
+/// if `index` is not below `length` or `length` exceeds [`MAX_LENGTH`].
+pub fn path_len(index: u64, length: u64) -> Option<u32> {
+    if index >= length || length > MAX_LENGTH {
+        return None;
+    }
+    let leaf = 2 * index;
+    flat::full_roots(length)
+        .find(|r| {
+            let (lo, hi) = flat::span(*r);
+            (lo..=hi).contains(&leaf)
+        })
+        .map(flat::depth)
+}
+
 pub(crate) mod flat {
     /// Depth of node `i` (0 for leaves): its number of trailing one bits.
     pub(crate) fn depth(i: u64) -> u32 {
@@ -323,6 +339,15 @@ impl BlockProof {
     /// Check that `leaf` is block `index`'s leaf in the tree `feed` signed: the path
     /// hashes up to a signed root, and the signature verifies.
     pub fn verify(&self, feed: &PublicKey) -> Result<(), TreeError> {
+        self.verify_path()?;
+        self.root.check_signature(feed).map(|_| ())
+    }
+
+    /// Everything [`verify`](Self::verify) checks but the feed's signature: that the
+    /// roots are the full roots of the signed length and that the leaf's path hashes up
+    /// to one of them. For a reader that verified `root` once
+    /// ([`SignedTreeRoot::verify`]) and checks many blocks against it.
+    pub fn verify_path(&self) -> Result<(), TreeError> {
         let block = self.index;
         let length = self.root.length;
         self.root.check_roots()?;
@@ -392,7 +417,7 @@ impl BlockProof {
                 root: root.index,
             });
         }
-        self.root.check_signature(feed).map(|_| ())
+        Ok(())
     }
 
     /// [`verify`](Self::verify), and check that `data` is the proven block.

@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datdot_protocol::coinflip::{
-    CoinFlip, Config, Event, Msg, Outcome, SignedCommit, SignedConfirm, SignedReveal, commit_value,
-};
+pub use datdot_protocol::coinflip::byzantine::Behaviour;
+use datdot_protocol::coinflip::byzantine::Byzantine;
+use datdot_protocol::coinflip::{CoinFlip, Config, Event, Msg, Outcome};
 use datdot_protocol::fraud::{FraudKind, FraudProof};
 use datdot_protocol::identity::{Keypair, PublicKey};
 use datdot_protocol::time::Instant;
@@ -16,52 +16,6 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::net::{NetConfig, NetStats, Network, Partition};
 use crate::verifier::SharedVerifier;
-
-/// What a byzantine member does. It runs an honest state machine inside and tampers
-/// with what it sends (or stops).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Behaviour {
-    /// Sends a different signed commit to half of its peers.
-    Equivocate,
-    /// Reveals a signed `x` that does not match its commit.
-    BadReveal,
-    /// Never sends its own reveal (relays others').
-    WithholdReveal,
-    /// Goes silent (sends and receives nothing) from the start.
-    Offline,
-    /// Confirms a wrong result (signed).
-    Divergent,
-}
-
-impl Behaviour {
-    /// All behaviours.
-    pub const ALL: [Behaviour; 5] = [
-        Behaviour::Equivocate,
-        Behaviour::BadReveal,
-        Behaviour::WithholdReveal,
-        Behaviour::Offline,
-        Behaviour::Divergent,
-    ];
-
-    /// Whether the behaviour leaves objective evidence (a fraud proof).
-    pub fn provable(self) -> bool {
-        matches!(
-            self,
-            Behaviour::Equivocate | Behaviour::BadReveal | Behaviour::Divergent
-        )
-    }
-
-    /// Name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Behaviour::Equivocate => "equivocate",
-            Behaviour::BadReveal => "bad-reveal",
-            Behaviour::WithholdReveal => "withhold",
-            Behaviour::Offline => "offline",
-            Behaviour::Divergent => "divergent",
-        }
-    }
-}
 
 /// One run's parameters.
 #[derive(Clone, Debug)]
@@ -186,58 +140,6 @@ fn session_of(seed: u64) -> [u8; 32] {
     s
 }
 
-/// Tampering state of one byzantine member.
-struct Byz {
-    kind: Behaviour,
-    kp: Keypair,
-    /// Alternative commit per round (equivocation).
-    alt: HashMap<u32, Arc<Msg>>,
-}
-
-impl Byz {
-    /// Rewrite (or drop) an outgoing message to peer `to`.
-    fn tamper(&mut self, rng: &mut ChaCha20Rng, to: usize, msg: Arc<Msg>) -> Option<Arc<Msg>> {
-        let me = self.kp.public();
-        match (self.kind, &*msg) {
-            (Behaviour::Offline, _) => None,
-            (Behaviour::Equivocate, Msg::Commit(c)) if to.is_multiple_of(2) => {
-                let alt = self.alt.entry(c.round).or_insert_with(|| {
-                    let mut x = [0u8; 32];
-                    rng.fill_bytes(&mut x);
-                    Arc::new(Msg::Commit(SignedCommit::sign(
-                        &self.kp,
-                        c.session,
-                        c.round,
-                        commit_value(&x),
-                    )))
-                });
-                Some(alt.clone())
-            }
-            (Behaviour::BadReveal, Msg::Reveal(r)) if r.signer == me => {
-                let mut x = r.x;
-                x[0] ^= 0x55;
-                Some(Arc::new(Msg::Reveal(SignedReveal::sign(
-                    &self.kp, r.session, r.round, x,
-                ))))
-            }
-            (Behaviour::WithholdReveal, Msg::Reveal(r)) if r.signer == me => None,
-            (Behaviour::Divergent, Msg::Confirm(c)) if c.signer == me => {
-                let mut wrong = [0u8; 32];
-                rng.fill_bytes(&mut wrong);
-                Some(Arc::new(Msg::Confirm(SignedConfirm::sign(
-                    &self.kp,
-                    c.kind,
-                    c.session,
-                    c.round,
-                    c.commits_digest,
-                    &wrong,
-                ))))
-            }
-            _ => Some(msg),
-        }
-    }
-}
-
 /// Run one coin flip with `seed`. Deterministic: same scenario and seed, same result.
 pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -268,7 +170,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
 
     let start = Instant::ZERO;
     let mut nodes: Vec<CoinFlip<SharedVerifier>> = Vec::with_capacity(n);
-    let mut byz: Vec<Option<Byz>> = Vec::with_capacity(n);
+    let mut byz: Vec<Option<Byzantine>> = Vec::with_capacity(n);
     for (i, s) in seeds.iter().enumerate() {
         let mut entropy = [0u8; 32];
         rng.fill_bytes(&mut entropy);
@@ -281,11 +183,10 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         )
         .expect("scenario committees are valid by construction");
         nodes.push(node);
-        byz.push(sc.behaviour(i).map(|kind| Byz {
-            kind,
-            kp: Keypair::from_seed(s),
-            alt: HashMap::new(),
-        }));
+        byz.push(
+            sc.behaviour(i)
+                .map(|kind| Byzantine::new(kind, Keypair::from_seed(s))),
+        );
     }
     let mut results: Vec<MemberResult> = (0..n)
         .map(|i| MemberResult {
@@ -304,7 +205,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let flush = |i: usize,
                  now: Instant,
                  nodes: &mut Vec<CoinFlip<SharedVerifier>>,
-                 byz: &mut Vec<Option<Byz>>,
+                 byz: &mut Vec<Option<Byzantine>>,
                  results: &mut Vec<MemberResult>,
                  net: &mut Network<Arc<Msg>>,
                  rng: &mut ChaCha20Rng| {
@@ -354,7 +255,10 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         }
         now = now.max(next);
         while let Some((from, to, msg)) = net.pop_due(now) {
-            if matches!(byz[to].as_ref().map(|b| b.kind), Some(Behaviour::Offline)) {
+            if matches!(
+                byz[to].as_ref().map(|b| b.behaviour()),
+                Some(Behaviour::Offline)
+            ) {
                 continue;
             }
             nodes[to].handle_message(now, &keys[from], &msg);

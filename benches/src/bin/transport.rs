@@ -11,15 +11,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use datdot_net::{
-    Counters, Expect, FetchOptions, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, dial,
-    fetch, serve,
-};
+use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::identity::Keypair;
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 use hypercore_schema::{RequestBlock, RequestUpgrade};
@@ -180,28 +176,15 @@ fn main() {
         drop(r);
 
         // Over loopback: one connection, best of 3.
-        let counters = Arc::new(Counters::default());
-        let l = Listener::bind(
+        let (addr, nk) = datdot_net::seed(
             "127.0.0.1:0".parse().unwrap(),
-            NoiseIdentity::generate(),
-            Limits::default(),
-            counters.clone(),
+            key,
+            writer.clone(),
+            Keypair::from_seed(&[1; 32]),
+            100,
         )
         .await
         .unwrap();
-        let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-        let src = Arc::new(SingleFeed::new(key, writer.clone()));
-        let cfg = ServeConfig {
-            signer: Arc::new(Keypair::from_seed(&[1; 32])),
-            receipt_every: 100,
-            counters,
-        };
-        tokio::spawn(l.run(move |c| {
-            let (src, cfg) = (src.clone(), cfg.clone());
-            async move {
-                let _ = serve(c, src.as_ref(), &cfg).await;
-            }
-        }));
         let mut best = Duration::MAX;
         let mut receipts = 0;
         for _ in 0..3 {

@@ -31,6 +31,7 @@ use tracing::{debug, warn};
 
 mod hosting;
 pub mod keys;
+pub mod node;
 
 pub use hosting::{Assignment, Contract, ContractState, Feed, FeedPeer, MAX_CONTRACT_SCAN};
 

@@ -49,7 +49,6 @@ mod mock;
 mod tests;
 
 use datdot_protocol::codec::Message;
-use datdot_protocol::hash::blake2b256;
 use frame::prelude::*;
 use frame::traits::Randomness;
 
@@ -57,12 +56,11 @@ pub use pallet::*;
 pub use types::*;
 pub use weights::WeightInfo;
 
-/// Domain prefix of coin-flip session ids.
-pub const SESSION_CONTEXT: &[u8] = b"datdot/v1/session";
+pub use datdot_protocol::coinflip::SESSION_CONTEXT;
 
-/// The coin-flip session id of a challenge.
+/// The coin-flip session id of a challenge (`datdot_protocol::coinflip::challenge_session`).
 pub fn session_id(challenge: ChallengeId) -> [u8; 32] {
-    blake2b256(&[SESSION_CONTEXT, &challenge.to_le_bytes()])
+    datdot_protocol::coinflip::challenge_session(challenge)
 }
 
 /// Largest report accepted (the protocol's `Report::MAX_SIZE`).

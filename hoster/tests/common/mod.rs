@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use datdot_net::{Counters, Limits, Listener, NoiseIdentity, ServeConfig, SingleFeed, serve};
 use datdot_protocol::identity::Keypair;
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 
@@ -59,27 +57,13 @@ pub async fn fill(core: &Hypercore, blocks: u64, block: impl Fn(u64) -> Vec<u8>)
 /// Serve `core` (feed `key`) on a loopback port with a fresh Noise identity, receipts every
 /// 100 blocks; returns (address, Noise public key).
 pub async fn serve_feed(key: [u8; 32], core: Hypercore) -> (SocketAddr, [u8; 32]) {
-    let counters = Arc::new(Counters::default());
-    let l = Listener::bind(
+    datdot_net::seed(
         "127.0.0.1:0".parse().unwrap(),
-        NoiseIdentity::generate(),
-        Limits::default(),
-        counters.clone(),
+        key,
+        core,
+        Keypair::from_seed(&[1; 32]),
+        100,
     )
     .await
-    .unwrap();
-    let (addr, nk) = (l.local_addr().unwrap(), l.public_key());
-    let src = Arc::new(SingleFeed::new(key, core));
-    let cfg = ServeConfig {
-        signer: Arc::new(Keypair::from_seed(&[1; 32])),
-        receipt_every: 100,
-        counters,
-    };
-    tokio::spawn(l.run(move |c| {
-        let (src, cfg) = (src.clone(), cfg.clone());
-        async move {
-            let _ = serve(c, src.as_ref(), &cfg).await;
-        }
-    }));
-    (addr, nk)
+    .unwrap()
 }

@@ -35,6 +35,8 @@
 //! [`CoinFlip::poll_transmit`] (send to the named peer) and [`CoinFlip::poll_event`].
 //! [`CoinFlip::is_finished`] turns true when nothing more will happen.
 
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 mod machine;
 mod msg;
 mod transcript;
@@ -50,6 +52,16 @@ pub use transcript::{Transcript, TranscriptError, commit_value, commits_digest, 
 
 #[allow(unused_imports)]
 use crate::fraud::FraudProof; // for the doc links above
+
+/// Domain prefix of the coin-flip session ids of chain challenges.
+pub const SESSION_CONTEXT: &[u8] = b"datdot/v1/session";
+
+/// The coin-flip session id of chain challenge `id`:
+/// `BLAKE2b-256("datdot/v1/session" || id as u64 LE)` (the chain checks fraud proofs and
+/// published reveals against it).
+pub fn challenge_session(id: u64) -> SessionId {
+    crate::hash::blake2b256(&[SESSION_CONTEXT, &id.to_le_bytes()])
+}
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! The hoster's keystore: two 32-byte seeds in a file only its owner can read (0600).
-//! `signing` is the ed25519 identity that signs receipts (and, later, chain
-//! transactions); `noise` is the Noise static key readers pin.
+//! A node's keystore: two 32-byte seeds in a file only its owner can read (0600).
+//! `signing` is the ed25519 identity that signs protocol objects (a hoster's receipts,
+//! an attestor's coin-flip messages and reports); `noise` is the Noise static key peers
+//! pin (registered on chain with the signing key).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use rand::RngCore;
 
-/// The secrets of one hoster.
+/// The secrets of one node (hoster or attestor).
 pub struct Keystore {
     /// Seed of the ed25519 signing identity.
     pub signing: [u8; 32],
@@ -36,8 +37,9 @@ impl Keystore {
         k
     }
 
-    /// Write to `path`, created with mode 0600; never overwrites.
-    pub fn create(&self, path: &Path) -> anyhow::Result<()> {
+    /// Write to `path`, created with mode 0600; never overwrites. `role` names the
+    /// binary in the file's comment (`hoster`, `attestor`).
+    pub fn create(&self, path: &Path, role: &str) -> anyhow::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -46,7 +48,7 @@ impl Keystore {
             .with_context(|| format!("creating keystore {}", path.display()))?;
         writeln!(
             f,
-            "# datdot hoster keystore: keep secret, keep a backup.\nsigning = \"{}\"\nnoise = \"{}\"",
+            "# datdot {role} keystore: keep secret, keep a backup.\nsigning = \"{}\"\nnoise = \"{}\"",
             hex::encode(self.signing),
             hex::encode(self.noise)
         )?;
@@ -54,11 +56,12 @@ impl Keystore {
         Ok(())
     }
 
-    /// Read from `path`; refuses a file that group or others can read.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Read from `path`; refuses a file that group or others can read. `init_hint` is
+    /// the command that creates it (for the error message).
+    pub fn load(path: &Path, init_hint: &str) -> anyhow::Result<Self> {
         let meta = fs::metadata(path).with_context(|| {
             format!(
-                "reading keystore {} (run `datdot-hoster init` first)",
+                "reading keystore {} (run `{init_hint}` first)",
                 path.display()
             )
         })?;
@@ -98,17 +101,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("keystore");
         let k = Keystore::generate();
-        k.create(&p).unwrap();
+        k.create(&p, "hoster").unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let l = Keystore::load(&p).unwrap();
+        let l = Keystore::load(&p, "x init").unwrap();
         assert_eq!((l.signing, l.noise), (k.signing, k.noise));
-        assert!(k.create(&p).is_err(), "never overwrites");
+        assert!(k.create(&p, "hoster").is_err(), "never overwrites");
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            Keystore::load(&p)
+            Keystore::load(&p, "x init")
                 .unwrap_err()
                 .to_string()
                 .contains("chmod 600")

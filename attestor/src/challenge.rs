@@ -1,0 +1,687 @@
+//! One challenge, start to finish (SPEC §3): read the committee and the hoster from the
+//! chain, join the secret swarm, run the coin flip, derive our join time and sample
+//! from `R`, audit the hoster at that time, build and sign the report, wait for the
+//! challenge's end, submit it; submit every fraud proof as soon as it is verified; then
+//! watch the challenge until its deadline and answer what can be answered
+//! (a withholding accusation against us with our signed reveal, fraud proofs peers
+//! showed us that the chain has not acted on).
+//!
+//! Every step is persisted ([`crate::state`]) before the next, so a restart resumes:
+//! a finished report is submitted; a finished coin flip is followed by the audit if the
+//! window is still open.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use datdot_chain_client::{
+    AccountId32, ChainClient, ChallengeId, Keypair as ChainKeypair, Rejected, node,
+};
+use datdot_net::Limits;
+use datdot_net::audit::{AuditOutput, AuditPlan, AuditTarget, audit, prove_leaf};
+use datdot_protocol::codec::{Message as _, to_bytes};
+use datdot_protocol::coinflip::{self, CoinFlip, Msg, Outcome, challenge_session};
+use datdot_protocol::fraud::FraudProof;
+use datdot_protocol::hash::Hash;
+use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey, Signature};
+use datdot_protocol::metrics::Outcome as AuditOutcome;
+use datdot_protocol::report::{self, CoinFlipRecord, Report, received_root};
+use datdot_protocol::schedule::{Window, assignment};
+use rand::RngCore;
+use tokio::sync::Mutex;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::config::Config;
+use crate::flip::{self, Fraud, Tamper};
+use crate::metrics::Counters;
+use crate::state::{Saved, SavedFlip, State};
+use crate::swarm::{Member, Swarm};
+
+/// How long a finished coin flip's links stay up so peers get our last messages.
+pub const LINGER: Duration = Duration::from_secs(3);
+/// Margin kept before the window's end when capping an audit.
+const END_MARGIN: Duration = Duration::from_millis(500);
+
+/// What every challenge task shares.
+pub struct Ctx {
+    /// The chain.
+    pub chain: ChainClient,
+    /// Our chain account's key.
+    pub signer: ChainKeypair,
+    /// Our chain account.
+    pub me: AccountId32,
+    /// Our protocol signing key (coin flip, reports).
+    pub keypair: Arc<Keypair>,
+    /// Its seed (a `Keypair` per coin flip).
+    pub signing_seed: [u8; 32],
+    /// The committee transport.
+    pub swarm: Swarm,
+    /// Configuration.
+    pub config: Config,
+    /// The chain's block time.
+    pub block_ms: u64,
+    /// Transport limits for audits.
+    pub limits: Limits,
+    /// Persistent progress.
+    pub state: State,
+    /// Counters.
+    pub counters: Arc<Counters>,
+    /// The process's time epoch (protocol `Instant`s count from here).
+    pub epoch: std::time::Instant,
+    /// Transactions from one account go one at a time (nonces).
+    pub submit: Mutex<()>,
+    /// Test-only byzantine coin-flip behaviour (feature `byzantine`).
+    #[cfg(feature = "byzantine")]
+    pub byzantine: Option<datdot_protocol::coinflip::byzantine::Behaviour>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A challenge to handle: from a `ChallengeScheduled` event, or resumed from state.
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    /// Challenge id.
+    pub challenge: ChallengeId,
+    /// Window start, end, report deadline (blocks).
+    pub start: u32,
+    /// Window end.
+    pub end: u32,
+    /// Report deadline.
+    pub report_deadline: u32,
+    /// The chain head when we learned of it (its time is "now").
+    pub seen_at: u64,
+}
+
+impl Ctx {
+    fn tamper(&self) -> Option<Tamper> {
+        #[cfg(feature = "byzantine")]
+        {
+            self.byzantine
+                .map(|b| Tamper::new(b, Keypair::from_seed(&self.signing_seed)))
+        }
+        #[cfg(not(feature = "byzantine"))]
+        {
+            None
+        }
+    }
+
+    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        node::retry(&self.counters.chain_errors, what, f).await
+    }
+
+    /// Submit a fraud proof (one transaction at a time per account).
+    pub async fn submit_fraud(&self, id: ChallengeId, proof: &FraudProof) {
+        let bytes = to_bytes(proof);
+        let _g = self.submit.lock().await;
+        match self.chain.submit_fraud_proof(&self.signer, id, bytes).await {
+            Ok(()) => {
+                self.counters.fraud_accepted.fetch_add(1, Relaxed);
+                info!(challenge = id, kind = ?proof_kind(proof), "fraud proof accepted by the chain");
+            }
+            Err(e) => {
+                self.counters.fraud_refused.fetch_add(1, Relaxed);
+                warn!(challenge = id, "fraud proof not accepted: {e:#}");
+            }
+        }
+    }
+}
+
+fn proof_kind(p: &FraudProof) -> &'static str {
+    match p {
+        FraudProof::Equivocation { .. } => "equivocation",
+        FraudProof::InvalidReveal { .. } => "invalid-reveal",
+        FraudProof::Divergent { .. } => "divergent",
+        FraudProof::BadData { .. } => "bad-data",
+        _ => "other",
+    }
+}
+
+/// Everything read from the chain about one challenge.
+struct Facts {
+    committee: Vec<PublicKey>,
+    members: Vec<Member>,
+    me: usize,
+    hoster: AuditTarget,
+    feed_id: u64,
+    feed_length: u64,
+}
+
+fn parse_addr(bytes: &[u8]) -> SocketAddr {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        // Unparseable: a link to it fails and is retried; the member counts as offline.
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn facts(ctx: &Ctx, id: ChallengeId) -> anyhow::Result<Facts> {
+    let ch = ctx
+        .retry("reading the challenge", || ctx.chain.challenge(id))
+        .await?
+        .context("the challenge is gone from the chain")?;
+    let accounts = ch.attestors.0.clone();
+    let me = accounts
+        .iter()
+        .position(|a| *a == ctx.me)
+        .context("we are not in this challenge's committee")?;
+    let committee = ch
+        .keys
+        .0
+        .iter()
+        .map(PublicKey::from_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("a pinned committee key is invalid: {e}"))?;
+    anyhow::ensure!(
+        committee[me] == ctx.keypair.public(),
+        "the chain pinned another signing key for us in this challenge"
+    );
+    let mut members = Vec::with_capacity(accounts.len());
+    for a in &accounts {
+        let p = ctx
+            .retry("reading a member", || ctx.chain.participant(a))
+            .await?;
+        members.push(match p {
+            Some(p) => Member {
+                addr: parse_addr(&p.endpoint.addr.0),
+                noise: p.endpoint.noise_key,
+            },
+            None => Member {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                noise: [0; 32],
+            },
+        });
+    }
+    let hp = ctx
+        .retry("reading the hoster", || ctx.chain.participant(&ch.hoster))
+        .await?
+        .context("the hoster is not registered")?;
+    let feed_length = ctx
+        .retry("reading the feed", || ctx.chain.feed(ch.feed))
+        .await?
+        .map(|f| f.length)
+        .unwrap_or(0);
+    Ok(Facts {
+        committee,
+        members,
+        me,
+        hoster: AuditTarget {
+            addr: parse_addr(&hp.endpoint.addr.0),
+            noise_key: hp.endpoint.noise_key,
+            hoster: PublicKey::from_bytes(&ch.hoster_key)
+                .map_err(|e| anyhow::anyhow!("the hoster's pinned key is invalid: {e}"))?,
+            feed: ch.feed_key,
+        },
+        feed_id: ch.feed,
+        feed_length,
+    })
+}
+
+/// Handle one challenge to the end (its report deadline). Errors are logged by the caller.
+pub async fn handle(ctx: Arc<Ctx>, job: Job) -> anyhow::Result<()> {
+    let span = info_span!("challenge", id = job.challenge);
+    run(&ctx, job).instrument(span).await
+}
+
+async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
+    let id = job.challenge;
+    let block = Duration::from_millis(ctx.block_ms);
+    // Wall-clock time of the window's start block, as seen from here.
+    let behind =
+        block * u32::try_from(job.seen_at.saturating_sub(u64::from(job.start))).unwrap_or(u32::MAX);
+    let anchor = tokio::time::Instant::now()
+        .checked_sub(behind)
+        .unwrap_or_else(tokio::time::Instant::now);
+    let window_ms = u64::from(job.end.saturating_sub(job.start)) * ctx.block_ms;
+    let window_end = anchor + Duration::from_millis(window_ms);
+
+    let mut saved = match ctx.state.get(id)? {
+        Some(s) => s,
+        None => {
+            let s = Saved::new(id, job.start, job.end, job.report_deadline);
+            ctx.state.put(&s)?;
+            s
+        }
+    };
+    if saved.submitted {
+        return watch(ctx, id, job, &saved).await;
+    }
+    let f = facts(ctx, id).await?;
+    info!(
+        members = f.committee.len(),
+        index = f.me,
+        hoster = %f.hoster.addr,
+        feed = f.feed_id,
+        "challenge: joining the committee"
+    );
+
+    // 1. The coin flip.
+    if saved.flip.is_none() {
+        coin_flip(ctx, id, &f, &mut saved).await?;
+    }
+    let sf = saved.flip.clone().expect("set above");
+
+    // 2. Schedule, audit, report.
+    if saved.report.is_none() {
+        let r: Option<Hash> = sf
+            .result
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|v| v.try_into().ok());
+        let r = r.unwrap_or_else(|| {
+            // No agreed R: a private random one, so the hoster still cannot predict the
+            // join time or the sample (peers cannot check it; DESIGN §16).
+            let mut x = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut x);
+            x
+        });
+        let w = Window {
+            start: 0,
+            end: window_ms.max(f.committee.len() as u64),
+            committee: u16::try_from(f.committee.len()).unwrap_or(u16::MAX),
+            feed_length: f.feed_length,
+            samples: ctx.config.samples,
+        };
+        let a = assignment(&r, &w, u16::try_from(f.me).unwrap_or(u16::MAX))
+            .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+        let join = anchor + Duration::from_millis(a.join_at);
+        let now = tokio::time::Instant::now();
+        if join > now {
+            info!(
+                slot = a.slot,
+                in_ms = (join - now).as_millis() as u64,
+                blocks = a.indices.len(),
+                "audit scheduled"
+            );
+            tokio::time::sleep_until(join).await;
+        }
+        let cap = window_end
+            .checked_duration_since(tokio::time::Instant::now())
+            .unwrap_or_default()
+            .saturating_sub(END_MARGIN);
+        let plan = AuditPlan {
+            sample: a.indices.clone(),
+            config: ctx.config.audit.config(Some(cap))?,
+            window: ctx.config.window,
+            epoch: ctx.epoch,
+        };
+        let out = audit(&f.hoster, &plan, &ctx.limits).await;
+        record_audit(ctx, &out);
+        info!(
+            outcome = ?out.summary.outcome,
+            verified = out.summary.ok_blocks,
+            lacking = out.summary.lacks_data,
+            misbehaved = out.summary.misbehaved,
+            timeouts = out.summary.timeouts,
+            p50_us = out.summary.latency_p50_us,
+            p99_us = out.summary.latency_p99_us,
+            throughput_bps = out.summary.throughput_bps,
+            "audit done"
+        );
+        for p in bad_data_proofs(ctx, &f, &out).await {
+            ctx.submit_fraud(id, &p).await;
+        }
+        let report = build_report(ctx, id, &f, a.indices, out, &sf)?;
+        saved.report = Some(hex::encode(to_bytes(&report)));
+        ctx.state.put(&saved)?;
+    }
+
+    // 3. Submit after the end, before the deadline.
+    let bytes = hex::decode(saved.report.as_deref().expect("set above"))
+        .context("stored report is not hex")?;
+    let summary = datdot_protocol::codec::from_bytes::<Report>(&bytes)
+        .map(|r| r.metrics)
+        .context("stored report does not decode")?;
+    submit_report(ctx, id, job, bytes).await?;
+    saved.submitted = true;
+    ctx.state.put(&saved)?;
+    // The one line per challenge an operator reads.
+    info!(
+        flip = if sf.result.is_some() { "agreed" } else { "no agreed R" },
+        round = sf.round,
+        accused = sf.accused.len(),
+        audit = ?summary.outcome,
+        verified = summary.ok_blocks,
+        requested = summary.requests,
+        lacking = summary.lacks_data,
+        misbehaved = summary.misbehaved,
+        p50_ms = summary.latency_p50_us as f64 / 1e3,
+        p99_ms = summary.latency_p99_us as f64 / 1e3,
+        mib_s = summary.throughput_bps as f64 / (1024.0 * 1024.0),
+        "challenge reported"
+    );
+    watch(ctx, id, job, &saved).await
+}
+
+fn record_audit(ctx: &Ctx, out: &AuditOutput) {
+    let c = &ctx.counters;
+    let i = match out.summary.outcome {
+        AuditOutcome::Completed => 0,
+        AuditOutcome::ConnectFailed => 1,
+        AuditOutcome::ProgressTimeout => 2,
+        AuditOutcome::HardMaxDuration => 3,
+    };
+    c.audits[i].fetch_add(1, Relaxed);
+    c.blocks_ok
+        .fetch_add(u64::from(out.summary.ok_blocks), Relaxed);
+    c.blocks_lacking
+        .fetch_add(u64::from(out.summary.lacks_data), Relaxed);
+    c.blocks_misbehaved
+        .fetch_add(u64::from(out.summary.misbehaved), Relaxed);
+    c.blocks_timeout
+        .fetch_add(u64::from(out.summary.timeouts), Relaxed);
+    if let Ok(mut l) = c.last.lock() {
+        l.1 = out.summary.latency_p50_us;
+    }
+}
+
+/// Run the coin flip; store its record and our signed reveals (wire bytes, hex).
+async fn coin_flip(
+    ctx: &Arc<Ctx>,
+    id: ChallengeId,
+    f: &Facts,
+    saved: &mut Saved,
+) -> anyhow::Result<()> {
+    let session_id = challenge_session(id);
+    let cfg = coinflip::Config::new(session_id, f.committee.clone());
+    let mut entropy = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut entropy);
+    let cf = CoinFlip::new(
+        cfg,
+        Keypair::from_seed(&ctx.signing_seed),
+        entropy,
+        Ed25519Verifier,
+        flip::instant(ctx.epoch),
+    )
+    .map_err(|e| anyhow::anyhow!("coin flip: {e}"))?;
+    let mut session = ctx.swarm.join(session_id, f.members.clone(), f.me)?;
+    let submit = ctx.clone();
+    let rep = flip::run(
+        &mut session,
+        cf,
+        &f.committee,
+        ctx.keypair.public(),
+        ctx.epoch,
+        ctx.tamper(),
+        move |fr: &Fraud| {
+            if fr.detected_here {
+                let c = submit.clone();
+                let p = fr.proof.clone();
+                tokio::spawn(async move { c.submit_fraud(id, &p).await });
+            }
+        },
+    )
+    .await;
+    tokio::spawn(async move {
+        tokio::time::sleep(LINGER).await;
+        drop(session);
+    });
+    let c = &ctx.counters;
+    let rec = match &rep.outcome {
+        Outcome::Success {
+            round,
+            result,
+            transcript,
+        } => {
+            c.flips_success.fetch_add(1, Relaxed);
+            SavedFlip {
+                round: *round,
+                result: Some(hex::encode(result)),
+                transcript_digest: hex::encode(transcript.digest()),
+                accused: Vec::new(),
+            }
+        }
+        Outcome::Offline {
+            round,
+            unresponsive,
+            ..
+        } => {
+            c.flips_offline.fetch_add(1, Relaxed);
+            SavedFlip {
+                round: *round,
+                result: None,
+                transcript_digest: hex::encode([0u8; 32]),
+                accused: unresponsive
+                    .iter()
+                    .map(|k| hex::encode(k.as_bytes()))
+                    .collect(),
+            }
+        }
+        Outcome::Malicious { .. } => {
+            c.flips_malicious.fetch_add(1, Relaxed);
+            SavedFlip {
+                round: rep.rounds.last().map(|r| r.0).unwrap_or(0),
+                result: None,
+                transcript_digest: hex::encode([0u8; 32]),
+                accused: Vec::new(),
+            }
+        }
+    };
+    if let Ok(mut l) = c.last.lock() {
+        l.0 = rep.to_result.unwrap_or(rep.elapsed).as_micros() as u64;
+    }
+    saved.reveals = rep
+        .reveals
+        .iter()
+        .map(|(round, r)| (*round, hex::encode(to_bytes(&Msg::Reveal(r.clone())))))
+        .collect();
+    let round = rec.round;
+    saved.flip = Some(rec);
+    ctx.state.put(saved)?;
+    info!(
+        outcome = flip_name(&rep.outcome),
+        round,
+        fraud = rep.fraud.len(),
+        ms = rep.elapsed.as_millis() as u64,
+        "coin flip done"
+    );
+    // Proofs peers showed us (the chain acts once per offender; ours may be in already).
+    for fr in rep.fraud.iter().filter(|fr| !fr.detected_here) {
+        let c = ctx.clone();
+        let p = fr.proof.clone();
+        tokio::spawn(async move { c.submit_fraud(id, &p).await });
+    }
+    Ok(())
+}
+
+fn flip_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Success { .. } => "success",
+        Outcome::Offline { .. } => "offline",
+        Outcome::Malicious { .. } => "malicious",
+    }
+}
+
+/// Bad-data proofs: those the audit built from the hoster's own tree, and for the rest
+/// the true leaf from the feed's other peers (its source, its other hosters).
+async fn bad_data_proofs(ctx: &Ctx, f: &Facts, out: &AuditOutput) -> Vec<FraudProof> {
+    let mut proofs = out.fraud.clone();
+    if out.unproven.is_empty() {
+        return proofs;
+    }
+    let peers = match ctx
+        .retry("reading the feed's peers", || {
+            ctx.chain.feed_peers(f.feed_id, &ctx.me)
+        })
+        .await
+    {
+        Ok(Some(p)) => p,
+        _ => return proofs,
+    };
+    for &(ri, entry, index) in &out.unproven {
+        for p in &peers {
+            let Ok(addr) = p.addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            if addr == f.hoster.addr {
+                continue;
+            }
+            let expect = datdot_net::Expect::Key(p.noise_key);
+            match prove_leaf(addr, expect, f.hoster.feed, index, &ctx.limits).await {
+                Ok(proof) => {
+                    let fp = FraudProof::BadData {
+                        receipt: out.receipts[ri].clone(),
+                        entry,
+                        proof,
+                    };
+                    if fp.verify(&Ed25519Verifier).is_ok() {
+                        proofs.push(fp);
+                        break;
+                    }
+                }
+                Err(e) => debug!(peer = %addr, block = index, "true leaf not proven: {e}"),
+            }
+        }
+    }
+    proofs
+}
+
+fn build_report(
+    ctx: &Ctx,
+    id: ChallengeId,
+    f: &Facts,
+    sampled: Vec<u64>,
+    out: AuditOutput,
+    sf: &SavedFlip,
+) -> anyhow::Result<Report> {
+    let key32 = |h: &str| -> Option<[u8; 32]> { hex::decode(h).ok()?.try_into().ok() };
+    let accused = sf
+        .accused
+        .iter()
+        .filter_map(|h| key32(h).and_then(|k| PublicKey::from_bytes(&k).ok()))
+        .take(report::MAX_ACCUSED)
+        .collect();
+    let mut failures = out.failures;
+    failures.truncate(report::MAX_FAILURES);
+    let mut receipts = out.receipts;
+    receipts.truncate(report::MAX_RECEIPTS);
+    let mut r = Report {
+        challenge: id,
+        attestor: ctx.keypair.public(),
+        hoster: f.hoster.hoster,
+        feed: f.hoster.feed,
+        received_root: received_root(&out.received),
+        sampled,
+        receipts,
+        metrics: out.summary,
+        failures,
+        coinflip: CoinFlipRecord {
+            round: sf.round,
+            transcript_digest: key32(&sf.transcript_digest).unwrap_or([0; 32]),
+            accused,
+        },
+        sig: Signature([0; 64]),
+    };
+    // Receipts are the bulky part: drop the last ones if the report would not fit.
+    while to_bytes(&r).len() > Report::MAX_SIZE && !r.receipts.is_empty() {
+        r.receipts.pop();
+    }
+    let r = r.sign(&ctx.keypair);
+    r.verify(&Ed25519Verifier)
+        .map_err(|e| anyhow::anyhow!("our own report does not verify: {e}"))?;
+    Ok(r)
+}
+
+/// Submit after `end` and before the deadline: wait for the end block, retry a
+/// too-early refusal each block, stop at the deadline.
+async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> anyhow::Result<()> {
+    let block = Duration::from_millis(ctx.block_ms);
+    loop {
+        let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
+        if head > u64::from(job.report_deadline) {
+            ctx.counters.report_failures.fetch_add(1, Relaxed);
+            bail!("the report deadline (block {}) passed", job.report_deadline);
+        }
+        if head < u64::from(job.end) {
+            let wait = block * u32::try_from(u64::from(job.end) - head).unwrap_or(1);
+            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+            continue;
+        }
+        let res = {
+            let _g = ctx.submit.lock().await;
+            ctx.chain
+                .submit_report(&ctx.signer, id, bytes.clone())
+                .await
+        };
+        match res {
+            Ok(()) => {
+                ctx.counters.reports.fetch_add(1, Relaxed);
+                info!("report accepted by the chain");
+                return Ok(());
+            }
+            Err(e) => match e.downcast_ref::<Rejected>().map(|r| r.error.as_str()) {
+                Some("TooEarly") => tokio::time::sleep(block).await,
+                Some("AlreadyReported") => {
+                    info!("report already on chain");
+                    return Ok(());
+                }
+                _ => {
+                    ctx.counters.report_failures.fetch_add(1, Relaxed);
+                    return Err(e.context("submitting the report"));
+                }
+            },
+        }
+    }
+}
+
+/// Until the deadline: answer withholding accusations against us with our signed
+/// reveal. (Fraud proofs were submitted as they were found.)
+async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::Result<()> {
+    let block = Duration::from_millis(ctx.block_ms);
+    let reveals: BTreeMap<u32, &String> = saved.reveals.iter().map(|(r, h)| (*r, h)).collect();
+    let mut answered: Vec<u32> = Vec::new();
+    loop {
+        let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
+        if head > u64::from(job.report_deadline) {
+            return Ok(());
+        }
+        let Some(ch) = ctx
+            .retry("reading the challenge", || ctx.chain.challenge(id))
+            .await?
+        else {
+            return Ok(());
+        };
+        if ch.verdict.is_some() && ch.accusations.0.is_empty() {
+            return Ok(());
+        }
+        let me = ch.attestors.0.iter().position(|a| *a == ctx.me);
+        for acc in &ch.accusations.0 {
+            if Some(usize::from(acc.member)) != me || acc.cleared || answered.contains(&acc.round) {
+                continue;
+            }
+            answered.push(acc.round);
+            let Some(hexed) = reveals.get(&acc.round) else {
+                warn!(
+                    round = acc.round,
+                    "accused of withholding a reveal we never made"
+                );
+                continue;
+            };
+            let bytes = hex::decode(hexed).context("stored reveal is not hex")?;
+            let _g = ctx.submit.lock().await;
+            match ctx.chain.publish_reveal(&ctx.signer, id, bytes).await {
+                Ok(()) => {
+                    ctx.counters.reveals_published.fetch_add(1, Relaxed);
+                    info!(
+                        round = acc.round,
+                        "accused of withholding: our reveal is published"
+                    );
+                }
+                Err(e) => warn!(round = acc.round, "publishing our reveal failed: {e:#}"),
+            }
+        }
+        tokio::time::sleep(block * 2).await;
+    }
+}

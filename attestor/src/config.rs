@@ -1,0 +1,289 @@
+//! `attestor.toml`: typed, with documented defaults, validated on load. CLI flags
+//! override it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use datdot_protocol::audit::AuditConfig;
+use serde::{Deserialize, Serialize};
+
+/// The attestor's configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the other committee members connect (default `0.0.0.0:7300`).
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` endpoint (default `127.0.0.1:9300`).
+    pub metrics: SocketAddr,
+    /// Blocks sampled per audit (default 32; every committee member must use the same
+    /// value for members to check each other's samples).
+    pub samples: u32,
+    /// Block requests in flight during an audit, like an ordinary reader (default 16).
+    pub window: usize,
+    /// Challenges handled at once; more wait (default 8).
+    pub max_challenges: usize,
+    /// Audit time limits.
+    #[serde(default)]
+    pub audit: AuditSection,
+    /// The chain: without it `run` cannot learn of challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainConfig>,
+}
+
+/// `[audit]`: the limits of one audit (milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// The hoster may send nothing for this long while requests are in flight (10 s).
+    pub progress_timeout_ms: u64,
+    /// The whole audit ends after this, whatever the hoster does (60 s; also never past
+    /// the challenge's end).
+    pub hard_max_ms: u64,
+    /// One request may take this long (20 s).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        let d = AuditConfig::default();
+        AuditSection {
+            progress_timeout_ms: d.progress_timeout().as_millis() as u64,
+            hard_max_ms: d.hard_max().as_millis() as u64,
+            request_timeout_ms: d.request_timeout().as_millis() as u64,
+        }
+    }
+}
+
+impl AuditSection {
+    /// The validated limits, with the hard maximum capped at `cap`.
+    pub fn config(&self, cap: Option<Duration>) -> anyhow::Result<AuditConfig> {
+        let mut hard = Duration::from_millis(self.hard_max_ms);
+        let mut progress = Duration::from_millis(self.progress_timeout_ms);
+        let mut request = Duration::from_millis(self.request_timeout_ms);
+        if let Some(cap) = cap {
+            let cap = cap.max(Duration::from_millis(1));
+            hard = hard.min(cap);
+            progress = progress.min(hard);
+            request = request.min(hard);
+        }
+        AuditConfig::new(progress, hard, request)
+            .map_err(|e| anyhow::anyhow!("invalid [audit]: {e}"))
+    }
+}
+
+/// `[chain]`: how `run` registers and learns of challenges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// WebSocket URL of a chain node (`ws://127.0.0.1:8000` for the devnet).
+    pub url: String,
+    /// The chain account: `dev:<name>` (e.g. `dev:attestor-1`) or the path of a 0600
+    /// key file holding `0x` + a 64-hex sr25519 seed.
+    pub key: String,
+    /// Stake bonded at registration, in whole tokens (default 50, the dev minimum).
+    #[serde(default = "default_stake")]
+    pub stake: u64,
+    /// Address registered for committee members to dial (default: `listen`, unless it
+    /// is unspecified such as `0.0.0.0`).
+    #[serde(default)]
+    pub advertise: Option<SocketAddr>,
+    /// The chain's block time in milliseconds (default 2000, the devnet's): audit
+    /// windows are given in blocks and scheduled in milliseconds.
+    #[serde(default = "default_block_ms")]
+    pub block_ms: u64,
+}
+
+fn default_stake() -> u64 {
+    50
+}
+fn default_block_ms() -> u64 {
+    2000
+}
+
+impl ChainConfig {
+    /// A chain section with the documented defaults.
+    pub fn new(url: String, key: String) -> Self {
+        ChainConfig {
+            url,
+            key,
+            stake: default_stake(),
+            advertise: None,
+            block_ms: default_block_ms(),
+        }
+    }
+
+    /// Check everything that can be checked without the chain.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        datdot_node::daemon::check_chain(&self.url, &self.key, self.stake, self.advertise)?;
+        if !(100..=600_000).contains(&self.block_ms) {
+            anyhow::bail!("[chain] block_ms must be in 100..=600000");
+        }
+        Ok(())
+    }
+
+    /// The address to register: `advertise`, else the bound listen address if peers
+    /// can dial it.
+    pub fn advertised(&self, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
+        datdot_node::daemon::advertised(self.advertise, listen)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7300)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9300)),
+            samples: 32,
+            window: 16,
+            max_challenges: 8,
+            audit: AuditSection::default(),
+            chain: None,
+        }
+    }
+}
+
+impl Config {
+    /// Check everything.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=datdot_net::audit::MAX_SAMPLE as u32).contains(&self.samples) {
+            anyhow::bail!("samples must be in 1..={}", datdot_net::audit::MAX_SAMPLE);
+        }
+        if !(1..=256).contains(&self.window) {
+            anyhow::bail!("window must be in 1..=256");
+        }
+        if !(1..=64).contains(&self.max_challenges) {
+            anyhow::bail!("max_challenges must be in 1..=64");
+        }
+        self.audit.config(None)?;
+        if let Some(c) = &self.chain {
+            c.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {} (run `datdot-attestor init` first)",
+                path.display()
+            )
+        })?;
+        let c: Config =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        c.validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        Ok(c)
+    }
+
+    /// The file `init` writes: every field, with comments.
+    pub fn to_commented_toml(&self) -> String {
+        let a = &self.audit;
+        let chain = match &self.chain {
+            Some(c) => format!(
+                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\nblock_ms = {}\n{}",
+                c.url,
+                c.key,
+                c.stake,
+                c.block_ms,
+                c.advertise
+                    .map(|a| format!("advertise = \"{a}\"\n"))
+                    .unwrap_or_default()
+            ),
+            None => "# [chain]\n\
+                     # url = \"ws://127.0.0.1:8000\"\n\
+                     # key = \"dev:attestor-1\"\n\
+                     # stake = 50\n\
+                     # block_ms = 2000\n\
+                     # advertise = \"203.0.113.7:7300\"\n"
+                .to_string(),
+        };
+        format!(
+            "# datdot attestor configuration. CLI flags override these values.\n\
+             # Where the other members of a challenge's committee connect (TCP, Noise XX).\n\
+             listen = \"{}\"\n\
+             # Prometheus metrics endpoint (GET /metrics).\n\
+             metrics = \"{}\"\n\
+             # Blocks sampled per audit (the whole committee must use the same value).\n\
+             samples = {}\n\
+             # Block requests in flight during an audit.\n\
+             window = {}\n\
+             # Challenges handled at once.\n\
+             max_challenges = {}\n\n\
+             [audit]\n\
+             # The hoster may send nothing for this long while requests are in flight.\n\
+             progress_timeout_ms = {}\n\
+             # An audit never lasts longer than this (nor past the challenge's end).\n\
+             hard_max_ms = {}\n\
+             request_timeout_ms = {}\n\n\
+             # The chain: with this section `run` registers this attestor (stake in whole\n\
+             # tokens, the address committee members dial; default: listen) and answers\n\
+             # every challenge that names it. `key` is `dev:<name>` (devnet) or a 0600 key\n\
+             # file with an sr25519 seed; block_ms is the chain's block time.\n\
+             {}",
+            self.listen,
+            self.metrics,
+            self.samples,
+            self.window,
+            self.max_challenges,
+            a.progress_timeout_ms,
+            a.hard_max_ms,
+            a.request_timeout_ms,
+            chain
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_toml_round_trips_and_is_checked() {
+        let mut c = Config::default();
+        let back: Config = toml::from_str(&c.to_commented_toml()).unwrap();
+        assert_eq!(back, c);
+        back.validate().unwrap();
+        c.chain = Some(ChainConfig::new(
+            "ws://127.0.0.1:8000".into(),
+            "dev:attestor-1".into(),
+        ));
+        c.chain.as_mut().unwrap().advertise = Some("127.0.0.1:7300".parse().unwrap());
+        let back: Config = toml::from_str(&c.to_commented_toml()).unwrap();
+        assert_eq!(back, c);
+        back.validate().unwrap();
+        for bad in [
+            Config {
+                samples: 0,
+                ..Config::default()
+            },
+            Config {
+                window: 0,
+                ..Config::default()
+            },
+            Config {
+                audit: AuditSection {
+                    hard_max_ms: 0,
+                    ..AuditSection::default()
+                },
+                ..Config::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        assert!(toml::from_str::<Config>("listen = \"1.2.3.4:5\"\nbogus = 1").is_err());
+        let chain = ChainConfig::new("http://x".into(), "dev:a".into());
+        assert!(chain.validate().is_err());
+    }
+
+    #[test]
+    fn audit_limits_are_capped_by_the_window() {
+        let a = AuditSection::default();
+        let c = a.config(Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(c.hard_max(), Duration::from_secs(3));
+        assert!(c.progress_timeout() <= c.hard_max());
+        assert_eq!(a.config(None).unwrap(), AuditConfig::default());
+    }
+}

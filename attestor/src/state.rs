@@ -1,0 +1,187 @@
+//! What the attestor must remember across a restart to still report a challenge: the
+//! challenge's window, the coin flip's result, the signed report once built, whether
+//! it was accepted, and our own signed reveals (to answer a withholding accusation).
+//! One redb table, challenge id → a JSON record (≤ [`MAX_RECORD`] bytes), written in
+//! its own transaction at each step (redb commits are durable).
+
+use std::path::Path;
+
+use anyhow::Context;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const TABLE: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("challenges");
+/// Largest record accepted (a report is ≤ 64 KiB, hex doubles it).
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// The coin flip's result as the report needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFlip {
+    /// The round that produced `R` (or the last one tried).
+    pub round: u32,
+    /// `R` (hex), if the flip succeeded.
+    pub result: Option<String>,
+    /// Transcript digest (hex; zeros if none).
+    pub transcript_digest: String,
+    /// Withholding accusations (hex signing keys).
+    pub accused: Vec<String>,
+}
+
+/// One challenge's progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Challenge id.
+    pub challenge: u64,
+    /// Window start / end and report deadline (blocks).
+    pub start: u32,
+    /// Audits end; reports accepted from here.
+    pub end: u32,
+    /// Last block a report is accepted.
+    pub report_deadline: u32,
+    /// Set once the coin flip finished.
+    pub flip: Option<SavedFlip>,
+    /// The signed report (hex of its wire bytes), once the audit is done.
+    pub report: Option<String>,
+    /// The chain accepted the report.
+    pub submitted: bool,
+    /// Our signed reveals: (round, hex of the `coinflip::Msg::Reveal` wire bytes).
+    pub reveals: Vec<(u32, String)>,
+}
+
+impl Saved {
+    /// A record for a new challenge.
+    pub fn new(challenge: u64, start: u32, end: u32, report_deadline: u32) -> Self {
+        Saved {
+            challenge,
+            start,
+            end,
+            report_deadline,
+            flip: None,
+            report: None,
+            submitted: false,
+            reveals: Vec::new(),
+        }
+    }
+}
+
+/// The attestor's state file.
+#[derive(Debug)]
+pub struct State {
+    db: Database,
+}
+
+impl State {
+    /// Open (or create) the state file.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let db =
+            Database::create(path).with_context(|| format!("opening state {}", path.display()))?;
+        let w = db.begin_write()?;
+        w.open_table(TABLE)?;
+        w.commit()?;
+        Ok(State { db })
+    }
+
+    /// Store `s` (replacing what was there).
+    pub fn put(&self, s: &Saved) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(s)?;
+        anyhow::ensure!(bytes.len() <= MAX_RECORD, "state record too large");
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(TABLE)?;
+            t.insert(s.challenge, bytes.as_slice())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The record of `challenge`.
+    pub fn get(&self, challenge: u64) -> anyhow::Result<Option<Saved>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TABLE)?;
+        match t.get(challenge)? {
+            Some(v) => decode(challenge, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Update the record of `challenge` with `f` (nothing if there is none).
+    pub fn update(&self, challenge: u64, f: impl FnOnce(&mut Saved)) -> anyhow::Result<()> {
+        if let Some(mut s) = self.get(challenge)? {
+            f(&mut s);
+            self.put(&s)?;
+        }
+        Ok(())
+    }
+
+    /// Every record (a record that does not decode is skipped with an error logged).
+    pub fn all(&self) -> anyhow::Result<Vec<Saved>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TABLE)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            match decode(k.value(), v.value()) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::error!("skipping a state record: {e:#}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget `challenge`.
+    pub fn remove(&self, challenge: u64) -> anyhow::Result<()> {
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(TABLE)?;
+            t.remove(challenge)?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+}
+
+fn decode(challenge: u64, bytes: &[u8]) -> anyhow::Result<Saved> {
+    anyhow::ensure!(
+        bytes.len() <= MAX_RECORD,
+        "record of challenge {challenge} too large"
+    );
+    let s: Saved = serde_json::from_slice(bytes)
+        .with_context(|| format!("record of challenge {challenge} is corrupt"))?;
+    anyhow::ensure!(
+        s.challenge == challenge,
+        "record of challenge {challenge} names another"
+    );
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.redb");
+        let mut s = Saved::new(7, 10, 20, 40);
+        {
+            let st = State::open(&p).unwrap();
+            st.put(&s).unwrap();
+            st.update(7, |r| r.submitted = true).unwrap();
+            st.put(&Saved::new(8, 1, 2, 3)).unwrap();
+            st.remove(8).unwrap();
+        }
+        let st = State::open(&p).unwrap();
+        s.submitted = true;
+        assert_eq!(st.get(7).unwrap(), Some(s.clone()));
+        assert_eq!(st.all().unwrap(), vec![s]);
+        assert_eq!(st.get(8).unwrap(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn corrupt_records_are_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(1, &bytes);
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The attestor end to end against a real devnet (our runtime wasm under chopsticks):
+//! `DATDOT_CHAIN_URL=ws://127.0.0.1:<port> cargo test -p datdot-attestor --test
+//! challenge_devnet -- --ignored` on a fresh devnet (`scripts/test` restarts one for it).
+//! Accounts: hoster-4, attestor-5…7, publisher-3.
+//!
+//! An author's feed (a real Hypercore) is the source; a real hoster (`datdot_hoster::run`
+//! with its chain hook, in this process) registers, is assigned the feed, fetches and
+//! confirms it. Three `datdot-attestor run` processes register themselves; the chain
+//! schedules a challenge naming all three; they form the secret swarm, flip the coin,
+//! audit the hoster at their secret times and report. One of them is killed (kill -9)
+//! right after its coin flip and restarted: it resumes from its state file and still
+//! reports. The test checks the outcome on chain: the challenge settled with three
+//! reports and a pass, and each attestor was paid. Then one attestor is restarted in
+//! the test-only equivocating mode (feature `byzantine`); on the next challenge the
+//! honest members prove it and submit the proof, and the chain slashes it.
+#![cfg(feature = "byzantine")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use datdot_chain_client::{
+    AccountId32, ChainClient, ContractState, PlanTerms, SlaTerms, UNIT, Verdict, account, endpoint,
+    keys,
+};
+use datdot_hoster::{ChainConfig as HosterChain, Config as HosterConfig};
+use datdot_protocol::codec::{Encode, Writer};
+use datdot_protocol::identity::{Keypair, Signature};
+use datdot_protocol::tree::build;
+use ed25519_dalek::{Signer, SigningKey};
+use hypercore::{HypercoreBuilder, PartialKeypair, Storage};
+
+mod common;
+use common::bin;
+
+const BLOCKS: u64 = 256;
+const SIZE: usize = 16 * 1024;
+/// Longest wait for anything on chain (blocks every 2 s; a challenge window is 10 blocks
+/// and reports may come 20 blocks later).
+const CHAIN_WAIT: Duration = Duration::from_secs(150);
+
+fn block(i: u64) -> Vec<u8> {
+    (0..SIZE).map(|j| (i as usize * 29 + j * 3) as u8).collect()
+}
+
+/// The author's feed served on loopback, and its signed root in our wire encoding.
+async fn author(seed: u8) -> (SocketAddr, [u8; 32], [u8; 32], Vec<u8>) {
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let core = HypercoreBuilder::new(Storage::new_memory().await.unwrap())
+        .key_pair(PartialKeypair {
+            public: sk.verifying_key(),
+            secret: Some(sk.clone()),
+        })
+        .build()
+        .await
+        .unwrap();
+    for chunk in (0..BLOCKS).collect::<Vec<_>>().chunks(64) {
+        let batch: Vec<Vec<u8>> = chunk.iter().map(|i| block(*i)).collect();
+        core.append_batch(&batch).await.unwrap();
+    }
+    let leaves: Vec<_> = (0..BLOCKS).map(|i| build::leaf(i, &block(i))).collect();
+    let proof = build::block_proof(&leaves, 0, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
+    let mut w = Writer::new();
+    proof.root.encode(&mut w);
+    let key = sk.verifying_key().to_bytes();
+    let (addr, nk) = datdot_net::seed(
+        "127.0.0.1:0".parse().unwrap(),
+        key,
+        core,
+        Keypair::from_seed(&[1; 32]),
+        100,
+    )
+    .await
+    .unwrap();
+    (addr, nk, key, w.into_bytes())
+}
+
+/// A `datdot-attestor run` process (killed on drop); its log goes to `dir/run.log`.
+struct Attestor {
+    child: Child,
+    metrics: SocketAddr,
+}
+
+impl Drop for Attestor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, url: &str, key: &str, extra: &[&str]) -> Attestor {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("run.log"))
+        .unwrap();
+    let mut child = bin()
+        .arg("--dir")
+        .arg(dir)
+        .args(["run", "--chain-url", url, "--chain-key", key])
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            "info,datdot_attestor=debug,hypercore=warn,hypercore_protocol=warn",
+        )
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("listening "), "{first}");
+    let metrics = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    Attestor {
+        child,
+        metrics: metrics
+            .trim_start_matches("metrics http://")
+            .trim_end_matches("/metrics")
+            .parse()
+            .unwrap(),
+    }
+}
+
+async fn start_async(
+    dir: PathBuf,
+    url: String,
+    key: &'static str,
+    extra: &'static [&'static str],
+) -> Attestor {
+    tokio::task::spawn_blocking(move || start(&dir, &url, key, extra))
+        .await
+        .unwrap()
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let t = Instant::now();
+    while t.elapsed() < CHAIN_WAIT {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("timed out after {CHAIN_WAIT:?} waiting for {what}")
+}
+
+fn dump(dirs: &[&Path]) {
+    for d in dirs {
+        let l = d.join("run.log");
+        eprintln!(
+            "--- {}\n{}",
+            l.display(),
+            std::fs::read_to_string(&l).unwrap_or_default()
+        );
+    }
+}
+
+async fn scrape(addr: SocketAddr) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await??;
+    Ok(out)
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a devnet (scripts/test starts one)"]
+async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<()> {
+    let url = std::env::var("DATDOT_CHAIN_URL")
+        .context("DATDOT_CHAIN_URL must name a running devnet (scripts/devnet-chain start)")?;
+    let chain = ChainClient::connect(&url).await?;
+    let tmp = tempfile::tempdir()?;
+    let names = ["attestor-5", "attestor-6", "attestor-7"];
+    let accounts: Vec<AccountId32> = names
+        .iter()
+        .map(|n| account(&keys::dev(n).unwrap()))
+        .collect();
+    let mut dirs = Vec::new();
+    for n in names {
+        let d = tmp.path().join(n);
+        let out = bin()
+            .arg("--dir")
+            .arg(&d)
+            .args([
+                "init",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dirs.push(d);
+    }
+    let mut atts = Vec::new();
+    for (d, n) in dirs.iter().zip(names) {
+        atts.push(
+            start_async(
+                d.clone(),
+                url.clone(),
+                Box::leak(format!("dev:{n}").into_boxed_str()),
+                &[],
+            )
+            .await,
+        );
+    }
+    let before: Vec<u128> = {
+        let mut v = Vec::new();
+        for a in &accounts {
+            wait_for("an attestor to register", || async {
+                chain.participant(a).await
+            })
+            .await
+            .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+            v.push(chain.free_balance(a).await?);
+        }
+        v
+    };
+
+    // The hoster (real hoster code with its chain hook) and the author's feed.
+    let (src_addr, src_noise, key, root) = author(91).await;
+    let hdir = tmp.path().join("hoster-4");
+    let hcfg = HosterConfig {
+        listen: "127.0.0.1:0".parse()?,
+        metrics: "127.0.0.1:0".parse()?,
+        chain: Some(HosterChain::new(url.clone(), "dev:hoster-4".into())),
+        ..HosterConfig::default()
+    };
+    datdot_hoster::init(
+        &hdir,
+        &HosterConfig {
+            chain: None,
+            ..hcfg.clone()
+        },
+    )?;
+    {
+        let (d, c) = (hdir.clone(), hcfg.clone());
+        tokio::spawn(async move {
+            if let Err(e) = datdot_hoster::run(&d, c, |_, _| {}).await {
+                eprintln!("hoster stopped: {e:#}");
+            }
+        });
+    }
+    let hoster = account(&keys::dev("hoster-4")?);
+    wait_for("the hoster to register", || async {
+        chain.participant(&hoster).await
+    })
+    .await?;
+    let mut challenges = chain.challenges_for(hoster).await?;
+    let plan = || PlanTerms {
+        replicas: 1,
+        sla: SlaTerms {
+            min_throughput_bps: 1_000_000,
+            max_p99_latency_us: 200_000,
+            min_availability_ppm: 990_000,
+        },
+        price_per_period: UNIT,
+        periods: 1,
+    };
+    let signing = *Keypair::from_seed(&[1; 32]).public().as_bytes();
+    let published = chain
+        .publish(
+            &keys::dev("publisher-3")?,
+            key,
+            root,
+            plan(),
+            endpoint(&src_addr.to_string(), src_noise, signing),
+        )
+        .await?;
+    let contract = published.contracts.first().context("a contract")?.0;
+    wait_for("the hoster to confirm", || async {
+        Ok(chain
+            .contract(contract)
+            .await?
+            .filter(|c| matches!(c.state, ContractState::Active)))
+    })
+    .await?;
+
+    // The challenge names all three attestors.
+    let notice = tokio::time::timeout(CHAIN_WAIT, challenges.recv())
+        .await?
+        .context("challenge follower ended")?;
+    ensure!(
+        notice.attestors.len() == 3 && accounts.iter().all(|a| notice.attestors.contains(a)),
+        "the committee is our three attestors"
+    );
+    let id = notice.challenge;
+
+    // kill -9 the third attestor right after its coin flip; restart it.
+    let log3 = dirs[2].join("run.log");
+    wait_for("attestor-7's coin flip to be saved", || async {
+        Ok(std::fs::read_to_string(&log3)?
+            .contains("coin flip done")
+            .then_some(()))
+    })
+    .await
+    .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+    drop(atts.pop());
+    atts.push(start_async(dirs[2].clone(), url.clone(), "dev:attestor-7", &[]).await);
+
+    let settled = wait_for("the challenge to settle", || async {
+        Ok(chain.challenge(id).await?.filter(|c| c.verdict.is_some()))
+    })
+    .await
+    .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+    ensure!(
+        settled.reports.0.len() == 3,
+        "three reports, the restarted attestor's among them: {:?}",
+        settled.reports.0.len()
+    );
+    ensure!(
+        matches!(settled.verdict, Some(Verdict::Pass)),
+        "{:?}",
+        settled.verdict
+    );
+    for (_, m) in &settled.reports.0 {
+        ensure!(
+            m.ok_blocks > 0 && m.throughput_bps > 0 && m.latency_p50_us > 0,
+            "plausible metrics"
+        );
+    }
+    // Each attestor was paid its reward.
+    for (a, b) in accounts.iter().zip(&before) {
+        let now = chain.free_balance(a).await?;
+        ensure!(now > *b, "attestor {a} was paid ({b} -> {now})");
+    }
+    let restarted = std::fs::read_to_string(&log3)?;
+    ensure!(
+        restarted.contains("report accepted by the chain"),
+        "the restarted attestor reported"
+    );
+    let m = scrape(atts[2].metrics).await?;
+    ensure!(metric(&m, "datdot_attestor_reports_total") == 1, "{m}");
+
+    // 2. attestor-6 comes back equivocating (test-only mode): on the next challenge the
+    // honest members prove it and the chain slashes it.
+    let liar = accounts[1];
+    let stake = chain.participant(&liar).await?.context("attestor-6")?.stake;
+    drop(atts.remove(1));
+    atts.insert(
+        1,
+        start_async(
+            dirs[1].clone(),
+            url.clone(),
+            "dev:attestor-6",
+            &["--byzantine", "equivocate"],
+        )
+        .await,
+    );
+    let (src_addr, src_noise, key, root) = author(92).await;
+    let published = chain
+        .publish(
+            &keys::dev("publisher-3")?,
+            key,
+            root,
+            plan(),
+            endpoint(&src_addr.to_string(), src_noise, signing),
+        )
+        .await?;
+    let contract = published.contracts.first().context("a contract")?.0;
+    let notice = loop {
+        let n = tokio::time::timeout(CHAIN_WAIT, challenges.recv())
+            .await?
+            .context("challenge follower ended")?;
+        if n.contract == contract {
+            break n;
+        }
+    };
+    ensure!(
+        notice.attestors.contains(&liar),
+        "the liar is drawn (all three are)"
+    );
+    let slashed = wait_for("the equivocator to be slashed", || async {
+        Ok(chain
+            .participant(&liar)
+            .await?
+            .filter(|p| p.stake < stake)
+            .map(|p| p.stake))
+    })
+    .await
+    .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+    ensure!(
+        slashed == stake / 2,
+        "FraudSlash is 50 %: {stake} -> {slashed}"
+    );
+    let ch = chain
+        .challenge(notice.challenge)
+        .await?
+        .context("challenge kept")?;
+    ensure!(ch.punished.0.contains(&liar), "punished in this challenge");
+    let honest_logs = [dirs[0].join("run.log"), dirs[2].join("run.log")];
+    let accepted = honest_logs
+        .iter()
+        .filter(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .contains("fraud proof accepted by the chain")
+        })
+        .count();
+    ensure!(
+        accepted >= 1,
+        "an honest attestor's proof was the one accepted"
+    );
+    drop(atts);
+    Ok(())
+}
