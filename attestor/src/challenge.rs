@@ -40,8 +40,6 @@ use crate::metrics::Counters;
 use crate::state::{Saved, SavedFlip, State};
 use crate::swarm::{Member, Swarm};
 
-/// How long a finished coin flip's links stay up so peers get our last messages.
-pub const LINGER: Duration = Duration::from_secs(3);
 /// Margin kept before the window's end when capping an audit.
 const END_MARGIN: Duration = Duration::from_millis(500);
 
@@ -406,12 +404,12 @@ async fn coin_flip(
         flip::instant(ctx.epoch),
     )
     .map_err(|e| anyhow::anyhow!("coin flip: {e}"))?;
-    let mut session = ctx.swarm.join(session_id, f.members.clone(), f.me)?;
+    let session = ctx.swarm.join(session_id, f.members.clone(), f.me)?;
     let submit = ctx.clone();
     let rep = flip::run(
-        &mut session,
+        session,
         cf,
-        &f.committee,
+        f.committee.clone(),
         ctx.keypair.public(),
         ctx.epoch,
         ctx.tamper(),
@@ -424,10 +422,6 @@ async fn coin_flip(
         },
     )
     .await;
-    tokio::spawn(async move {
-        tokio::time::sleep(LINGER).await;
-        drop(session);
-    });
     let c = &ctx.counters;
     let rec = match &rep.outcome {
         Outcome::Success {

@@ -45,7 +45,7 @@ pub struct FlipReport {
     pub fraud: Vec<Fraud>,
     /// Our own signed reveals by round (published on chain if we are accused).
     pub reveals: BTreeMap<u32, SignedReveal>,
-    /// From start to the final outcome.
+    /// From start to the final outcome (every peer confirmed `R`, or a round limit).
     pub elapsed: Duration,
     /// From start to the successful round's `R`, if any.
     pub to_result: Option<Duration>,
@@ -68,55 +68,113 @@ pub fn instant(epoch: std::time::Instant) -> Instant {
     Instant(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 
-/// Run `cf` (created at `instant(epoch)`) to the end over `session`. `committee` is the
-/// coin flip's member list (signing keys, committee order) — the session's member
-/// indices are the same — and `me` our signing key. `on_fraud` sees each fraud proof as soon as it is verified
-/// (the attestor submits those it detected to the chain right away).
+/// Run `cf` (created at `instant(epoch)`) over `session` until its outcome is known;
+/// `committee` is the coin flip's member list (signing keys, committee order) — the
+/// session's member indices are the same — and `me` our signing key. `on_fraud` sees
+/// each fraud proof as soon as it is verified (the attestor submits those it detected to
+/// the chain right away).
+///
+/// The outcome is known once every peer confirmed `R` (or a round limit is hit); the
+/// machine then keeps answering peers that still lack reveals until its confirmation
+/// deadline. That tail runs in a task of its own, which then keeps the links up for
+/// [`LINGER`] so our last messages leave, and closes the session: the caller goes on
+/// at once.
 pub async fn run(
-    session: &mut Session,
-    mut cf: CoinFlip,
-    committee: &[PublicKey],
+    session: Session,
+    cf: CoinFlip,
+    committee: Vec<PublicKey>,
     me: PublicKey,
     epoch: std::time::Instant,
-    mut tamper: Option<Tamper>,
-    mut on_fraud: impl FnMut(&Fraud),
+    tamper: Option<Tamper>,
+    on_fraud: impl FnMut(&Fraud) + Send + 'static,
 ) -> FlipReport {
-    let started = epoch.elapsed();
     let index: BTreeMap<[u8; 32], usize> = committee
         .iter()
         .enumerate()
         .map(|(i, k)| (*k.as_bytes(), i))
         .collect();
-    let mut report = FlipReport {
-        outcome: Outcome::Malicious { proofs: Vec::new() },
-        fraud: Vec::new(),
-        reveals: BTreeMap::new(),
-        elapsed: Duration::ZERO,
-        to_result: None,
-        rounds: Vec::new(),
-        stats: Stats::default(),
+    let mut p = Pump {
+        session,
+        cf,
+        committee,
+        index,
+        me,
+        epoch,
+        tamper,
+        on_fraud,
+        open: true,
+        started: epoch.elapsed(),
+        report: FlipReport {
+            outcome: Outcome::Malicious { proofs: Vec::new() },
+            fraud: Vec::new(),
+            reveals: BTreeMap::new(),
+            elapsed: Duration::ZERO,
+            to_result: None,
+            rounds: Vec::new(),
+            stats: Stats::default(),
+        },
+        finished: false,
     };
-    let mut rng = rand::rngs::OsRng;
-    loop {
-        while let Some(t) = cf.poll_transmit() {
-            let Some(&to) = index.get(t.to.as_bytes()) else {
+    while !p.finished && p.pump() {
+        p.wait().await;
+    }
+    p.report.elapsed = epoch.elapsed().saturating_sub(p.started);
+    p.report.stats = p.cf.stats();
+    let report = p.report.clone();
+    tokio::spawn(async move {
+        while p.pump() {
+            p.wait().await;
+        }
+        tokio::time::sleep(LINGER).await;
+        drop(p);
+    });
+    report
+}
+
+/// How long a finished coin flip's links stay up so peers get our last messages.
+pub const LINGER: Duration = Duration::from_secs(3);
+
+struct Pump<F> {
+    session: Session,
+    cf: CoinFlip,
+    committee: Vec<PublicKey>,
+    index: BTreeMap<[u8; 32], usize>,
+    me: PublicKey,
+    epoch: std::time::Instant,
+    tamper: Option<Tamper>,
+    on_fraud: F,
+    /// The session can still deliver messages.
+    open: bool,
+    started: Duration,
+    report: FlipReport,
+    /// The outcome is known.
+    finished: bool,
+}
+
+impl<F: FnMut(&Fraud)> Pump<F> {
+    /// Send what the machine queued and take its events; `false` once nothing more
+    /// will happen.
+    fn pump(&mut self) -> bool {
+        let mut rng = rand::rngs::OsRng;
+        while let Some(t) = self.cf.poll_transmit() {
+            let Some(&to) = self.index.get(t.to.as_bytes()) else {
                 continue;
             };
             let mut msg = t.msg;
             if let Msg::Reveal(r) = msg.as_ref()
-                && r.signer == me
+                && r.signer == self.me
             {
-                report.reveals.insert(r.round, r.clone());
+                self.report.reveals.insert(r.round, r.clone());
             }
-            if let Some(b) = tamper.as_mut() {
+            if let Some(b) = self.tamper.as_mut() {
                 match tamper_msg(b, &mut rng, to, msg) {
                     Some(m) => msg = m,
                     None => continue,
                 }
             }
-            session.send(to, msg);
+            self.session.send(to, msg);
         }
-        while let Some(e) = cf.poll_event() {
+        while let Some(e) = self.cf.poll_event() {
             match e {
                 Event::Fraud {
                     proof,
@@ -129,46 +187,56 @@ pub async fn run(
                         detected_here,
                     };
                     info!(kind = ?f.verdict.kind, detected_here, "coin-flip fraud proof");
-                    on_fraud(&f);
-                    report.fraud.push(f);
+                    (self.on_fraud)(&f);
+                    self.report.fraud.push(f);
                 }
                 Event::RoundEnded { round, exit } => {
                     debug!(round, exit = exit_name(&exit), "coin-flip round ended");
-                    if matches!(exit, RoundExit::Success(_)) && report.to_result.is_none() {
-                        report.to_result = Some(epoch.elapsed().saturating_sub(started));
+                    if matches!(exit, RoundExit::Success(_)) && self.report.to_result.is_none() {
+                        self.report.to_result =
+                            Some(self.epoch.elapsed().saturating_sub(self.started));
                     }
-                    report.rounds.push((round, exit_name(&exit)));
+                    self.report.rounds.push((round, exit_name(&exit)));
                 }
-                Event::Finished(o) => report.outcome = o,
+                Event::Finished(o) => {
+                    self.report.outcome = o;
+                    self.finished = true;
+                }
             }
         }
-        if cf.is_finished() {
-            break;
+        if self.cf.is_finished() {
+            self.finished = true;
+            return false;
         }
-        let wake = cf
+        let wake = self.cf.poll_timeout();
+        // No link is left and no timer: nothing can move the flip on.
+        self.open || wake.is_some()
+    }
+
+    /// Wait for a message or the machine's next deadline and hand it in.
+    async fn wait(&mut self) {
+        let epoch = self.epoch;
+        let wake = self
+            .cf
             .poll_timeout()
             .map(|t| tokio::time::Instant::from_std(epoch + Duration::from_micros(t.as_micros())));
         tokio::select! {
-            m = session.recv() => match m {
+            m = self.session.recv(), if self.open => match m {
                 Some((from, msg)) => {
-                    if let Some(k) = committee.get(from) {
-                        cf.handle_message(instant(epoch), k, &msg);
+                    if let Some(k) = self.committee.get(from) {
+                        self.cf.handle_message(instant(epoch), k, &msg);
                     }
                 }
-                // The session cannot end while we hold it; treat as time passing.
-                None => cf.handle_timeout(instant(epoch)),
+                None => self.open = false,
             },
             _ = async {
                 match wake {
                     Some(t) => tokio::time::sleep_until(t).await,
                     None => futures::future::pending().await,
                 }
-            } => cf.handle_timeout(instant(epoch)),
+            } => self.cf.handle_timeout(instant(epoch)),
         }
     }
-    report.elapsed = epoch.elapsed().saturating_sub(started);
-    report.stats = cf.stats();
-    report
 }
 
 #[cfg(feature = "byzantine")]

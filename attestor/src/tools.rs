@@ -92,7 +92,7 @@ pub struct FlipLine {
     pub result: Option<String>,
     /// Time from joining to `R`, ms.
     pub ms_to_result: Option<f64>,
-    /// Time from joining to the end (confirmations included), ms.
+    /// Time from joining to the outcome (every peer confirmed `R`), ms.
     pub ms_total: f64,
     /// Fraud proofs: kind, offender (hex), detected here.
     pub fraud: Vec<(String, String, bool)>,
@@ -167,21 +167,17 @@ pub async fn flip_rounds(
             flip::instant(epoch),
         )
         .map_err(|e| anyhow::anyhow!("coin flip: {e}"))?;
-        let mut session = swarm.join(session_id, members.clone(), me)?;
+        let session = swarm.join(session_id, members.clone(), me)?;
         let rep = flip::run(
-            &mut session,
+            session,
             cf,
-            &keys,
+            keys.clone(),
             kp.public(),
             epoch,
             tamper(),
             |_| {},
         )
         .await;
-        tokio::spawn(async move {
-            tokio::time::sleep(crate::challenge::LINGER).await;
-            drop(session);
-        });
         let (outcome, round, result, unresponsive) = match &rep.outcome {
             Outcome::Success { round, result, .. } => {
                 ("success", *round, Some(hex::encode(result)), vec![])
@@ -230,7 +226,7 @@ pub async fn flip_rounds(
         out.flush()?;
     }
     // Let the last flip's final messages leave before the process exits.
-    tokio::time::sleep(crate::challenge::LINGER).await;
+    tokio::time::sleep(flip::LINGER).await;
     Ok(())
 }
 
