@@ -1,52 +1,62 @@
-//! The secret swarm: authenticated, encrypted links between the members of one
-//! challenge's committee, and nobody else.
+//! The secret swarm: authenticated, encrypted links between the members of the
+//! committees this attestor sits on, and nobody else.
 //!
-//! One [`Swarm`] per attestor process owns the listener and a registry of the sessions
-//! it takes part in. [`Swarm::join`] registers a session with its members (their
-//! registered addresses and Noise keys, in committee order) and returns a [`Session`]:
-//! `send(member, msg)` and `recv()`. For every pair, the member with the lower
-//! committee index dials; the other accepts. A link that breaks is redialled with
-//! backoff (50 ms doubling to 2 s) for as long as the session lives; messages to a
-//! member wait in a bounded queue ([`OUTBOX`]) until its link is up, and the oldest are
-//! dropped beyond it (the coin flip re-sends what matters).
+//! One [`Swarm`] per attestor process owns the listener, one link per peer node, and a
+//! registry of the sessions (coin flips) it takes part in. [`Swarm::join`] registers a
+//! session with its members (their registered addresses and Noise keys, in committee
+//! order) and returns a [`Session`]: `send(member, msg)` and `recv()`.
 //!
-//! Accepting: the preamble names the session; a connection for a session not (yet)
-//! joined waits up to [`EARLY_WAIT`] for it (members learn of a challenge at slightly
-//! different times), at most [`MAX_EARLY`] such connections at once. After the
-//! handshake the initiator's static key must be one of the session's members with a
-//! lower index than ours; anyone else — the audited hoster included — is refused.
-//! Messages are our wire codec (`coinflip::Msg`, ≤ `Msg::MAX_SIZE`); one that does not
-//! decode ends that link (it is redialled; the coin flip treats lost messages).
+//! **Links are per peer, not per session**: every session two nodes share travels over
+//! one link, each message tagged with its session (`session (32 B) || coin-flip Msg`).
+//! A committee's links are made once and reused by the next challenge the same nodes
+//! meet in, so a coin flip usually starts on links that are already up. Of each pair,
+//! the node with the smaller static key dials; the other waits for it. A link is
+//! redialled with backoff (50 ms doubling to 2 s) while a session needs it, and closed
+//! after [`IDLE`] without one. Messages to a member wait in a bounded queue
+//! ([`OUTBOX`]) until its link is up; beyond it they are dropped and counted (the coin
+//! flip re-sends what matters).
+//!
+//! **Who gets in**: a node may keep a link to us only while it is a member of a session
+//! we joined (an accepted node that is not waits up to [`EARLY_WAIT`] for such a join:
+//! members learn of a challenge at slightly different times). Every message is checked:
+//! its session must be joined here and its sender a member of it, else it is dropped
+//! and counted; messages for a session not joined yet are held briefly
+//! ([`MAX_EARLY_MSGS`], [`EARLY_WAIT`]) and delivered on the join. The audited hoster —
+//! which knows the (public) session id — is no member, so it cannot even hold a link,
+//! and reveals only ever travel inside members' links. A message that does not decode
+//! ends that link (it is redialled).
 
 pub mod noise;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datdot_protocol::codec::{Message as _, from_bytes, to_bytes};
 use datdot_protocol::coinflip::{Msg, SessionId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc};
-use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use noise::{Link, LinkError, StaticKey};
 
-/// Messages queued per member while its link is down or slow.
+/// Messages queued per peer while its link is down or slow.
 pub const OUTBOX: usize = 256;
-/// Messages from all members waiting for the coin-flip driver.
+/// Messages from all members of one session waiting for its coin-flip driver.
 pub const INBOX: usize = 1024;
-/// How long an accepted connection waits for its session to be joined.
+/// How long an accepted node that is no member yet, or a message for a session not
+/// joined yet, waits for the join.
 pub const EARLY_WAIT: Duration = Duration::from_secs(5);
-/// Connections waiting for their session at once.
-pub const MAX_EARLY: usize = 64;
-/// Concurrent accepted connections still in the handshake.
+/// Messages held for sessions not joined yet.
+pub const MAX_EARLY_MSGS: usize = 1024;
+/// Accepted connections still in the handshake or waiting to become members.
 pub const MAX_HANDSHAKES: usize = 256;
 /// The handshake must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link no session needs is closed after this.
+pub const IDLE: Duration = Duration::from_secs(60);
 
 /// A committee member as registered on chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,13 +72,14 @@ pub struct Member {
 pub struct SwarmCounters {
     /// Links established (both directions).
     pub links: AtomicU64,
-    /// Connections refused: not a member, unknown session, bad handshake.
+    /// Connections refused (not a member, bad handshake) and messages dropped for
+    /// naming a session the sender is no member of.
     pub refused: AtomicU64,
     /// Links that broke or carried a message that did not decode.
     pub link_errors: AtomicU64,
-    /// Messages dropped because a member's queue was full.
+    /// Messages dropped because a queue was full (or held too long before a join).
     pub dropped: AtomicU64,
-    /// Messages sent / received.
+    /// Messages sent.
     pub sent: AtomicU64,
     /// Messages received.
     pub received: AtomicU64,
@@ -78,16 +89,109 @@ struct Slot {
     /// X25519 keys of the members, committee order.
     members: Vec<[u8; 32]>,
     me: usize,
-    /// Hands accepted links to the per-member link task.
-    incoming: Vec<Option<mpsc::Sender<Link>>>,
+    inbox: mpsc::Sender<(usize, Msg)>,
+}
+
+struct Peer {
+    out: mpsc::Sender<(SessionId, Arc<Msg>)>,
+    incoming: mpsc::Sender<Link>,
+    addr: SocketAddr,
+    /// Sessions that include this peer.
+    users: usize,
+    idle_since: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Registry {
+    sessions: HashMap<SessionId, Slot>,
+    peers: HashMap<[u8; 32], Peer>,
+    /// Messages for sessions not joined yet: (arrival, sender, session, message).
+    early: VecDeque<(Instant, [u8; 32], SessionId, Msg)>,
+}
+
+impl Registry {
+    fn is_member(&self, x: &[u8; 32]) -> bool {
+        self.sessions.values().any(|s| s.members.contains(x))
+    }
 }
 
 struct Inner {
     key: StaticKey,
-    sessions: Mutex<HashMap<SessionId, Slot>>,
+    reg: Mutex<Registry>,
     joined: Notify,
-    early: Semaphore,
     counters: Arc<SwarmCounters>,
+}
+
+impl Inner {
+    fn reg(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-updated in a
+        // way that matters more than stopping: every update is a few map operations.
+        self.reg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The peer task of `x`, started if there is none (with `addr` to dial).
+    fn peer(self: &Arc<Self>, reg: &mut Registry, x: [u8; 32], addr: Option<SocketAddr>) {
+        if let Some(p) = reg.peers.get_mut(&x) {
+            if let Some(a) = addr {
+                p.addr = a;
+            }
+            return;
+        }
+        let (out_tx, out_rx) = mpsc::channel(OUTBOX);
+        let (in_tx, in_rx) = mpsc::channel(1);
+        let addr = addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        reg.peers.insert(
+            x,
+            Peer {
+                out: out_tx,
+                incoming: in_tx,
+                addr,
+                users: 0,
+                idle_since: Some(Instant::now()),
+            },
+        );
+        tokio::spawn(peer_task(self.clone(), x, out_rx, in_rx));
+    }
+
+    /// Deliver a message from `from` for `session`, or hold it for a join.
+    async fn route(&self, from: [u8; 32], session: SessionId, msg: Msg) {
+        let mut msg = Some(msg);
+        let target = {
+            let mut reg = self.reg();
+            match reg.sessions.get(&session) {
+                Some(slot) => match slot.members.iter().position(|k| *k == from) {
+                    Some(j) if j != slot.me => Some((slot.inbox.clone(), j)),
+                    _ => {
+                        self.counters.refused.fetch_add(1, Relaxed);
+                        None
+                    }
+                },
+                None => {
+                    let now = Instant::now();
+                    while reg
+                        .early
+                        .front()
+                        .is_some_and(|e| now.duration_since(e.0) > EARLY_WAIT)
+                    {
+                        reg.early.pop_front();
+                        self.counters.dropped.fetch_add(1, Relaxed);
+                    }
+                    if reg.early.len() >= MAX_EARLY_MSGS {
+                        reg.early.pop_front();
+                        self.counters.dropped.fetch_add(1, Relaxed);
+                    }
+                    if let Some(m) = msg.take() {
+                        reg.early.push_back((now, from, session, m));
+                    }
+                    None
+                }
+            }
+        };
+        if let (Some((inbox, j)), Some(m)) = (target, msg) {
+            // A session gone meanwhile has closed its inbox: nothing to do.
+            let _ = inbox.send((j, m)).await;
+        }
+    }
 }
 
 /// The process-wide committee transport.
@@ -103,8 +207,9 @@ impl std::fmt::Debug for Swarm {
     }
 }
 
+/// Largest message on a link: a session id and a coin-flip message.
 fn max_msg() -> usize {
-    Msg::MAX_SIZE
+    32 + Msg::MAX_SIZE
 }
 
 impl Swarm {
@@ -118,9 +223,8 @@ impl Swarm {
         let addr = l.local_addr()?;
         let inner = Arc::new(Inner {
             key: StaticKey::from_seed(noise_seed),
-            sessions: Mutex::new(HashMap::new()),
+            reg: Mutex::new(Registry::default()),
             joined: Notify::new(),
-            early: Semaphore::new(MAX_EARLY),
             counters,
         });
         tokio::spawn(accept_loop(l, inner.clone()));
@@ -144,7 +248,7 @@ impl Swarm {
     }
 
     /// Take part in `session` as member `me` of `members` (committee order). Fails if
-    /// the session is already joined, `me` is out of range, or our key is not `me`'s.
+    /// the session is already joined, `me` is out of range, or `me`'s key is not ours.
     pub fn join(
         &self,
         session: SessionId,
@@ -162,47 +266,47 @@ impl Swarm {
             .map(|m| noise::x25519_of(&m.noise).unwrap_or([0; 32]))
             .collect();
         let (in_tx, in_rx) = mpsc::channel(INBOX);
-        let mut outboxes = Vec::with_capacity(n);
-        let mut incoming = Vec::with_capacity(n);
-        let mut tasks = JoinSet::new();
-        for (j, m) in members.iter().enumerate() {
-            if j == me {
-                outboxes.push(None);
-                incoming.push(None);
-                continue;
-            }
-            let (out_tx, out_rx) = mpsc::channel(OUTBOX);
-            let (link_tx, link_rx) = mpsc::channel(1);
-            outboxes.push(Some(out_tx));
-            incoming.push(Some(link_tx));
-            let peer = Peer {
-                index: j,
-                addr: m.addr,
-                x25519: xs[j],
-                dial: me < j,
-                session,
-            };
-            tasks.spawn(link_task(
-                self.inner.clone(),
-                peer,
-                out_rx,
-                link_rx,
-                in_tx.clone(),
-            ));
-        }
         {
-            let mut s = self.inner.sessions.lock().expect("registry lock");
+            let mut reg = self.inner.reg();
             anyhow::ensure!(
-                !s.contains_key(&session),
+                !reg.sessions.contains_key(&session),
                 "session {} already joined",
                 hex::encode(&session[..8])
             );
-            s.insert(
+            for (j, m) in members.iter().enumerate() {
+                if j == me || xs[j] == [0; 32] {
+                    continue;
+                }
+                self.inner.peer(&mut reg, xs[j], Some(m.addr));
+                if let Some(p) = reg.peers.get_mut(&xs[j]) {
+                    p.users += 1;
+                    p.idle_since = None;
+                }
+            }
+            // Messages that came before the join.
+            let early = std::mem::take(&mut reg.early);
+            for (at, from, s, msg) in early {
+                if s != session {
+                    reg.early.push_back((at, from, s, msg));
+                    continue;
+                }
+                match xs.iter().position(|k| *k == from) {
+                    Some(j) if j != me => {
+                        if in_tx.try_send((j, msg)).is_err() {
+                            self.inner.counters.dropped.fetch_add(1, Relaxed);
+                        }
+                    }
+                    _ => {
+                        self.inner.counters.refused.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            reg.sessions.insert(
                 session,
                 Slot {
-                    members: xs,
+                    members: xs.clone(),
                     me,
-                    incoming,
+                    inbox: in_tx,
                 },
             );
         }
@@ -210,20 +314,21 @@ impl Swarm {
         Ok(Session {
             id: session,
             inner: self.inner.clone(),
-            outboxes,
+            members: xs,
+            me,
             inbox: in_rx,
-            _tasks: tasks,
         })
     }
 }
 
-/// One session's view of the swarm. Dropping it leaves the session and closes its links.
+/// One session's view of the swarm. Dropping it leaves the session; links no other
+/// session needs close after [`IDLE`].
 pub struct Session {
     id: SessionId,
     inner: Arc<Inner>,
-    outboxes: Vec<Option<mpsc::Sender<Arc<Msg>>>>,
+    members: Vec<[u8; 32]>,
+    me: usize,
     inbox: mpsc::Receiver<(usize, Msg)>,
-    _tasks: JoinSet<()>,
 }
 
 impl std::fmt::Debug for Session {
@@ -236,10 +341,17 @@ impl Session {
     /// Queue `msg` for member `to`; `false` if it was dropped (queue full, or `to` is
     /// us or out of range).
     pub fn send(&self, to: usize, msg: Arc<Msg>) -> bool {
-        let Some(Some(tx)) = self.outboxes.get(to) else {
+        if to == self.me {
+            return false;
+        }
+        let Some(x) = self.members.get(to) else {
             return false;
         };
-        match tx.try_send(msg) {
+        let reg = self.inner.reg();
+        let Some(p) = reg.peers.get(x) else {
+            return false;
+        };
+        match p.out.try_send((self.id, msg)) {
             Ok(()) => true,
             Err(_) => {
                 self.inner.counters.dropped.fetch_add(1, Relaxed);
@@ -256,50 +368,84 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Ok(mut s) = self.inner.sessions.lock() {
-            s.remove(&self.id);
+        let mut reg = self.inner.reg();
+        reg.sessions.remove(&self.id);
+        for (j, x) in self.members.iter().enumerate() {
+            if j == self.me {
+                continue;
+            }
+            if let Some(p) = reg.peers.get_mut(x) {
+                p.users = p.users.saturating_sub(1);
+                if p.users == 0 {
+                    p.idle_since = Some(Instant::now());
+                }
+            }
         }
     }
 }
 
-struct Peer {
-    index: usize,
-    addr: SocketAddr,
-    x25519: [u8; 32],
-    dial: bool,
-    session: SessionId,
+/// Whether the peer task of `x` should keep going: it is needed, or not idle for long.
+/// Removes the peer (ending the task) when it is idle too long.
+fn keep(inner: &Inner, x: &[u8; 32]) -> bool {
+    let mut reg = inner.reg();
+    let Some(p) = reg.peers.get(x) else {
+        return false;
+    };
+    match p.idle_since {
+        Some(t) if t.elapsed() >= IDLE => {
+            reg.peers.remove(x);
+            false
+        }
+        _ => true,
+    }
 }
 
-/// Keep a link to one member up for the life of the session; pump its messages.
-async fn link_task(
+fn needed(inner: &Inner, x: &[u8; 32]) -> Option<SocketAddr> {
+    let reg = inner.reg();
+    reg.peers.get(x).filter(|p| p.users > 0).map(|p| p.addr)
+}
+
+/// Keep a link to peer `x` while sessions need it; pump its messages.
+async fn peer_task(
     inner: Arc<Inner>,
-    peer: Peer,
-    mut out: mpsc::Receiver<Arc<Msg>>,
+    x: [u8; 32],
+    mut out: mpsc::Receiver<(SessionId, Arc<Msg>)>,
     mut accepted: mpsc::Receiver<Link>,
-    inbox: mpsc::Sender<(usize, Msg)>,
 ) {
+    let dialer = inner.key.public < x;
     let mut backoff = Duration::from_millis(50);
     // A message taken from the queue whose send failed: sent first on the next link.
-    let mut unsent: Option<Arc<Msg>> = None;
+    let mut unsent: Option<(SessionId, Arc<Msg>)> = None;
     // A link the peer opened while the old one was still up here.
     let mut next: Option<Link> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let link = if let Some(l) = next.take() {
             l
-        } else if peer.dial {
-            match dial(&inner, &peer).await {
-                Ok(l) => l,
-                Err(e) => {
-                    debug!(peer = peer.index, addr = %peer.addr, "committee dial: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            }
         } else {
-            match accepted.recv().await {
-                Some(l) => l,
-                None => return,
+            // Wait for a reason to have a link: a session needs it (and we dial), or the
+            // peer dials us; give the peer up once idle too long.
+            tokio::select! {
+                l = accepted.recv() => match l {
+                    Some(l) => l,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if !keep(&inner, &x) {
+                        return;
+                    }
+                    let Some(addr) = needed(&inner, &x).filter(|_| dialer) else { continue };
+                    match dial(&inner, addr, &x).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            debug!(%addr, "committee dial: {e}");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            tick.reset_immediately();
+                            continue;
+                        }
+                    }
+                }
             }
         };
         inner.counters.links.fetch_add(1, Relaxed);
@@ -308,66 +454,74 @@ async fn link_task(
         let reader = async {
             loop {
                 match rx.recv().await {
-                    Ok(Some(bytes)) => match from_bytes::<Msg>(&bytes) {
-                        Ok(m) => {
-                            inner.counters.received.fetch_add(1, Relaxed);
-                            if inbox.send((peer.index, m)).await.is_err() {
-                                return None;
-                            }
-                        }
-                        Err(e) => return Some(format!("message does not decode: {e}")),
-                    },
-                    Ok(None) => return Some("closed".to_string()),
-                    Err(e) => return Some(e.to_string()),
+                    Ok(Some(bytes)) => {
+                        let decoded = (bytes.len() >= 32)
+                            .then(|| from_bytes::<Msg>(&bytes[32..]).ok())
+                            .flatten();
+                        let Some(msg) = decoded else {
+                            return "a message that does not decode".to_string();
+                        };
+                        let session: SessionId = bytes[..32].try_into().expect("32 bytes");
+                        inner.counters.received.fetch_add(1, Relaxed);
+                        inner.route(x, session, msg).await;
+                    }
+                    Ok(None) => return "closed".to_string(),
+                    Err(e) => return e.to_string(),
                 }
             }
         };
         let writer = async {
             loop {
-                let m = match unsent.take() {
+                let (session, m) = match unsent.take() {
                     Some(m) => m,
                     None => match out.recv().await {
                         Some(m) => m,
-                        None => return None,
+                        None => return "peer removed".to_string(),
                     },
                 };
-                if let Err(e) = tx.send(&to_bytes(m.as_ref())).await {
-                    unsent = Some(m);
-                    return Some(e.to_string());
+                let mut bytes = Vec::with_capacity(32 + 256);
+                bytes.extend_from_slice(&session);
+                bytes.extend_from_slice(&to_bytes(m.as_ref()));
+                if let Err(e) = tx.send(&bytes).await {
+                    unsent = Some((session, m));
+                    return e.to_string();
                 }
                 inner.counters.sent.fetch_add(1, Relaxed);
             }
         };
+        let idle = async {
+            loop {
+                tick.tick().await;
+                if !keep(&inner, &x) {
+                    return;
+                }
+            }
+        };
         let why = tokio::select! {
-            r = reader => r,
-            w = writer => w,
+            r = reader => Some(r),
+            w = writer => Some(w),
             // The peer redialled (it saw the old link die first): switch to the new one.
-            l = accepted.recv(), if !peer.dial => match l {
+            l = accepted.recv() => match l {
                 Some(l) => { next = Some(l); Some("replaced by the peer's new link".to_string()) }
                 None => None,
             },
+            () = idle => None,
         };
         let Some(why) = why else {
-            return; // the session is over
+            return; // idle: the peer was removed from the registry
         };
-        inner.counters.link_errors.fetch_add(1, Relaxed);
-        debug!(peer = peer.index, "committee link ended: {why}");
+        if next.is_none() {
+            inner.counters.link_errors.fetch_add(1, Relaxed);
+        }
+        debug!(peer = %hex::encode(&x[..8]), "committee link ended: {why}");
     }
 }
 
-async fn dial(inner: &Inner, peer: &Peer) -> Result<Link, LinkError> {
-    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(peer.addr))
+async fn dial(inner: &Inner, addr: SocketAddr, x: &[u8; 32]) -> Result<Link, LinkError> {
+    let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| LinkError::Timeout)??;
-    noise::connect(
-        tcp,
-        &inner.key,
-        &peer.session,
-        &peer.x25519,
-        max_msg(),
-        HANDSHAKE_TIMEOUT,
-    )
-    .await
+    noise::connect(tcp, &inner.key, x, max_msg(), HANDSHAKE_TIMEOUT).await
 }
 
 async fn accept_loop(l: TcpListener, inner: Arc<Inner>) {
@@ -393,59 +547,37 @@ async fn accept_loop(l: TcpListener, inner: Arc<Inner>) {
         let inner = inner.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let known = |session: SessionId| {
-                let inner = inner.clone();
-                async move { wait_for_session(&inner, &session).await }
-            };
-            let (session, link) =
-                match noise::accept(tcp, &inner.key, known, max_msg(), HANDSHAKE_TIMEOUT).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        inner.counters.refused.fetch_add(1, Relaxed);
-                        debug!(%from, "committee handshake refused: {e}");
-                        return;
-                    }
-                };
-            // The initiator must be a member with a lower index than ours.
-            let target = {
-                let s = inner.sessions.lock().expect("registry lock");
-                s.get(&session).and_then(|slot| {
-                    let j = slot.members.iter().position(|k| *k == link.remote)?;
-                    (j < slot.me).then(|| slot.incoming[j].clone()).flatten()
-                })
-            };
-            match target {
-                Some(tx) => {
-                    let _ = tx.send(link).await;
-                }
-                None => {
+            let link = match noise::accept(tcp, &inner.key, max_msg(), HANDSHAKE_TIMEOUT).await {
+                Ok(l) => l,
+                Err(e) => {
                     inner.counters.refused.fetch_add(1, Relaxed);
-                    debug!(%from, "committee connection from a non-member refused");
+                    debug!(%from, "committee handshake refused: {e}");
+                    return;
                 }
+            };
+            if !wait_for_member(&inner, &link.remote).await {
+                inner.counters.refused.fetch_add(1, Relaxed);
+                debug!(%from, "committee connection from a non-member refused");
+                return;
+            }
+            let tx = {
+                let mut reg = inner.reg();
+                inner.peer(&mut reg, link.remote, None);
+                reg.peers.get(&link.remote).map(|p| p.incoming.clone())
+            };
+            if let Some(tx) = tx {
+                let _ = tx.send(link).await;
             }
         });
     }
 }
 
-/// Whether `session` is joined, waiting up to [`EARLY_WAIT`] (bounded by [`MAX_EARLY`]).
-async fn wait_for_session(inner: &Inner, session: &SessionId) -> bool {
-    let joined = |inner: &Inner| {
-        inner
-            .sessions
-            .lock()
-            .map(|s| s.contains_key(session))
-            .unwrap_or(false)
-    };
-    if joined(inner) {
-        return true;
-    }
-    let Ok(_permit) = inner.early.try_acquire() else {
-        return false;
-    };
+/// Whether `x` is a member of a joined session, waiting up to [`EARLY_WAIT`] for one.
+async fn wait_for_member(inner: &Inner, x: &[u8; 32]) -> bool {
     let wait = async {
         loop {
             let notified = inner.joined.notified();
-            if joined(inner) {
+            if inner.reg().is_member(x) {
                 return true;
             }
             notified.await;
@@ -491,10 +623,10 @@ mod tests {
 
     #[tokio::test]
     async fn members_talk_both_ways_and_outsiders_are_refused() {
-        let (a, b, outsider) = (swarm(1).await, swarm(2).await, swarm(3).await);
+        let (a, b) = (swarm(1).await, swarm(2).await);
         let session = [7; 32];
         let members = vec![member(&a), member(&b)];
-        // B joins late: A's dial waits for it (early connections wait for the join).
+        // B joins late: whoever dials, the message waits for the link (or the join).
         let mut sa = a.join(session, members.clone(), 0).unwrap();
         assert!(sa.send(1, msg(1)));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -510,29 +642,52 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((from, &m), (1, msg(2).as_ref()));
-        // An outsider (the audited hoster, say) that knows the session id and B's address
-        // and key, claiming a seat with a lower index than B's: refused after the handshake.
-        let so = outsider
-            .join(session, vec![member(&outsider), member(&b)], 0)
+
+        // A second session between the same two nodes reuses the link.
+        drop((sa, sb));
+        let session2 = [8; 32];
+        let sa = a.join(session2, members.clone(), 0).unwrap();
+        let mut sb = b.join(session2, members.clone(), 1).unwrap();
+        assert!(sa.send(1, msg(3)));
+        let (_, m) = tokio::time::timeout(Duration::from_secs(5), sb.recv())
+            .await
+            .unwrap()
             .unwrap();
-        assert!(so.send(1, msg(3)));
-        let refused = async {
-            while b.counters().refused.load(Relaxed) == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), refused)
+        assert_eq!(&m, msg(3).as_ref());
+        assert_eq!(
+            a.counters().links.load(Relaxed) + b.counters().links.load(Relaxed),
+            2,
+            "one link, counted once at each end"
+        );
+
+        // An outsider (the audited hoster, say) knowing B's address and key completes the
+        // handshake but is no member of anything B joined: refused, nothing delivered.
+        let outsider = StaticKey::from_seed(&[3; 32]);
+        let tcp = TcpStream::connect(b.local_addr()).await.unwrap();
+        let bx = noise::x25519_of(&b.noise_key()).unwrap();
+        let mut link = noise::connect(tcp, &outsider, &bx, max_msg(), HANDSHAKE_TIMEOUT)
+            .await
+            .unwrap();
+        let mut frame = session2.to_vec();
+        frame.extend_from_slice(&to_bytes(msg(4).as_ref()));
+        link.tx.send(&frame).await.unwrap();
+        let closed = tokio::time::timeout(EARLY_WAIT + Duration::from_secs(3), link.rx.recv())
             .await
             .unwrap();
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), sb.recv())
+            !matches!(closed, Ok(Some(_))),
+            "B closes the link: {closed:?}"
+        );
+        assert!(b.counters().refused.load(Relaxed) >= 1);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), sb.recv())
                 .await
                 .is_err(),
             "nothing from the outsider reaches the session"
         );
-        drop(so);
+        drop(sa);
         // Joining twice, or as someone else, is a local error.
-        assert!(a.join(session, members.clone(), 0).is_err());
-        assert!(a.join([8; 32], members, 1).is_err());
+        assert!(b.join(session2, members.clone(), 1).is_err());
+        assert!(a.join([9; 32], members, 1).is_err());
     }
 }

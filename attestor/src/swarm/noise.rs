@@ -1,15 +1,16 @@
-//! One committee connection: TCP, a cleartext preamble naming the session, a mutual
-//! Noise handshake (`Noise_XX_25519_ChaChaPoly_BLAKE2b`, both static keys persistent and
-//! registered on chain), then length-prefixed encrypted frames carrying our wire codec.
+//! One committee link: TCP, a cleartext preamble, a mutual Noise handshake
+//! (`Noise_XX_25519_ChaChaPoly_BLAKE2b`, both static keys persistent and registered on
+//! chain), then length-prefixed encrypted messages.
 //!
 //! ```text
-//! initiator -> responder  "datdot/committee/1" (18 B) || session (32 B)      cleartext
+//! initiator -> responder  "datdot/committee/2" (18 B)                          cleartext
 //! then, each way          u16 BE length || Noise message (≤ 65,535 B)          handshake, then transport
-//! transport plaintext     a byte stream of u32 LE length || codec bytes (one coin-flip `Msg`)
+//! transport plaintext     a byte stream of u32 LE length || message
 //! ```
 //!
-//! The prologue is `"datdot/v1/committee" || session`, so a handshake for one session
-//! cannot be replayed into another. The static keys are the X25519 forms of the
+//! The prologue is `"datdot/v1/committee"`. A link is between two nodes, not for one
+//! session: the swarm ([`super`]) carries every session the two share over it and
+//! checks membership per message. The static keys are the X25519 forms of the
 //! ed25519 Noise keys registered on chain (the birational map libsodium's
 //! `crypto_sign_ed25519_{pk,sk}_to_curve25519` use): one registered key serves the
 //! Hypercore secret-stream (hosters, JS peers) and this channel. Hypercore's own
@@ -29,7 +30,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2b";
 /// The preamble's magic.
-pub const MAGIC: &[u8; 18] = b"datdot/committee/1";
+pub const MAGIC: &[u8; 18] = b"datdot/committee/2";
 /// Largest Noise message.
 const MAX_NOISE: usize = 65_535;
 /// Largest plaintext in one Noise transport message (16 B tag).
@@ -100,9 +101,7 @@ fn params() -> NoiseParams {
     PATTERN.parse().expect("a valid Noise pattern name")
 }
 
-fn prologue(session: &[u8; 32]) -> Vec<u8> {
-    [b"datdot/v1/committee".as_slice(), session].concat()
-}
+const PROLOGUE: &[u8] = b"datdot/v1/committee";
 
 async fn write_frame(w: &mut OwnedWriteHalf, msg: &[u8]) -> Result<(), LinkError> {
     let len = u16::try_from(msg.len()).map_err(|_| LinkError::Oversized(msg.len()))?;
@@ -266,7 +265,6 @@ fn split(
 pub async fn connect(
     tcp: TcpStream,
     key: &StaticKey,
-    session: &[u8; 32],
     expect: &[u8; 32],
     max_msg: usize,
     timeout: Duration,
@@ -275,18 +273,14 @@ pub async fn connect(
         let _ = tcp.set_nodelay(true);
         let (r, mut w) = tcp.into_split();
         let mut r = BufReader::new(r);
-        let pro = prologue(session);
         let mut hs = snow::Builder::new(params())
             .local_private_key(&key.secret)
             .map_err(noise)?
-            .prologue(&pro)
+            .prologue(PROLOGUE)
             .map_err(noise)?
             .build_initiator()
             .map_err(noise)?;
-        let mut pre = Vec::with_capacity(MAGIC.len() + 32);
-        pre.extend_from_slice(MAGIC);
-        pre.extend_from_slice(session);
-        w.write_all(&pre).await?;
+        w.write_all(MAGIC).await?;
         let mut buf = vec![0u8; MAX_NOISE];
         let mut frame = Vec::new();
         // -> e
@@ -310,43 +304,29 @@ pub async fn connect(
         .map_err(|_| LinkError::Timeout)?
 }
 
-/// The responder side: read the preamble, ask `known(session)` whether we take part in
-/// that session (waiting as it decides), run XX, and return the session and the link.
-/// The caller checks the initiator's static key against the session's members.
-pub async fn accept<F, Fut>(
+/// The responder side: read the preamble and run XX. The link's `remote` is the
+/// initiator's proven static key; the caller decides whether it may stay.
+pub async fn accept(
     tcp: TcpStream,
     key: &StaticKey,
-    known: F,
     max_msg: usize,
     timeout: Duration,
-) -> Result<([u8; 32], Link), LinkError>
-where
-    F: FnOnce([u8; 32]) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+) -> Result<Link, LinkError> {
     let run = async {
         let _ = tcp.set_nodelay(true);
         let (r, mut w) = tcp.into_split();
         let mut r = BufReader::new(r);
-        let mut pre = [0u8; 18 + 32];
+        let mut pre = [0u8; 18];
         r.read_exact(&mut pre).await?;
-        if &pre[..18] != MAGIC {
+        if &pre != MAGIC {
             return Err(LinkError::Refused(
                 "not a datdot committee connection".into(),
             ));
         }
-        let session: [u8; 32] = pre[18..].try_into().expect("32 bytes");
-        if !known(session).await {
-            return Err(LinkError::Refused(format!(
-                "no session {}",
-                hex::encode(&session[..8])
-            )));
-        }
-        let pro = prologue(&session);
         let mut hs = snow::Builder::new(params())
             .local_private_key(&key.secret)
             .map_err(noise)?
-            .prologue(&pro)
+            .prologue(PROLOGUE)
             .map_err(noise)?
             .build_responder()
             .map_err(noise)?;
@@ -358,7 +338,7 @@ where
         write_frame(&mut w, &buf[..n]).await?;
         read_frame(&mut r, &mut frame).await?;
         hs.read_message(&frame, &mut buf).map_err(noise)?;
-        Ok((session, split(r, w, hs, max_msg)?))
+        split(r, w, hs, max_msg)
     };
     tokio::time::timeout(timeout, run)
         .await
@@ -393,34 +373,15 @@ mod tests {
         curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
     }
 
-    async fn pair(
-        session: [u8; 32],
-        expect: [u8; 32],
-        accept_session: bool,
-    ) -> (Result<Link, LinkError>, Result<([u8; 32], Link), LinkError>) {
+    async fn pair(expect: [u8; 32]) -> (Result<Link, LinkError>, Result<Link, LinkError>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();
-            accept(
-                tcp,
-                &key(2),
-                |_| async move { accept_session },
-                1 << 20,
-                Duration::from_secs(5),
-            )
-            .await
+            accept(tcp, &key(2), 1 << 20, Duration::from_secs(5)).await
         });
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let c = connect(
-            tcp,
-            &key(1),
-            &session,
-            &expect,
-            1 << 20,
-            Duration::from_secs(5),
-        )
-        .await;
+        let c = connect(tcp, &key(1), &expect, 1 << 20, Duration::from_secs(5)).await;
         (c, server.await.unwrap())
     }
 
@@ -467,9 +428,8 @@ mod tests {
 
     #[tokio::test]
     async fn mutual_auth_and_messages_of_any_size() {
-        let (c, s) = pair([9; 32], key(2).public, true).await;
-        let (mut c, (session, mut s)) = (c.unwrap(), s.unwrap());
-        assert_eq!(session, [9; 32]);
+        let (c, s) = pair(key(2).public).await;
+        let (mut c, mut s) = (c.unwrap(), s.unwrap());
         assert_eq!(c.remote, key(2).public);
         assert_eq!(s.remote, key(1).public);
         for len in [0usize, 1, 65_519, 65_520, 200_000] {
@@ -484,12 +444,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_responder_and_unknown_session_are_refused() {
-        let (c, _) = pair([9; 32], key(3).public, true).await;
+    async fn the_wrong_responder_is_refused() {
+        let (c, _) = pair(key(3).public).await;
         assert!(matches!(c, Err(LinkError::Refused(_))), "{c:?}");
-        let (c, s) = pair([9; 32], key(2).public, false).await;
-        assert!(c.is_err());
-        assert!(matches!(s, Err(LinkError::Refused(_))));
     }
 
     #[tokio::test]
@@ -498,28 +455,15 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();
-            let (_, mut link) = accept(
-                tcp,
-                &key(2),
-                |_| async { true },
-                100,
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
+            let mut link = accept(tcp, &key(2), 100, Duration::from_secs(5))
+                .await
+                .unwrap();
             link.rx.recv().await
         });
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let mut c = connect(
-            tcp,
-            &key(1),
-            &[1; 32],
-            &key(2).public,
-            100,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let mut c = connect(tcp, &key(1), &key(2).public, 100, Duration::from_secs(5))
+            .await
+            .unwrap();
         c.tx.send(&[0u8; 101]).await.unwrap();
         assert!(matches!(
             server.await.unwrap(),
@@ -536,15 +480,9 @@ mod tests {
             for _ in 0..2 {
                 let (tcp, _) = l.accept().await.unwrap();
                 out.push(
-                    accept(
-                        tcp,
-                        &key(2),
-                        |_| async { true },
-                        100,
-                        Duration::from_millis(300),
-                    )
-                    .await
-                    .map(|_| ()),
+                    accept(tcp, &key(2), 100, Duration::from_millis(300))
+                        .await
+                        .map(|_| ()),
                 );
             }
             out
