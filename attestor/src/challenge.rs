@@ -621,9 +621,16 @@ async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> 
                     info!("report already on chain");
                     return Ok(());
                 }
-                _ => {
+                Some(_) => {
                     ctx.counters.report_failures.fetch_add(1, Relaxed);
                     return Err(e.context("submitting the report"));
+                }
+                // Not a refusal (the node dropped it, the connection broke): try again
+                // until the deadline.
+                None => {
+                    ctx.counters.chain_errors.fetch_add(1, Relaxed);
+                    warn!("submitting the report failed, retrying: {e:#}");
+                    tokio::time::sleep(block).await;
                 }
             },
         }

@@ -161,16 +161,21 @@ impl<F: FnMut(&Fraud)> Pump<F> {
                 continue;
             };
             let mut msg = t.msg;
-            if let Msg::Reveal(r) = msg.as_ref()
-                && r.signer == self.me
-            {
-                self.report.reveals.insert(r.round, r.clone());
-            }
             if let Some(b) = self.tamper.as_mut() {
                 match tamper_msg(b, &mut rng, to, msg) {
                     Some(m) => msg = m,
                     None => continue,
                 }
+            }
+            // Our reveals as sent (a test-only withholder sends none, so it has none to
+            // publish when accused).
+            if let Msg::Reveal(r) = msg.as_ref()
+                && r.signer == self.me
+            {
+                self.report
+                    .reveals
+                    .entry(r.round)
+                    .or_insert_with(|| r.clone());
             }
             self.session.send(to, msg);
         }

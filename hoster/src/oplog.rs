@@ -393,11 +393,13 @@ fn decode_header(body: &[u8], base: usize) -> Result<Header, OplogError> {
         return Err(r.err("manifest signer (only ed25519)"));
     }
     r.bytes(64, "manifest signer keys")?;
-    // Key pair: public key buffer (32 B), secret key buffer (0 or 64 + 32 B).
+    // Key pair: public key buffer (32 B), secret key buffer (empty for a replicated core;
+    // secret || public, 64 B, for the author's own core — the `hypercore` crate's
+    // `FULL_SIGNING_KEY_LENGTH` with ed25519-dalek's 32-byte secret).
     if r.buffer("header public key")?.len() != 32 {
         return Err(r.err("header public key"));
     }
-    if !matches!(r.buffer("header secret key")?.len(), 0 | 96) {
+    if !matches!(r.buffer("header secret key")?.len(), 0 | 64) {
         return Err(r.err("header secret key"));
     }
     r.strings("header user data")?;

@@ -95,6 +95,43 @@ impl ChainClient {
         Ok(out)
     }
 
+    /// Every stored challenge (open ones and those kept for their fraud window), by id.
+    /// Scans `Challenges` (at most [`MAX_CONTRACT_SCAN`] entries).
+    pub async fn challenges(
+        &self,
+    ) -> Result<
+        Vec<(
+            crate::ChallengeId,
+            crate::Challenge<AccountId32, crate::Balance, u32>,
+        )>,
+    > {
+        let at = self.at().await?;
+        let mut entries = at
+            .storage()
+            .iter(datdot::storage().datdot().challenges(), ())
+            .await
+            .context("iterating Challenges")?;
+        let mut out = Vec::new();
+        while let Some(entry) = entries.next().await {
+            if out.len() >= MAX_CONTRACT_SCAN {
+                warn!(
+                    limit = MAX_CONTRACT_SCAN,
+                    "more challenges than the scan limit"
+                );
+                break;
+            }
+            let entry = entry.context("reading a challenge")?;
+            let (id,) = entry
+                .key()
+                .context("a challenge key")?
+                .decode()
+                .context("decoding a challenge key")?;
+            out.push((id, entry.value().decode().context("decoding a challenge")?));
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
     /// The contracts of `who` still waiting for its `confirm_hosting`.
     pub async fn pending_for(&self, who: &AccountId32) -> Result<Vec<Assignment>> {
         let head = self.head().await?;

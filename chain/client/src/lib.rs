@@ -63,6 +63,9 @@ pub type ChallengeId = u64;
 pub const CONNECT_ATTEMPTS: u32 = 10;
 /// How often a transaction is submitted when the connection fails under it.
 pub const SUBMIT_ATTEMPTS: u32 = 3;
+/// How long a submitted transaction may take to be finalized before the call fails
+/// (chopsticks was seen dropping some of many concurrent submissions).
+pub const FINALIZE_WAIT: Duration = Duration::from_secs(30);
 /// Capacity of an event subscription's channel (the subscriber applies backpressure).
 pub const EVENT_BUFFER: usize = 256;
 
@@ -177,7 +180,29 @@ impl ChainClient {
             .await
             .with_context(|| format!("opening a websocket to {url}"))?;
         let rpc = RpcClient::new(inner);
-        let api = OnlineClient::<SubstrateConfig>::from_rpc_client(rpc.clone())
+        // The runtime's spec and transaction versions, read once (a cheap RPC) and given
+        // to subxt for every block: otherwise it asks for them with a `Core_version`
+        // runtime call each time it opens a block — ~55 ms of a chopsticks node's CPU per
+        // storage read, which a dozen devnet processes turned into a stalled chain. A
+        // runtime upgrade needs a new connection (the dev runtime never upgrades).
+        let version: serde_json::Value = rpc
+            .request("state_getRuntimeVersion", subxt_rpcs::rpc_params![])
+            .await
+            .context("reading the runtime version")?;
+        let field = |k: &str| {
+            version[k]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .with_context(|| format!("the runtime version has no {k}"))
+        };
+        let config = subxt::config::substrate::SubstrateConfigBuilder::new()
+            .set_spec_version_for_block_ranges([subxt::config::substrate::SpecVersionForRange {
+                block_range: 0..u64::MAX,
+                spec_version: field("specVersion")?,
+                transaction_version: field("transactionVersion")?,
+            }])
+            .build();
+        let api = OnlineClient::<SubstrateConfig>::from_rpc_client_with_config(config, rpc.clone())
             .await
             .context("reading the chain's metadata")?;
         Ok(ChainClient { api, rpc })
@@ -198,11 +223,16 @@ impl ChainClient {
     ) -> Result<subxt::extrinsics::ExtrinsicEvents<SubstrateConfig>> {
         let mut attempt = 1;
         let progress = loop {
-            let res = async {
+            let res = tokio::time::timeout(FINALIZE_WAIT, async {
                 let mut txs = self.api.transactions().await?;
                 anyhow::Ok(txs.sign_and_submit_then_watch_default(call, signer).await?)
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "submitting {what} timed out after {FINALIZE_WAIT:?}"
+                ))
+            });
             match res {
                 Ok(p) => break p,
                 Err(e) if attempt < SUBMIT_ATTEMPTS && transient(&format!("{e:#}")) => {
@@ -213,7 +243,14 @@ impl ChainClient {
                 Err(e) => return Err(e.context(format!("submitting {what}"))),
             }
         };
-        match progress.wait_for_finalized_success().await {
+        let finalized = tokio::time::timeout(FINALIZE_WAIT, progress.wait_for_finalized_success())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{what} was not finalized within {FINALIZE_WAIT:?} (the node may have dropped it; a retry is safe: a call already applied fails with the pallet's own error)"
+                )
+            })?;
+        match finalized {
             Ok(events) => Ok(events),
             Err(subxt::error::TransactionFinalizedSuccessError::SuccessError(
                 subxt::error::TransactionEventsError::ExtrinsicFailed(
@@ -374,9 +411,11 @@ impl ChainClient {
             .context("reading the chain head")
     }
 
-    /// The latest finalized block number.
+    /// The latest finalized block number. Two plain RPC calls (`chain_getFinalizedHead`,
+    /// `chain_getHeader`): opening a block through subxt costs a node like chopsticks a
+    /// runtime call, which a dozen polling clients turned into a stalled devnet.
     pub async fn head(&self) -> Result<u64> {
-        Ok(self.at().await?.block_number())
+        finalized_number(&self.rpc).await
     }
 
     /// Read and decode storage entry `addr` at `keys` at the head; `None` if absent.
@@ -521,11 +560,12 @@ impl ChainClient {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let mut next = self.head().await? + 1;
         let api = self.api.clone();
+        let rpc = self.rpc.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let before = next;
-                match follow(&api, &mut next, &tx).await {
+                match follow(&api, &rpc, &mut next, &tx).await {
                     Ok(()) => return, // receiver dropped
                     Err(e) => {
                         if next > before {
@@ -611,17 +651,30 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// `chainHead_v1_follow` and legacy head subscriptions at once, so a subscription would see no
 /// block (measured with subxt 0.51.1 against chopsticks 1.5.1). Polling also makes the
 /// replay after a reconnect the normal path: every block is visited once, in order.
+/// The finalized head's number over plain RPC.
+async fn finalized_number(rpc: &RpcClient) -> Result<u64> {
+    let hash: String = rpc
+        .request("chain_getFinalizedHead", subxt_rpcs::rpc_params![])
+        .await
+        .context("reading the finalized head")?;
+    let header: serde_json::Value = rpc
+        .request("chain_getHeader", subxt_rpcs::rpc_params![hash])
+        .await
+        .context("reading the finalized header")?;
+    let n = header["number"]
+        .as_str()
+        .context("a header without a number")?;
+    u64::from_str_radix(n.trim_start_matches("0x"), 16).context("a header number that is not hex")
+}
+
 async fn follow(
     api: &OnlineClient<SubstrateConfig>,
+    rpc: &RpcClient,
     next: &mut u64,
     tx: &mpsc::Sender<BlockEvent>,
 ) -> Result<()> {
     loop {
-        let head = api
-            .at_current_block()
-            .await
-            .context("reading the chain head")?
-            .block_number();
+        let head = finalized_number(rpc).await?;
         while *next <= head {
             let at = api
                 .at_block(*next)

@@ -78,6 +78,14 @@ pub struct Registration {
     pub capacity: u32,
 }
 
+/// Whether `e` is the chain refusing with pallet error `name`.
+pub fn is_rejected(e: &anyhow::Error, name: &str) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Rejected>()
+            .is_some_and(|r| r.error == name)
+    })
+}
+
 fn copy_role(r: &Role) -> Role {
     match r {
         Role::Hoster => Role::Hoster,
@@ -106,10 +114,16 @@ pub async fn register_or_update(
     let role = role_name(&reg.role);
     match retry(errors, "reading our registration", || chain.participant(me)).await? {
         None => {
-            retry(errors, "register", || {
+            let r = retry(errors, "register", || {
                 chain.register(signer, copy_role(&reg.role), reg.stake, ep(), reg.capacity)
             })
-            .await?;
+            .await;
+            match r {
+                Ok(()) => {}
+                // A resubmission of a registration that had landed after all.
+                Err(e) if is_rejected(&e, "AlreadyRegistered") => {}
+                Err(e) => return Err(e),
+            }
             info!(account = %me, addr = %reg.addr, stake = reg.stake, "registered as {role}");
         }
         Some(part) => {

@@ -126,11 +126,12 @@ impl pallet_datdot::Config for Runtime {
     type UnbondingPeriod = ConstU32<600>;
     type ConfirmWindow = ConstU32<50>;
     // Dev timings in blocks (chopsticks builds blocks on demand, so these are short).
-    type ChallengePeriod = ConstU32<60>;
+    type ChallengePeriod = ConstU32<30>;
     type ChallengeDuration = ConstU32<10>;
     type ReportWindow = ConstU32<20>;
     type FraudWindow = ConstU32<100>;
-    type AttestorsPerChallenge = ConstU32<3>;
+    // SPEC §3: X = 10 by default; fewer eligible attestors (≥ MinAttestors) are all drawn.
+    type AttestorsPerChallenge = ConstU32<10>;
     type MinAttestors = ConstU32<3>;
     type MinReports = ConstU32<2>;
     type AttestorReward = ConstU128<{ UNIT / 10 }>;
