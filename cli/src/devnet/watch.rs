@@ -393,7 +393,7 @@ pub async fn watch(
 ) -> Summary {
     let t0 = Instant::now();
     let mut s = Summary::new(ctx.scenario);
-    let mut open: HashMap<u64, (Instant, AccountId32, usize, usize)> = HashMap::new();
+    let mut open: Open = HashMap::new();
     let mut cpu_prev: HashMap<u32, f64> = HashMap::new();
     let mut usage: Vec<(String, f64, u64)> =
         ctx.procs.iter().map(|(n, _)| (n.clone(), 0.0, 0)).collect();
@@ -407,62 +407,12 @@ pub async fn watch(
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { say("the chain's event stream ended".into()); break };
-                match ev.event {
-                    Event::ChallengeScheduled { challenge, hoster, attestors, start, end, report_deadline, .. } => {
-                        s.scheduled += 1;
-                        open.insert(challenge, (Instant::now(), hoster, attestors.0.len(), 0));
-                        say(format!("challenge {challenge}: {} audited by {} attestors, window blocks {start}..{end}, reports until {report_deadline}", name(&hoster), attestors.0.len()));
-                    }
-                    Event::ReportSubmitted { challenge, attestor } => {
-                        if let Some(o) = open.get_mut(&challenge) {
-                            o.3 += 1;
-                            say(format!("challenge {challenge}: report {}/{} ({})", o.3, o.2, name(&attestor)));
-                        }
-                    }
-                    Event::ChallengeSettled { challenge, verdict, median, reports, outliers } => {
-                        let (pass, text) = verdict_text(&verdict);
-                        let o = open.remove(&challenge);
-                        let secs = o.as_ref().map(|o| o.0.elapsed().as_secs_f64());
-                        let m = median.as_ref().map(metrics_of);
-                        let detail = m.as_ref().map(|m| format!(
-                            " — median p50 {}, p99 {}, {}, availability {}",
-                            units::micros(m.latency_p50_us), units::micros(m.latency_p99_us),
-                            units::rate(m.throughput_bps), units::percent(m.availability_ppm()),
-                        )).unwrap_or_default();
-                        let hoster = o.map(|o| o.1);
-                        say(format!(
-                            "challenge {challenge} settled: {text}, {reports} reports, {outliers} outliers{detail}{}",
-                            secs.map(|x| format!(" ({x:.1} s after it was scheduled)")).unwrap_or_default()
-                        ));
-                        if let Some(hoster) = hoster {
-                            s.settled.push(Settled { challenge, hoster, pass, verdict: text, median: m, reports, secs });
-                        }
-                    }
-                    Event::FraudProven { challenge, offender, submitter, slashed, .. } => {
-                        say(format!("FRAUD PROVEN in challenge {challenge}: {} slashed {} tokens (proof submitted by {})", name(&offender), units::tokens(slashed as i128), name(&submitter)));
-                        s.fraud.push((challenge, offender, submitter, slashed));
-                    }
-                    Event::Penalised { who, amount, reason } => {
-                        let r = format!("{reason:?}");
-                        say(format!("{} penalised {} tokens ({r})", name(&who), units::tokens(amount as i128)));
-                        s.penalised.push((who, amount, r));
-                    }
-                    Event::Rewarded { who, amount } => s.rewarded.push((who, amount)),
-                    Event::Suspended { who } => say(format!("{} suspended", name(&who))),
-                    Event::HosterReplaced { contract, hoster, .. } => say(format!("contract {contract}: {} replaced", name(&hoster))),
-                    Event::RevealPublished { challenge, who, round } => say(format!("challenge {challenge}: {} published its round-{round} reveal", name(&who))),
-                    Event::OutlierFlagged { challenge, attestor } => say(format!("challenge {challenge}: {}'s report flagged as an outlier", name(&attestor))),
-                    _ => {}
-                }
+                on_event(&mut s, &mut open, ev.event, &say);
                 if until && s.evaluate(ctx).reached {
                     // Let the rest of this block's events (rewards, penalties) arrive.
                     tokio::time::sleep(Duration::from_secs(3)).await;
                     while let Ok(ev) = events.try_recv() {
-                        match ev.event {
-                            Event::Rewarded { who, amount } => s.rewarded.push((who, amount)),
-                            Event::Penalised { who, amount, reason } => s.penalised.push((who, amount, format!("{reason:?}"))),
-                            _ => {}
-                        }
+                        on_event(&mut s, &mut open, ev.event, &say);
                     }
                     say("the scenario's outcome is reached".into());
                     break;
@@ -493,4 +443,134 @@ pub async fn watch(
     s.usage = usage;
     s.watched = t0.elapsed().as_secs_f64();
     s
+}
+
+/// Challenges open: id → (seen at, hoster, committee size, reports so far).
+type Open = HashMap<u64, (Instant, AccountId32, usize, usize)>;
+
+/// Record one chain event and print its progress line.
+fn on_event(s: &mut Summary, open: &mut Open, event: Event, say: &dyn Fn(String)) {
+    match event {
+        Event::ChallengeScheduled {
+            challenge,
+            hoster,
+            attestors,
+            start,
+            end,
+            report_deadline,
+            ..
+        } => {
+            s.scheduled += 1;
+            open.insert(challenge, (Instant::now(), hoster, attestors.0.len(), 0));
+            say(format!(
+                "challenge {challenge}: {} audited by {} attestors, window blocks {start}..{end}, reports until {report_deadline}",
+                name(&hoster),
+                attestors.0.len()
+            ));
+        }
+        Event::ReportSubmitted {
+            challenge,
+            attestor,
+        } => {
+            if let Some(o) = open.get_mut(&challenge) {
+                o.3 += 1;
+                say(format!(
+                    "challenge {challenge}: report {}/{} ({})",
+                    o.3,
+                    o.2,
+                    name(&attestor)
+                ));
+            }
+        }
+        Event::ChallengeSettled {
+            challenge,
+            verdict,
+            median,
+            reports,
+            outliers,
+        } => {
+            let (pass, text) = verdict_text(&verdict);
+            let o = open.remove(&challenge);
+            let secs = o.as_ref().map(|o| o.0.elapsed().as_secs_f64());
+            let m = median.as_ref().map(metrics_of);
+            let detail = m
+                .as_ref()
+                .map(|m| {
+                    format!(
+                        " — median p50 {}, p99 {}, {}, availability {}",
+                        units::micros(m.latency_p50_us),
+                        units::micros(m.latency_p99_us),
+                        units::rate(m.throughput_bps),
+                        units::percent(m.availability_ppm()),
+                    )
+                })
+                .unwrap_or_default();
+            let hoster = o.map(|o| o.1);
+            say(format!(
+                "challenge {challenge} settled: {text}, {reports} reports, {outliers} outliers{detail}{}",
+                secs.map(|x| format!(" ({x:.1} s after it was scheduled)"))
+                    .unwrap_or_default()
+            ));
+            if let Some(hoster) = hoster {
+                s.settled.push(Settled {
+                    challenge,
+                    hoster,
+                    pass,
+                    verdict: text,
+                    median: m,
+                    reports,
+                    secs,
+                });
+            }
+        }
+        Event::FraudProven {
+            challenge,
+            offender,
+            submitter,
+            slashed,
+            ..
+        } => {
+            say(format!(
+                "FRAUD PROVEN in challenge {challenge}: {} slashed {} tokens (proof submitted by {})",
+                name(&offender),
+                units::tokens(slashed as i128),
+                name(&submitter)
+            ));
+            s.fraud.push((challenge, offender, submitter, slashed));
+        }
+        Event::Penalised {
+            who,
+            amount,
+            reason,
+        } => {
+            let r = format!("{reason:?}");
+            say(format!(
+                "{} penalised {} tokens ({r})",
+                name(&who),
+                units::tokens(amount as i128)
+            ));
+            s.penalised.push((who, amount, r));
+        }
+        Event::Rewarded { who, amount } => s.rewarded.push((who, amount)),
+        Event::Suspended { who } => say(format!("{} suspended", name(&who))),
+        Event::HosterReplaced {
+            contract, hoster, ..
+        } => say(format!("contract {contract}: {} replaced", name(&hoster))),
+        Event::RevealPublished {
+            challenge,
+            who,
+            round,
+        } => say(format!(
+            "challenge {challenge}: {} published its round-{round} reveal",
+            name(&who)
+        )),
+        Event::OutlierFlagged {
+            challenge,
+            attestor,
+        } => say(format!(
+            "challenge {challenge}: {}'s report flagged as an outlier",
+            name(&attestor)
+        )),
+        _ => {}
+    }
 }

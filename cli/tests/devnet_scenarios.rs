@@ -1,0 +1,190 @@
+//! `datdot devnet` end to end: for the `honest`, `corrupt` and `byzantine-attestor`
+//! scenarios, a fresh dev chain (our runtime wasm under chopsticks, blocks every 2 s),
+//! then the real `datdot devnet` process with its 3 `datdot-hoster` and 10
+//! `datdot-attestor` processes until the scenario's outcome; then this test reads the
+//! chain itself and checks the outcome there (not the devnet's log lines).
+//!
+//! `scripts/test` runs it after the workspace tests (which build the daemons, the
+//! attestor with its test-only `byzantine` feature):
+//! `cargo test --workspace --features datdot-attestor/byzantine --test devnet_scenarios -- --ignored`.
+//! It needs the runtime wasm (`scripts/build-wasm`) and starts chains on 127.0.0.1:8771–8773.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use datdot_chain_client::{AccountId32, ChainClient, Status, UNIT, Verdict, account, keys};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A fresh dev chain for one scenario (stopped on drop).
+struct Chain {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Chain {
+    fn cmd(&self, what: &str) -> Command {
+        let mut c = Command::new(repo().join("scripts/devnet-chain"));
+        c.arg(what)
+            .env("DATDOT_DEVNET_DIR", &self.dir)
+            .env("DATDOT_CHAIN_PORT", self.port.to_string())
+            .env("DATDOT_BUILD_MODE", "Manual");
+        c
+    }
+
+    fn start(dir: PathBuf, port: u16) -> Result<Self> {
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = Chain { dir, port };
+        let out = c.cmd("start").output()?;
+        ensure!(
+            out.status.success(),
+            "devnet-chain start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(c)
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        let _ = self.cmd("stop").output();
+    }
+}
+
+fn dev(name: &str) -> AccountId32 {
+    account(&keys::dev(name).unwrap())
+}
+
+/// Run `datdot devnet --scenario <s> --use-chain <url> --until-outcome`; returns its
+/// exit status and output.
+fn devnet(scenario: &str, chain: &Chain, dir: &Path) -> Result<(bool, String)> {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_datdot"));
+    let bins = bin.parent().context("bin dir")?;
+    for d in ["datdot-hoster", "datdot-attestor"] {
+        ensure!(
+            bins.join(d).exists(),
+            "{} is missing: run the workspace tests first (they build it)",
+            bins.join(d).display()
+        );
+    }
+    let out = Command::new(&bin)
+        .args([
+            "devnet",
+            "--scenario",
+            scenario,
+            "--use-chain",
+            &chain.url(),
+            "--until-outcome",
+        ])
+        .args(["--duration", "240s", "--feed-size", "4MiB"])
+        .arg("--dir")
+        .arg(dir)
+        // Built by the workspace tests with the attestor's test-only feature.
+        .arg("--byzantine-bin")
+        .arg(bins.join("datdot-attestor"))
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+async fn stake_status(chain: &ChainClient, who: &AccountId32) -> Result<(u128, Status<u32>)> {
+    let p = chain.participant(who).await?.context("registered")?;
+    Ok((p.stake, p.status))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the runtime wasm and starts dev chains (scripts/test runs it)"]
+async fn honest_corrupt_and_byzantine_attestor_reach_their_outcomes_on_chain() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+
+    // honest: every hoster judged, every verdict a pass, no stake lost.
+    {
+        let chain = Chain::start(tmp.path().join("chain-honest"), 8771)?;
+        let (ok, out) = devnet("honest", &chain, &tmp.path().join("honest"))?;
+        ensure!(ok, "honest did not reach its outcome:\n{out}");
+        let c = ChainClient::connect(&chain.url()).await?;
+        for h in ["hoster-1", "hoster-2", "hoster-3"] {
+            let hist = c.hoster_history(&dev(h)).await?;
+            ensure!(!hist.is_empty(), "{h} was judged:\n{out}");
+            ensure!(
+                hist.iter().all(|r| matches!(r.verdict, Verdict::Pass)),
+                "{h} passed every challenge"
+            );
+            let (stake, status) = stake_status(&c, &dev(h)).await?;
+            ensure!(
+                stake == 100 * UNIT && matches!(status, Status::Active),
+                "{h} keeps its stake"
+            );
+        }
+    }
+
+    // corrupt: the chain accepted a bad-data proof, slashed hoster-1 by half, suspended it.
+    {
+        let chain = Chain::start(tmp.path().join("chain-corrupt"), 8772)?;
+        let (ok, out) = devnet("corrupt", &chain, &tmp.path().join("corrupt"))?;
+        ensure!(ok, "corrupt did not reach its outcome:\n{out}");
+        let c = ChainClient::connect(&chain.url()).await?;
+        let (stake, status) = stake_status(&c, &dev("hoster-1")).await?;
+        ensure!(
+            stake == 50 * UNIT,
+            "hoster-1 slashed 50 % (FraudSlash): {stake}\n{out}"
+        );
+        ensure!(matches!(status, Status::Suspended), "hoster-1 suspended");
+        let punished = c
+            .challenges()
+            .await?
+            .into_iter()
+            .any(|(_, ch)| ch.punished.0.contains(&dev("hoster-1")));
+        ensure!(punished, "a challenge records hoster-1 as punished");
+        for h in ["hoster-2", "hoster-3"] {
+            ensure!(
+                stake_status(&c, &dev(h)).await?.0 == 100 * UNIT,
+                "{h} untouched"
+            );
+        }
+    }
+
+    // byzantine-attestor: attestor-1 (equivocating) slashed and suspended; honest ones paid.
+    {
+        let chain = Chain::start(tmp.path().join("chain-byzantine"), 8773)?;
+        let c = ChainClient::connect(&chain.url()).await?;
+        let honest: Vec<AccountId32> = (3..=10).map(|j| dev(&format!("attestor-{j}"))).collect();
+        let mut before = Vec::new();
+        for a in &honest {
+            before.push(c.free_balance(a).await?);
+        }
+        let (ok, out) = devnet("byzantine-attestor", &chain, &tmp.path().join("byzantine"))?;
+        ensure!(ok, "byzantine-attestor did not reach its outcome:\n{out}");
+        let (stake, status) = stake_status(&c, &dev("attestor-1")).await?;
+        ensure!(stake < 50 * UNIT, "attestor-1 slashed: {stake}\n{out}");
+        ensure!(matches!(status, Status::Suspended), "attestor-1 suspended");
+        let mut paid = 0;
+        for (a, b) in honest.iter().zip(&before) {
+            // Registration bonded 50 tokens; anything above that is rewards.
+            if c.free_balance(a).await? + 50 * UNIT > *b {
+                paid += 1;
+            }
+        }
+        ensure!(paid >= 1, "honest attestors were paid:\n{out}");
+        for a in &honest {
+            ensure!(
+                stake_status(&c, a).await?.0 == 50 * UNIT,
+                "honest attestors keep their stake"
+            );
+        }
+    }
+    Ok(())
+}
