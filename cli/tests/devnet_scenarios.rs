@@ -129,6 +129,50 @@ async fn honest_corrupt_and_byzantine_attestor_reach_their_outcomes_on_chain() -
                 "{h} keeps its stake"
             );
         }
+        // The query commands against the same chain, as scripts would use them.
+        let json = |args: &[&str]| -> Result<serde_json::Value> {
+            let out = Command::new(env!("CARGO_BIN_EXE_datdot"))
+                .args(["--chain-url", &chain.url()])
+                .args(args)
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "datdot {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(serde_json::from_slice(&out.stdout)?)
+        };
+        let reports = json(&["reports", "--json"])?;
+        let n = reports.as_array().map_or(0, Vec::len);
+        ensure!(n >= 3, "reports lists the settled challenges: {reports}");
+        ensure!(
+            reports[0]["verdict"] == "pass" && reports[0]["median"]["ok_blocks"].as_u64() > Some(0),
+            "{reports}"
+        );
+        let picked = json(&[
+            "select",
+            "--min-throughput",
+            "1MiB/s",
+            "--max-p99",
+            "1s",
+            "--min-availability",
+            "99%",
+            "--json",
+        ])?;
+        ensure!(
+            picked.as_array().map_or(0, Vec::len) == 3,
+            "all three hosters meet a loose SLA: {picked}"
+        );
+        let none = json(&["select", "--min-throughput", "100GiB/s", "--json"])?;
+        ensure!(
+            none.as_array().is_some_and(Vec::is_empty),
+            "nobody meets 100 GiB/s: {none}"
+        );
+        let status = json(&["status", "--key", "dev:hoster-1", "--json"])?;
+        ensure!(
+            status["account"]["stake"].as_f64() == Some(100.0) && status["head"].as_u64() > Some(0),
+            "{status}"
+        );
     }
 
     // corrupt: the chain accepted a bad-data proof, slashed hoster-1 by half, suspended it.
