@@ -126,7 +126,7 @@ impl pallet_datdot::Config for Runtime {
     type UnbondingPeriod = ConstU32<600>;
     type ConfirmWindow = ConstU32<50>;
     // Dev timings in blocks (chopsticks builds blocks on demand, so these are short).
-    type ChallengePeriod = ConstU32<30>;
+    type ChallengePeriod = ConstU32<32>;
     type ChallengeDuration = ConstU32<10>;
     type ReportWindow = ConstU32<20>;
     type FraudWindow = ConstU32<100>;
