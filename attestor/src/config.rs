@@ -165,14 +165,7 @@ impl Config {
 
     /// Read and validate `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading {} (run `datdot-attestor init` first)",
-                path.display()
-            )
-        })?;
-        let c: Config =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let c: Config = datdot_node::daemon::read_toml(path, "datdot-attestor init")?;
         c.validate()
             .with_context(|| format!("in {}", path.display()))?;
         Ok(c)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datdot_protocol::coinflip::{CoinFlip, Event, Msg, Outcome, RoundExit, SignedReveal, Stats};
+use datdot_protocol::coinflip::{CoinFlip, Event, Msg, Outcome, RoundExit, SignedReveal};
 use datdot_protocol::fraud::{FraudProof, Verdict};
 use datdot_protocol::identity::PublicKey;
 use datdot_protocol::time::Instant;
@@ -51,8 +51,6 @@ pub struct FlipReport {
     pub to_result: Option<Duration>,
     /// Rounds that ended, and how.
     pub rounds: Vec<(u32, &'static str)>,
-    /// The machine's counters.
-    pub stats: Stats,
 }
 
 fn exit_name(e: &RoundExit) -> &'static str {
@@ -111,7 +109,6 @@ pub async fn run(
             elapsed: Duration::ZERO,
             to_result: None,
             rounds: Vec::new(),
-            stats: Stats::default(),
         },
         finished: false,
     };
@@ -119,7 +116,6 @@ pub async fn run(
         p.wait().await;
     }
     p.report.elapsed = epoch.elapsed().saturating_sub(p.started);
-    p.report.stats = p.cf.stats();
     let report = p.report.clone();
     tokio::spawn(async move {
         while p.pump() {

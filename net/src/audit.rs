@@ -23,7 +23,7 @@
 //! hoster that trickles a byte at a time makes progress and is stopped by the hard
 //! maximum, one that sends nothing by the progress timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -98,8 +98,6 @@ pub struct AuditOutput {
     pub unproven: Vec<(usize, u32, u64)>,
     /// The feed's signed root the hoster served (verified).
     pub root: Option<SignedTreeRoot>,
-    /// Our Noise key on the audit connection (what receipts name).
-    pub local_key: [u8; 32],
     /// Receipts that did not verify or named blocks not served as receipted.
     pub bad_receipts: u32,
 }
@@ -283,7 +281,7 @@ pub async fn audit(target: &AuditTarget, plan: &AuditPlan, limits: &Limits) -> A
     let mut sample: Vec<u64> = plan.sample.clone();
     sample.truncate(MAX_SAMPLE);
     let mut a = Audit::new(plan.config, now(epoch));
-    let mut out = AuditOutput {
+    let out = AuditOutput {
         summary: MetricSummary::empty(Outcome::ConnectFailed),
         failures: Vec::new(),
         received: vec![None; sample.len()],
@@ -291,7 +289,6 @@ pub async fn audit(target: &AuditTarget, plan: &AuditPlan, limits: &Limits) -> A
         fraud: Vec::new(),
         unproven: Vec::new(),
         root: None,
-        local_key: [0; 32],
         bad_receipts: 0,
     };
     let Ok(feed) = PublicKey::from_bytes(&target.feed) else {
@@ -309,7 +306,6 @@ pub async fn audit(target: &AuditTarget, plan: &AuditPlan, limits: &Limits) -> A
     match conn {
         Ok(conn) => {
             a.connected(now(epoch));
-            out.local_key = conn.local_key();
             let mut run = Run {
                 target,
                 feed,
@@ -318,7 +314,7 @@ pub async fn audit(target: &AuditTarget, plan: &AuditPlan, limits: &Limits) -> A
                 a,
                 out,
                 served: HashMap::new(),
-                bad: Vec::new(),
+                failed: BTreeSet::new(),
                 leaves: HashMap::new(),
             };
             if let Err(why) = run.session(conn, plan.window).await {
@@ -370,8 +366,8 @@ struct Run<'a> {
     out: AuditOutput,
     /// Block -> leaf hash of what the hoster served (verified or not).
     served: HashMap<u64, Hash>,
-    /// Blocks that failed verification.
-    bad: Vec<u64>,
+    /// Blocks whose answer failed verification (their true leaf is asked for at the end).
+    failed: BTreeSet<u64>,
     /// True leaves of bad blocks, proven against the signed root.
     leaves: HashMap<u64, BlockProof>,
 }
@@ -489,7 +485,7 @@ impl Run<'_> {
                 if todo.is_empty() && s.blocks_in_flight() == 0 {
                     // Sample done: ask for the true leaf of every bad block, and for the
                     // final receipt.
-                    for index in std::mem::take(&mut self.bad) {
+                    for &index in &self.failed {
                         if let Some(depth) = path_len(index, r.length) {
                             let id = s.id();
                             let req = leaf_request(id, r.fork, index, u64::from(depth));
@@ -626,7 +622,7 @@ impl Run<'_> {
                             if let Some(h) = served {
                                 self.served.insert(index, h);
                             }
-                            self.bad.push(index);
+                            self.failed.insert(index);
                             self.a.block_done(t, d.request, BlockResult::Misbehaved(m));
                         }
                     }
@@ -708,13 +704,9 @@ impl Run<'_> {
                     self.out.bad_receipts += 1;
                     continue;
                 }
-                let verified = self
-                    .sample
-                    .iter()
-                    .position(|i| *i == e.index)
-                    .and_then(|p| self.out.received[p])
-                    == Some(e.hash);
-                if verified {
+                // Receipted as served: evidence only for a block that failed
+                // verification (a late answer to a timed-out request is not).
+                if !self.failed.contains(&e.index) {
                     continue;
                 }
                 let entry = u32::try_from(ei).unwrap_or(u32::MAX);

@@ -31,6 +31,18 @@ pub fn home_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Read a daemon's TOML config file; `init_cmd` is the command that creates it (for
+/// the error message). The caller validates what it parsed.
+pub fn read_toml<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    init_cmd: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (run `{init_cmd}` first)", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 /// Check a `[chain]` section's common fields: a ws:// or wss:// URL, a key, a stake,
 /// and an `advertise` address peers can dial.
 pub fn check_chain(

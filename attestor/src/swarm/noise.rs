@@ -260,6 +260,28 @@ fn split(
     })
 }
 
+/// The XX handshake state with our static key and the prologue.
+fn handshake(key: &StaticKey, initiator: bool) -> Result<HandshakeState, LinkError> {
+    let b = snow::Builder::new(params())
+        .local_private_key(&key.secret)
+        .map_err(noise)?
+        .prologue(PROLOGUE)
+        .map_err(noise)?;
+    if initiator {
+        b.build_initiator()
+    } else {
+        b.build_responder()
+    }
+    .map_err(noise)
+}
+
+/// A connected socket, unbuffered writes, buffered reads.
+fn halves(tcp: TcpStream) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
+    let _ = tcp.set_nodelay(true);
+    let (r, w) = tcp.into_split();
+    (BufReader::new(r), w)
+}
+
 /// Dial a committee member: preamble, then the initiator side of XX. The responder
 /// must prove `expect` (its X25519 static key).
 pub async fn connect(
@@ -270,16 +292,8 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Link, LinkError> {
     let run = async {
-        let _ = tcp.set_nodelay(true);
-        let (r, mut w) = tcp.into_split();
-        let mut r = BufReader::new(r);
-        let mut hs = snow::Builder::new(params())
-            .local_private_key(&key.secret)
-            .map_err(noise)?
-            .prologue(PROLOGUE)
-            .map_err(noise)?
-            .build_initiator()
-            .map_err(noise)?;
+        let (mut r, mut w) = halves(tcp);
+        let mut hs = handshake(key, true)?;
         w.write_all(MAGIC).await?;
         let mut buf = vec![0u8; MAX_NOISE];
         let mut frame = Vec::new();
@@ -313,9 +327,7 @@ pub async fn accept(
     timeout: Duration,
 ) -> Result<Link, LinkError> {
     let run = async {
-        let _ = tcp.set_nodelay(true);
-        let (r, mut w) = tcp.into_split();
-        let mut r = BufReader::new(r);
+        let (mut r, mut w) = halves(tcp);
         let mut pre = [0u8; 18];
         r.read_exact(&mut pre).await?;
         if &pre != MAGIC {
@@ -323,13 +335,7 @@ pub async fn accept(
                 "not a datdot committee connection".into(),
             ));
         }
-        let mut hs = snow::Builder::new(params())
-            .local_private_key(&key.secret)
-            .map_err(noise)?
-            .prologue(PROLOGUE)
-            .map_err(noise)?
-            .build_responder()
-            .map_err(noise)?;
+        let mut hs = handshake(key, false)?;
         let mut buf = vec![0u8; MAX_NOISE];
         let mut frame = Vec::new();
         read_frame(&mut r, &mut frame).await?;
@@ -359,18 +365,8 @@ mod tests {
         let k = key(7);
         assert_eq!(x25519_of(&k.registered), Some(k.public));
         // The X25519 public of the derived secret is the derived public.
-        let kp = snow::Builder::new(params())
-            .local_private_key(&k.secret)
-            .unwrap()
-            .build_initiator()
-            .unwrap();
-        drop(kp);
-        let p = x25519_dalek_public(&k.secret);
-        assert_eq!(p, k.public);
-    }
-
-    fn x25519_dalek_public(secret: &[u8; 32]) -> [u8; 32] {
-        curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
+        let p = curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(k.secret);
+        assert_eq!(p.to_bytes(), k.public);
     }
 
     async fn pair(expect: [u8; 32]) -> (Result<Link, LinkError>, Result<Link, LinkError>) {

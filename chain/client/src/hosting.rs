@@ -56,43 +56,54 @@ impl ChainClient {
             .await
     }
 
+    /// Every entry of the `u64`-keyed map `addr` (`what` names it in errors), sorted by
+    /// key; at most [`MAX_CONTRACT_SCAN`] entries are read.
+    async fn scan<A>(&self, what: &str, addr: A) -> Result<Vec<(u64, A::Value)>>
+    where
+        A: subxt::storage::Address<KeyParts = (u64,)>,
+    {
+        let at = self.at().await?;
+        let mut entries = at
+            .storage()
+            .iter(addr, ())
+            .await
+            .with_context(|| format!("iterating {what}"))?;
+        let mut out = Vec::new();
+        while let Some(entry) = entries.next().await {
+            if out.len() >= MAX_CONTRACT_SCAN {
+                warn!(
+                    limit = MAX_CONTRACT_SCAN,
+                    "more {what} than the scan limit; the rest are not read"
+                );
+                break;
+            }
+            let entry = entry.with_context(|| format!("reading {what}"))?;
+            let (id,) = entry
+                .key()
+                .with_context(|| format!("a key of {what}"))?
+                .decode()
+                .with_context(|| format!("decoding a key of {what}"))?;
+            let v = entry
+                .value()
+                .decode()
+                .with_context(|| format!("decoding {what}"))?;
+            out.push((id, v));
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
     /// Every stored contract of hoster `who` (any state), by id. Scans `Contracts`
     /// (at most [`MAX_CONTRACT_SCAN`] entries).
     pub async fn contracts_of(
         &self,
         who: &AccountId32,
     ) -> Result<Vec<(ContractId, Contract<AccountId32, u32>)>> {
-        let at = self.at().await?;
-        let mut entries = at
-            .storage()
-            .iter(datdot::storage().datdot().contracts(), ())
-            .await
-            .context("iterating Contracts")?;
-        let mut out = Vec::new();
-        let mut seen = 0;
-        while let Some(entry) = entries.next().await {
-            seen += 1;
-            if seen > MAX_CONTRACT_SCAN {
-                warn!(
-                    limit = MAX_CONTRACT_SCAN,
-                    "more contracts than the scan limit; the rest are not read"
-                );
-                break;
-            }
-            let entry = entry.context("reading a contract")?;
-            let (id,) = entry
-                .key()
-                .context("a contract key")?
-                .decode()
-                .context("decoding a contract key")?;
-            let c: Contract<AccountId32, u32> =
-                entry.value().decode().context("decoding a contract")?;
-            if &c.hoster == who {
-                out.push((id, c));
-            }
-        }
-        out.sort_by_key(|(id, _)| *id);
-        Ok(out)
+        let mut all = self
+            .scan("Contracts", datdot::storage().datdot().contracts())
+            .await?;
+        all.retain(|(_, c)| &c.hoster == who);
+        Ok(all)
     }
 
     /// Every stored challenge (open ones and those kept for their fraud window), by id.
@@ -105,31 +116,8 @@ impl ChainClient {
             crate::Challenge<AccountId32, crate::Balance, u32>,
         )>,
     > {
-        let at = self.at().await?;
-        let mut entries = at
-            .storage()
-            .iter(datdot::storage().datdot().challenges(), ())
+        self.scan("Challenges", datdot::storage().datdot().challenges())
             .await
-            .context("iterating Challenges")?;
-        let mut out = Vec::new();
-        while let Some(entry) = entries.next().await {
-            if out.len() >= MAX_CONTRACT_SCAN {
-                warn!(
-                    limit = MAX_CONTRACT_SCAN,
-                    "more challenges than the scan limit"
-                );
-                break;
-            }
-            let entry = entry.context("reading a challenge")?;
-            let (id,) = entry
-                .key()
-                .context("a challenge key")?
-                .decode()
-                .context("decoding a challenge key")?;
-            out.push((id, entry.value().decode().context("decoding a challenge")?));
-        }
-        out.sort_by_key(|(id, _)| *id);
-        Ok(out)
     }
 
     /// The contracts of `who` still waiting for its `confirm_hosting`.
