@@ -4,9 +4,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Log to stderr with `RUST_LOG`, or `default` when it is not set.
+/// Log to stderr with `RUST_LOG`, or `default` when it is not set. Colours only when
+/// stderr is a terminal (and `NO_COLOR` is unset): a daemon's log file carries no
+/// escape codes.
 pub fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),

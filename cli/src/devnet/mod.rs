@@ -25,7 +25,6 @@ use datdot_chain_client::{
 };
 use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::identity::Keypair;
-use tracing::info;
 
 pub use procs::Bins;
 pub use watch::{Outcome, Summary};
@@ -451,7 +450,6 @@ async fn setup(o: &Opts) -> anyhow::Result<Env> {
         .await?;
     }
     say("every hoster fetched the feed and confirmed; challenges run from the next block".into());
-    info!("devnet running");
 
     let ctx = watch::Ctx {
         scenario: o.scenario,
