@@ -1,7 +1,7 @@
-//! The attestor end to end against a real devnet (our runtime wasm under chopsticks):
-//! `DATDOT_CHAIN_URL=ws://127.0.0.1:<port> cargo test -p datdot-attestor --test
-//! challenge_devnet -- --ignored` on a fresh devnet (`scripts/test` restarts one for it).
-//! Accounts: hoster-4, attestor-5…7, publisher-3.
+//! The attestor end to end against a real devnet (our runtime wasm under chopsticks), a
+//! fresh chain of this test's own on 127.0.0.1:8751: `cargo test --workspace --features
+//! datdot-attestor/byzantine --test challenge_devnet -- --ignored` (`scripts/test` runs it
+//! beside the other end-to-end tests). Accounts: hoster-4, attestor-5…7, publisher-3.
 //!
 //! An author's feed (a real Hypercore) is the source; a real hoster (`datdot_hoster::run`
 //! with its chain hook, in this process) registers, is assigned the feed, fetches and
@@ -31,6 +31,7 @@ use datdot_hoster::{ChainConfig as HosterChain, Config as HosterConfig};
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{Keypair, Signature};
 use datdot_protocol::tree::build;
+use datdot_testkit::{BlockMode, DevChain};
 use ed25519_dalek::{Signer, SigningKey};
 use hypercore::{HypercoreBuilder, PartialKeypair, Storage};
 
@@ -179,10 +180,11 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a devnet (scripts/test starts one)"]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
 async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<()> {
-    let url = std::env::var("DATDOT_CHAIN_URL")
-        .context("DATDOT_CHAIN_URL must name a running devnet (scripts/devnet-chain start)")?;
+    let chain_dir = tempfile::tempdir()?;
+    let devnet = DevChain::start(chain_dir.path().join("chain"), 8751, BlockMode::Instant)?;
+    let url = devnet.url();
     let chain = ChainClient::connect(&url).await?;
     let tmp = tempfile::tempdir()?;
     let names = ["attestor-5", "attestor-6", "attestor-7"];

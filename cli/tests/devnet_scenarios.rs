@@ -5,9 +5,10 @@
 //! chain itself and checks the outcome there (not the devnet's log lines).
 //!
 //! `scripts/test` runs it after the workspace tests (which build the daemons, the
-//! attestor with its test-only `byzantine` feature):
-//! `cargo test --workspace --features datdot-attestor/byzantine --test devnet_scenarios -- --ignored`.
-//! It needs the runtime wasm (`scripts/build-wasm`) and starts chains on 127.0.0.1:8771–8773.
+//! attestor with its test-only `byzantine` feature), beside the other end-to-end tests:
+//! `cargo test --workspace --features datdot-attestor/byzantine --test devnet_scenarios --
+//! --ignored`. It needs the runtime wasm (`scripts/build-wasm`); each scenario is a test
+//! of its own with its own chain (127.0.0.1:8771–8773), so the harness runs them at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -15,50 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{AccountId32, ChainClient, Status, UNIT, Verdict, account, keys};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A fresh dev chain for one scenario (stopped on drop).
-struct Chain {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Chain {
-    fn cmd(&self, what: &str) -> Command {
-        let mut c = Command::new(repo().join("scripts/devnet-chain"));
-        c.arg(what)
-            .env("DATDOT_DEVNET_DIR", &self.dir)
-            .env("DATDOT_CHAIN_PORT", self.port.to_string())
-            .env("DATDOT_BUILD_MODE", "Manual");
-        c
-    }
-
-    fn start(dir: PathBuf, port: u16) -> Result<Self> {
-        let _ = std::fs::remove_dir_all(&dir);
-        let c = Chain { dir, port };
-        let out = c.cmd("start").output()?;
-        ensure!(
-            out.status.success(),
-            "devnet-chain start: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(c)
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Chain {
-    fn drop(&mut self) {
-        let _ = self.cmd("stop").output();
-    }
-}
+use datdot_testkit::{BlockMode, DevChain};
 
 fn dev(name: &str) -> AccountId32 {
     account(&keys::dev(name).unwrap())
@@ -66,7 +24,7 @@ fn dev(name: &str) -> AccountId32 {
 
 /// Run `datdot devnet --scenario <s> --use-chain <url> --until-outcome`; returns its
 /// exit status and output.
-fn devnet(scenario: &str, chain: &Chain, dir: &Path) -> Result<(bool, String)> {
+fn devnet(scenario: &str, chain: &DevChain, dir: &Path) -> Result<(bool, String)> {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_datdot"));
     let bins = bin.parent().context("bin dir")?;
     for d in ["datdot-hoster", "datdot-attestor"] {
@@ -105,130 +63,147 @@ async fn stake_status(chain: &ChainClient, who: &AccountId32) -> Result<(u128, S
     Ok((p.stake, p.status))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the runtime wasm and starts dev chains (scripts/test runs it)"]
-async fn honest_corrupt_and_byzantine_attestor_reach_their_outcomes_on_chain() -> Result<()> {
+/// A fresh chain (blocks from the ticker only, as `datdot devnet` runs it) for one
+/// scenario, and a directory for the devnet's processes.
+fn fresh(name: &str, port: u16) -> Result<(tempfile::TempDir, DevChain)> {
     let tmp = tempfile::tempdir()?;
+    let chain = DevChain::start(
+        tmp.path().join(format!("chain-{name}")),
+        port,
+        BlockMode::Manual,
+    )?;
+    Ok((tmp, chain))
+}
 
-    // honest: every hoster judged, every verdict a pass, no stake lost.
-    {
-        let chain = Chain::start(tmp.path().join("chain-honest"), 8771)?;
-        let (ok, out) = devnet("honest", &chain, &tmp.path().join("honest"))?;
-        ensure!(ok, "honest did not reach its outcome:\n{out}");
-        let c = ChainClient::connect(&chain.url()).await?;
-        for h in ["hoster-1", "hoster-2", "hoster-3"] {
-            let hist = c.hoster_history(&dev(h)).await?;
-            ensure!(!hist.is_empty(), "{h} was judged:\n{out}");
-            ensure!(
-                hist.iter().all(|r| matches!(r.verdict, Verdict::Pass)),
-                "{h} passed every challenge"
-            );
-            let (stake, status) = stake_status(&c, &dev(h)).await?;
-            ensure!(
-                stake == 100 * UNIT && matches!(status, Status::Active),
-                "{h} keeps its stake"
-            );
-        }
-        // The query commands against the same chain, as scripts would use them.
-        let json = |args: &[&str]| -> Result<serde_json::Value> {
-            let out = Command::new(env!("CARGO_BIN_EXE_datdot"))
-                .args(["--chain-url", &chain.url()])
-                .args(args)
-                .output()?;
-            ensure!(
-                out.status.success(),
-                "datdot {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(serde_json::from_slice(&out.stdout)?)
-        };
-        let reports = json(&["reports", "--json"])?;
-        let n = reports.as_array().map_or(0, Vec::len);
-        ensure!(n >= 3, "reports lists the settled challenges: {reports}");
+/// honest: every hoster judged, every verdict a pass, no stake lost; the query commands
+/// against the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
+async fn honest_scenario_passes_every_hoster_on_chain() -> Result<()> {
+    let (tmp, chain) = fresh("honest", 8771)?;
+    let (ok, out) = devnet("honest", &chain, &tmp.path().join("honest"))?;
+    ensure!(ok, "honest did not reach its outcome:\n{out}");
+    let c = ChainClient::connect(&chain.url()).await?;
+    for h in ["hoster-1", "hoster-2", "hoster-3"] {
+        let hist = c.hoster_history(&dev(h)).await?;
+        ensure!(!hist.is_empty(), "{h} was judged:\n{out}");
         ensure!(
-            reports[0]["verdict"] == "pass" && reports[0]["median"]["ok_blocks"].as_u64() > Some(0),
-            "{reports}"
+            hist.iter().all(|r| matches!(r.verdict, Verdict::Pass)),
+            "{h} passed every challenge"
         );
-        let picked = json(&[
-            "select",
-            "--min-throughput",
-            "1MiB/s",
-            "--max-p99",
-            "1s",
-            "--min-availability",
-            "99%",
-            "--json",
-        ])?;
+        let (stake, status) = stake_status(&c, &dev(h)).await?;
         ensure!(
-            picked.as_array().map_or(0, Vec::len) == 3,
-            "all three hosters meet a loose SLA: {picked}"
+            stake == 100 * UNIT && matches!(status, Status::Active),
+            "{h} keeps its stake"
         );
-        let none = json(&["select", "--min-throughput", "100GiB/s", "--json"])?;
+    }
+    // The query commands against the same chain, as scripts would use them.
+    let json = |args: &[&str]| -> Result<serde_json::Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_datdot"))
+            .args(["--chain-url", &chain.url()])
+            .args(args)
+            .output()?;
         ensure!(
-            none.as_array().is_some_and(Vec::is_empty),
-            "nobody meets 100 GiB/s: {none}"
+            out.status.success(),
+            "datdot {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        let status = json(&["status", "--key", "dev:hoster-1", "--json"])?;
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let reports = json(&["reports", "--json"])?;
+    let n = reports.as_array().map_or(0, Vec::len);
+    ensure!(n >= 3, "reports lists the settled challenges: {reports}");
+    ensure!(
+        reports[0]["verdict"] == "pass" && reports[0]["median"]["ok_blocks"].as_u64() > Some(0),
+        "{reports}"
+    );
+    let picked = json(&[
+        "select",
+        "--min-throughput",
+        "1MiB/s",
+        "--max-p99",
+        "1s",
+        "--min-availability",
+        "99%",
+        "--json",
+    ])?;
+    ensure!(
+        picked.as_array().map_or(0, Vec::len) == 3,
+        "all three hosters meet a loose SLA: {picked}"
+    );
+    let none = json(&["select", "--min-throughput", "100GiB/s", "--json"])?;
+    ensure!(
+        none.as_array().is_some_and(Vec::is_empty),
+        "nobody meets 100 GiB/s: {none}"
+    );
+    let status = json(&["status", "--key", "dev:hoster-1", "--json"])?;
+    ensure!(
+        status["account"]["stake"].as_f64() == Some(100.0) && status["head"].as_u64() > Some(0),
+        "{status}"
+    );
+
+    Ok(())
+}
+
+/// corrupt: the chain accepted a bad-data proof, slashed hoster-1 by half, suspended it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
+async fn corrupt_scenario_slashes_the_corrupt_hoster_on_chain() -> Result<()> {
+    let (tmp, chain) = fresh("corrupt", 8772)?;
+    let (ok, out) = devnet("corrupt", &chain, &tmp.path().join("corrupt"))?;
+    ensure!(ok, "corrupt did not reach its outcome:\n{out}");
+    let c = ChainClient::connect(&chain.url()).await?;
+    let (stake, status) = stake_status(&c, &dev("hoster-1")).await?;
+    ensure!(
+        stake == 50 * UNIT,
+        "hoster-1 slashed 50 % (FraudSlash): {stake}\n{out}"
+    );
+    ensure!(matches!(status, Status::Suspended), "hoster-1 suspended");
+    let punished = c
+        .challenges()
+        .await?
+        .into_iter()
+        .any(|(_, ch)| ch.punished.0.contains(&dev("hoster-1")));
+    ensure!(punished, "a challenge records hoster-1 as punished");
+    for h in ["hoster-2", "hoster-3"] {
         ensure!(
-            status["account"]["stake"].as_f64() == Some(100.0) && status["head"].as_u64() > Some(0),
-            "{status}"
+            stake_status(&c, &dev(h)).await?.0 == 100 * UNIT,
+            "{h} untouched"
         );
     }
 
-    // corrupt: the chain accepted a bad-data proof, slashed hoster-1 by half, suspended it.
-    {
-        let chain = Chain::start(tmp.path().join("chain-corrupt"), 8772)?;
-        let (ok, out) = devnet("corrupt", &chain, &tmp.path().join("corrupt"))?;
-        ensure!(ok, "corrupt did not reach its outcome:\n{out}");
-        let c = ChainClient::connect(&chain.url()).await?;
-        let (stake, status) = stake_status(&c, &dev("hoster-1")).await?;
-        ensure!(
-            stake == 50 * UNIT,
-            "hoster-1 slashed 50 % (FraudSlash): {stake}\n{out}"
-        );
-        ensure!(matches!(status, Status::Suspended), "hoster-1 suspended");
-        let punished = c
-            .challenges()
-            .await?
-            .into_iter()
-            .any(|(_, ch)| ch.punished.0.contains(&dev("hoster-1")));
-        ensure!(punished, "a challenge records hoster-1 as punished");
-        for h in ["hoster-2", "hoster-3"] {
-            ensure!(
-                stake_status(&c, &dev(h)).await?.0 == 100 * UNIT,
-                "{h} untouched"
-            );
+    Ok(())
+}
+
+/// byzantine-attestor: attestor-1 (equivocating) slashed and suspended; honest ones paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
+async fn byzantine_attestor_scenario_slashes_the_equivocator_on_chain() -> Result<()> {
+    let (tmp, chain) = fresh("byzantine", 8773)?;
+    let c = ChainClient::connect(&chain.url()).await?;
+    let honest: Vec<AccountId32> = (3..=10).map(|j| dev(&format!("attestor-{j}"))).collect();
+    let mut before = Vec::new();
+    for a in &honest {
+        before.push(c.free_balance(a).await?);
+    }
+    let (ok, out) = devnet("byzantine-attestor", &chain, &tmp.path().join("byzantine"))?;
+    ensure!(ok, "byzantine-attestor did not reach its outcome:\n{out}");
+    let (stake, status) = stake_status(&c, &dev("attestor-1")).await?;
+    ensure!(stake < 50 * UNIT, "attestor-1 slashed: {stake}\n{out}");
+    ensure!(matches!(status, Status::Suspended), "attestor-1 suspended");
+    let mut paid = 0;
+    for (a, b) in honest.iter().zip(&before) {
+        // Registration bonded 50 tokens; anything above that is rewards.
+        if c.free_balance(a).await? + 50 * UNIT > *b {
+            paid += 1;
         }
     }
-
-    // byzantine-attestor: attestor-1 (equivocating) slashed and suspended; honest ones paid.
-    {
-        let chain = Chain::start(tmp.path().join("chain-byzantine"), 8773)?;
-        let c = ChainClient::connect(&chain.url()).await?;
-        let honest: Vec<AccountId32> = (3..=10).map(|j| dev(&format!("attestor-{j}"))).collect();
-        let mut before = Vec::new();
-        for a in &honest {
-            before.push(c.free_balance(a).await?);
-        }
-        let (ok, out) = devnet("byzantine-attestor", &chain, &tmp.path().join("byzantine"))?;
-        ensure!(ok, "byzantine-attestor did not reach its outcome:\n{out}");
-        let (stake, status) = stake_status(&c, &dev("attestor-1")).await?;
-        ensure!(stake < 50 * UNIT, "attestor-1 slashed: {stake}\n{out}");
-        ensure!(matches!(status, Status::Suspended), "attestor-1 suspended");
-        let mut paid = 0;
-        for (a, b) in honest.iter().zip(&before) {
-            // Registration bonded 50 tokens; anything above that is rewards.
-            if c.free_balance(a).await? + 50 * UNIT > *b {
-                paid += 1;
-            }
-        }
-        ensure!(paid >= 1, "honest attestors were paid:\n{out}");
-        for a in &honest {
-            ensure!(
-                stake_status(&c, a).await?.0 == 50 * UNIT,
-                "honest attestors keep their stake"
-            );
-        }
+    ensure!(paid >= 1, "honest attestors were paid:\n{out}");
+    for a in &honest {
+        ensure!(
+            stake_status(&c, a).await?.0 == 50 * UNIT,
+            "honest attestors keep their stake"
+        );
     }
     Ok(())
 }

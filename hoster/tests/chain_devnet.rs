@@ -1,10 +1,9 @@
 //! The hoster's chain hook end to end against a real devnet (our runtime wasm under
-//! chopsticks). `scripts/test` runs it after the chain client's test, on a devnet that
-//! test restarted from genesis:
-//! `DATDOT_CHAIN_URL=ws://127.0.0.1:<port> cargo test -p datdot-hoster --test chain_devnet
-//! -- --ignored`; without the variable it fails (it is `#[ignore]`d so that a plain
-//! `cargo test` needs no devnet). Uses the accounts hoster-2, hoster-3 and publisher-2
-//! (the client's test uses hoster-1, attestor-1…4, publisher-1).
+//! chopsticks), a fresh chain of this test's own on 127.0.0.1:8741. `scripts/test` runs it
+//! beside the other end-to-end tests: `cargo test --workspace --features
+//! datdot-attestor/byzantine --test chain_devnet -- --ignored` (it is `#[ignore]`d so that
+//! a plain `cargo test` needs no wasm and no chopsticks). Uses the accounts hoster-2,
+//! hoster-3 and publisher-2.
 //!
 //! Real processes on 127.0.0.1: an author's node (in this process) holds a real Hypercore
 //! feed; a *seeder* `datdot-hoster` (no chain) fetched it with `add-feed` and serves it.
@@ -34,6 +33,7 @@ use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{PublicKey, Signature};
 use datdot_protocol::tree::build;
+use datdot_testkit::{BlockMode, DevChain};
 use ed25519_dalek::{Signer, SigningKey};
 use hypercore::{HypercoreBuilder, PartialKeypair, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -232,10 +232,11 @@ fn plan(replicas: u32) -> PlanTerms<u128> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a devnet (scripts/test starts one)"]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
 async fn hoster_registers_fetches_serves_and_confirms_assignments() -> Result<()> {
-    let url = std::env::var("DATDOT_CHAIN_URL")
-        .context("DATDOT_CHAIN_URL must name a running devnet (scripts/devnet-chain start)")?;
+    let chain_dir = tempfile::tempdir()?;
+    let devnet = DevChain::start(chain_dir.path().join("chain"), 8741, BlockMode::Instant)?;
+    let url = devnet.url();
     let chain = ChainClient::connect(&url).await?;
     let publisher = keys::dev("publisher-2")?;
     let (h2_acct, h3_acct) = (

@@ -1,8 +1,8 @@
-//! End to end against a real devnet: our runtime wasm executed by chopsticks
-//! (`scripts/devnet-chain start`, fresh from genesis). `scripts/test` starts one and runs
-//! this with `DATDOT_CHAIN_URL=ws://127.0.0.1:<port> cargo test -p datdot-chain-client
-//! --test devnet -- --ignored`; without the variable the test fails (it is `#[ignore]`d so
-//! that a plain `cargo test` does not need a devnet).
+//! End to end against a real devnet: our runtime wasm executed by chopsticks, a fresh
+//! chain of this test's own on 127.0.0.1:8731 (`datdot_testkit::DevChain`). `scripts/test`
+//! runs it after building the wasm: `cargo test --workspace --features
+//! datdot-attestor/byzantine --test devnet -- --ignored` (it is `#[ignore]`d so that a
+//! plain `cargo test` needs no wasm and no chopsticks).
 //!
 //! Register a hoster and three attestors, publish a plan (a source without an address
 //! is refused; the hoster sees the assignment as an event and in storage, and the
@@ -10,8 +10,8 @@
 //! challenge event over the subscription, check refusals (stake too low, report too
 //! early, not in the committee), submit three signed reports, and read back the settled
 //! verdict, the history, scores, balances and the SLA selection. Finally restart the
-//! devnet (`scripts/devnet-chain stop` / `start`, same environment) and check that the
-//! same client reconnects and submits again.
+//! devnet (`scripts/devnet-chain stop` / `start`, same port) and check that the same
+//! client reconnects and submits again.
 
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use datdot_protocol::identity::{Keypair as ProtocolKey, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome, Sla};
 use datdot_protocol::report::{CoinFlipRecord, Report};
 use datdot_protocol::tree::build;
+use datdot_testkit::{BlockMode, DevChain};
 use ed25519_dalek::{Signer, SigningKey};
 
 /// Runtime constants (chain/runtime): AttestorReward = UNIT / 10.
@@ -106,11 +107,11 @@ async fn advance_to(chain: &ChainClient, block: u64) -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "needs a devnet (scripts/test starts one)"]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
 async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
-    let url = std::env::var("DATDOT_CHAIN_URL")
-        .context("DATDOT_CHAIN_URL must name a running devnet (scripts/devnet-chain start)")?;
-    let chain = ChainClient::connect(&url).await?;
+    let tmp = tempfile::tempdir()?;
+    let devnet = DevChain::start(tmp.path().join("chain"), 8731, BlockMode::Instant)?;
+    let chain = ChainClient::connect(&devnet.url()).await?;
 
     let publisher = keys::dev("publisher-1")?;
     let hoster = keys::dev("hoster-1")?;
@@ -377,8 +378,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
 
     // The node restarts (chopsticks starts again from genesis): the same client
     // reconnects by itself and keeps working.
-    devnet("stop")?;
-    devnet("start")?;
+    devnet.restart()?;
     let mut head = Err(anyhow::anyhow!("not tried"));
     for _ in 0..40 {
         head = chain.head().await;
@@ -402,16 +402,5 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         )
         .await
         .context("submitting over the reconnected client")?;
-    Ok(())
-}
-
-/// Run `scripts/devnet-chain <cmd>` (with this process's environment: same port, dirs).
-fn devnet(cmd: &str) -> Result<()> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/devnet-chain");
-    let status = std::process::Command::new(script)
-        .arg(cmd)
-        .status()
-        .with_context(|| format!("running {script} {cmd}"))?;
-    ensure!(status.success(), "{script} {cmd}: {status}");
     Ok(())
 }
