@@ -20,18 +20,18 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    AccountId32, ChainClient, ContractState, PlanTerms, SlaTerms, UNIT, Verdict, account, endpoint,
-    keys,
+    AccountId32, ChainClient, ContractState, Event, PlanTerms, SlaTerms, UNIT, Verdict, account,
+    endpoint, keys,
 };
 use datdot_hoster::{ChainConfig as HosterChain, Config as HosterConfig};
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{Keypair, Signature};
 use datdot_protocol::tree::build;
-use datdot_testkit::{BlockMode, DevChain};
+use datdot_testkit::{BlockMode, DevChain, metric, scrape};
 use ed25519_dalek::{Signer, SigningKey};
 use hypercore::{HypercoreBuilder, PartialKeypair, Storage};
 
@@ -138,19 +138,13 @@ async fn start_async(
         .unwrap()
 }
 
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+/// Wait (at most `CHAIN_WAIT`) for `check` to return `Some`.
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
-    let t = Instant::now();
-    while t.elapsed() < CHAIN_WAIT {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    anyhow::bail!("timed out after {CHAIN_WAIT:?} waiting for {what}")
+    datdot_testkit::wait_for(what, CHAIN_WAIT, Duration::from_millis(500), check).await
 }
 
 fn dump(dirs: &[&Path]) {
@@ -162,21 +156,6 @@ fn dump(dirs: &[&Path]) {
             std::fs::read_to_string(&l).unwrap_or_default()
         );
     }
-}
-
-async fn scrape(addr: SocketAddr) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await??;
-    Ok(out)
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,18 +324,29 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
         let now = chain.free_balance(a).await?;
         ensure!(now > *b, "attestor {a} was paid ({b} -> {now})");
     }
-    let restarted = std::fs::read_to_string(&log3)?;
-    ensure!(
-        restarted.contains("report accepted by the chain"),
-        "the restarted attestor reported"
-    );
-    let m = scrape(atts[2].metrics).await?;
-    ensure!(metric(&m, "datdot_attestor_reports_total") == 1, "{m}");
+    // The attestor logs and counts its report once its own submission is finalized,
+    // which may trail the settlement this test saw.
+    wait_for("the restarted attestor to log its report", || async {
+        Ok(std::fs::read_to_string(&log3)?
+            .contains("report accepted by the chain")
+            .then_some(()))
+    })
+    .await?;
+    let metrics = atts[2].metrics;
+    wait_for(
+        "the restarted attestor to count its report",
+        || async move {
+            let m = scrape(metrics).await?;
+            Ok((metric(&m, "datdot_attestor_reports_total") == 1).then_some(()))
+        },
+    )
+    .await?;
 
     // 2. attestor-6 comes back equivocating (test-only mode): on the next challenge the
     // honest members prove it and the chain slashes it.
     let liar = accounts[1];
     let stake = chain.participant(&liar).await?.context("attestor-6")?.stake;
+    let mut events = chain.events().await?;
     drop(atts.remove(1));
     atts.insert(
         1,
@@ -409,18 +399,26 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
         .await?
         .context("challenge kept")?;
     ensure!(ch.punished.0.contains(&liar), "punished in this challenge");
-    let honest_logs = [dirs[0].join("run.log"), dirs[2].join("run.log")];
-    let accepted = honest_logs
-        .iter()
-        .filter(|l| {
-            std::fs::read_to_string(l)
-                .unwrap_or_default()
-                .contains("fraud proof accepted by the chain")
-        })
-        .count();
+    // Who proved it, from the chain's own event (the honest members' logs may trail it).
+    let submitter = tokio::time::timeout(CHAIN_WAIT, async {
+        while let Some(e) = events.recv().await {
+            if let Event::FraudProven {
+                offender,
+                submitter,
+                ..
+            } = e.event
+                && offender == liar
+            {
+                return Some(submitter);
+            }
+        }
+        None
+    })
+    .await?
+    .context("event follower ended before FraudProven")?;
     ensure!(
-        accepted >= 1,
-        "an honest attestor's proof was the one accepted"
+        submitter == accounts[0] || submitter == accounts[2],
+        "an honest attestor's proof was the one accepted (submitter {submitter})"
     );
     drop(atts);
     Ok(())

@@ -190,14 +190,6 @@ fn start_run(dir: &Path) -> (Child, SocketAddr, [u8; 32], SocketAddr) {
     (child, addr, noise, m)
 }
 
-async fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_feed_kill9_resume_serve_kill9_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,7 +264,7 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
         rep.receipts.iter().map(|r| r.entries.len()).sum::<usize>(),
         BLOCKS as usize
     );
-    let m = scrape(metrics).await;
+    let m = datdot_testkit::scrape(metrics).await.unwrap();
     assert!(
         m.contains(&format!("datdot_hoster_blocks_served_total {BLOCKS}")),
         "{m}"

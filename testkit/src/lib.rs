@@ -1,11 +1,14 @@
 //! Test fixtures shared across the workspace's crates (one copy, not a `tests/common`
 //! per crate).
 //!
-//! Goals: what several crates' tests need to stand up real parts, here a fresh dev chain
-//! (our runtime wasm under chopsticks, via `scripts/devnet-chain`) per end-to-end test,
-//! so that every such test owns its chain and the tests can run side by side.
+//! Goals: what several crates' tests need to stand up and watch real parts: a fresh dev
+//! chain (our runtime wasm under chopsticks, via `scripts/devnet-chain`) per end-to-end
+//! test, so that every such test owns its chain and the tests can run side by side;
+//! bounded waits; a daemon's `/metrics`.
 //! Non-goals: mocks of any part; anything a shipped binary links.
 
 pub mod chain;
+pub mod wait;
 
 pub use chain::{BlockMode, DevChain};
+pub use wait::{metric, scrape, wait_for};
