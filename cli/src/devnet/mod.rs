@@ -116,16 +116,18 @@ impl Chain {
             dir: dir.to_path_buf(),
             port,
         };
+        // The script's progress (an install or a build it has to make first) goes to our
+        // stderr as it happens; its stdout is kept for the error message.
         let out = c
             .cmd("start")
+            .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("running {}", script.display()))?;
         if !out.status.success() {
             bail!(
-                "starting the dev chain failed ({}): {}{}\n(build the runtime first: scripts/install-wasm-toolchain && scripts/build-wasm)",
+                "starting the dev chain failed ({}): {}\n(build the runtime first: scripts/install-wasm-toolchain && scripts/build-wasm)",
                 script.display(),
                 String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
             );
         }
         Ok(c)
