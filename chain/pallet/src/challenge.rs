@@ -8,6 +8,7 @@ use datdot_protocol::fraud::{FraudProof, Scope};
 use datdot_protocol::identity::Ed25519Verifier;
 use datdot_protocol::metrics::{MetricSummary, Sla};
 use datdot_protocol::report::Report;
+use datdot_protocol::tree::tree_hash;
 use frame::prelude::*;
 
 use crate::pallet::*;
@@ -288,6 +289,7 @@ impl<T: Config> Pallet<T> {
         bytes: &[u8],
     ) -> DispatchResult {
         let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
+        let now = frame_system::Pallet::<T>::block_number();
         let proof: FraudProof =
             codec::from_bytes(bytes).map_err(|_| Error::<T>::MalformedFraudProof)?;
         let verdict = proof
@@ -309,6 +311,20 @@ impl<T: Config> Pallet<T> {
                     feed == ch.feed_key && offender_key == &ch.hoster_key,
                     Error::<T>::OffenderNotInChallenge
                 );
+                // Judged against the published tree only: another tree the feed's author
+                // signed (a fork) is the author's doing, never the hoster's.
+                if let FraudProof::BadData { proof: p, .. } = &proof {
+                    ensure!(
+                        p.root.length == ch.feed_length
+                            && tree_hash(&p.root.roots) == ch.feed_tree_hash,
+                        Error::<T>::NotThePublishedTree
+                    );
+                }
+                // One conviction per hoster and feed per fraud window: the same evidence
+                // verifies in every challenge of the contract still stored.
+                if let Some(until) = FeedConvictions::<T>::get(&ch.hoster, ch.feed) {
+                    ensure!(now > until, Error::<T>::AlreadyPunished);
+                }
                 ch.hoster.clone()
             }
         };
@@ -338,6 +354,11 @@ impl<T: Config> Pallet<T> {
             }
         });
         if offender == ch.hoster {
+            FeedConvictions::<T>::insert(
+                &offender,
+                ch.feed,
+                now.saturating_add(T::FraudWindow::get()),
+            );
             Self::replace(ch.contract);
         }
         Challenges::<T>::insert(id, ch);

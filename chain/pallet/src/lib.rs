@@ -238,6 +238,20 @@ pub mod pallet {
     #[pallet::storage]
     pub type Challenges<T: Config> = StorageMap<_, Twox64Concat, ChallengeId, ChallengeOf<T>>;
 
+    /// Hosters convicted of bad data, per feed, until the block given (conviction +
+    /// `FraudWindow`): within it no further bad-data proof for that hoster and feed is
+    /// accepted, whichever stored challenge it is submitted to. Written only by a
+    /// conviction (which costs the offender `FraudSlash` of its stake).
+    #[pallet::storage]
+    pub type FeedConvictions<T: Config> = StorageDoubleMap<
+        _,
+        Blake2_128Concat,
+        T::AccountId,
+        Twox64Concat,
+        FeedId,
+        BlockNumberFor<T>,
+    >;
+
     /// Work for `on_initialize`, by block.
     #[pallet::storage]
     pub type Agenda<T: Config> = StorageMap<
@@ -471,6 +485,9 @@ pub mod pallet {
         MalformedFraudProof,
         /// The fraud proof does not verify.
         InvalidFraudProof,
+        /// A bad-data proof against another tree than the one published for the feed
+        /// (the feed's author signed a fork: not the hoster's fault).
+        NotThePublishedTree,
         /// The proof or reveal belongs to another challenge's coin flip.
         WrongSession,
         /// The offender is not this challenge's committee member or hoster.

@@ -21,6 +21,9 @@ use crate::types::*;
 /// How many later blocks a task may slip to when its block's agenda is full.
 const AGENDA_SLIP: u32 = 16;
 
+/// How many of a withdrawing hoster's (expired) bad-data convictions are removed.
+const MAX_CONVICTIONS_CLEARED: u32 = 64;
+
 impl<T: Config> Pallet<T> {
     /// The account holding stakes and escrow.
     pub fn account() -> T::AccountId {
@@ -168,6 +171,9 @@ impl<T: Config> Pallet<T> {
         KeyOwner::<T>::remove(p.endpoint.signing_key);
         Participants::<T>::remove(&who);
         HosterHistory::<T>::remove(&who);
+        // Expired by now (UnbondingPeriod > FraudWindow); entries past the limit stay,
+        // harmless, as they are expired too.
+        let _ = FeedConvictions::<T>::clear_prefix(&who, MAX_CONVICTIONS_CLEARED, None);
         Self::deposit_event(Event::Withdrawn {
             who,
             amount: p.stake,
@@ -586,6 +592,8 @@ impl<T: Config> Pallet<T> {
                 keys,
                 hoster_key: hoster.endpoint.signing_key,
                 feed_key: feed.key,
+                feed_length: feed.length,
+                feed_tree_hash: feed.tree_hash,
                 start: now,
                 end,
                 report_deadline,

@@ -434,6 +434,11 @@ pub struct Challenge<AccountId, Balance, BlockNumber> {
     pub hoster_key: [u8; 32],
     /// The feed's key.
     pub feed_key: [u8; 32],
+    /// Length of the root the publisher published (pinned: bad-data evidence is judged
+    /// against this tree only, never against another one the feed's author signed).
+    pub feed_length: u64,
+    /// Tree hash of that root.
+    pub feed_tree_hash: [u8; 32],
     /// Scheduled at.
     pub start: BlockNumber,
     /// Audits end; reports accepted from here.

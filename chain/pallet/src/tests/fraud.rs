@@ -190,3 +190,75 @@ fn a_member_convicted_before_settlement_is_not_paid() {
         assert!(rewarded(m[1]) && rewarded(m[2]), "the honest members are");
     });
 }
+
+/// The feed's author signs a second tree whose block 1 differs from the published one,
+/// reads block 1 from the hoster (any reader gets a signed receipt for what it was
+/// served: the published block) and "proves" the receipted hash wrong against its fork.
+/// The proof verifies against the feed key; the chain must not slash the hoster for it.
+#[test]
+fn forked_root_cannot_frame_hoster() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(4);
+        let mut forked = blocks();
+        forked[1] = vec![0xf0; 100];
+        let fork_leaves: Vec<_> = forked
+            .iter()
+            .enumerate()
+            .map(|(i, b)| build::leaf(i as u64, b))
+            .collect();
+        let proof = build::block_proof(&fork_leaves, 1, 0, |m| feed_sign(&feed_signing_key(), m))
+            .expect("block 1 of the fork");
+        let honest = SignedReceipt::sign(
+            &kp(hoster),
+            feed_key(),
+            [0; 32],
+            0,
+            vec![ReceiptEntry {
+                index: 1,
+                hash: leaves()[1].hash,
+            }],
+        );
+        let framing = FraudProof::BadData {
+            receipt: honest,
+            entry: 0,
+            proof,
+        };
+        framing
+            .verify(&datdot_protocol::identity::Ed25519Verifier)
+            .expect("the fork is signed by the feed key: the proof verifies by itself");
+        assert_noop!(
+            Datdot::submit_fraud_proof(RuntimeOrigin::signed(PUBLISHER), 0, bytes(&framing)),
+            Error::<Test>::NotThePublishedTree
+        );
+        assert_eq!(stake(hoster), HOSTER_STAKE);
+    });
+}
+
+/// Challenges stay stored for `FraudWindow` after settling, so several of one contract
+/// coexist; a bad-data proof names the hoster and the feed, not a challenge. Submitted
+/// to each stored challenge it must still convict once.
+#[test]
+fn one_bad_data_proof_slashes_once_across_stored_challenges() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(4);
+        run_to(7);
+        for a in committee() {
+            assert_ok!(submit(0, a, good_metrics()));
+        }
+        run_to(22);
+        assert!(Challenges::<Test>::contains_key(0) && Challenges::<Test>::contains_key(1));
+        let proof = bytes(&bad_data(hoster));
+        assert_ok!(Datdot::submit_fraud_proof(
+            RuntimeOrigin::signed(2),
+            1,
+            proof.clone()
+        ));
+        assert_eq!(stake(hoster), HOSTER_STAKE / 2);
+        assert_noop!(
+            Datdot::submit_fraud_proof(RuntimeOrigin::signed(3), 0, proof),
+            Error::<Test>::AlreadyPunished
+        );
+        assert_eq!(stake(hoster), HOSTER_STAKE / 2);
+        assert_eq!(free(3), FUNDS, "no second reward");
+    });
+}
