@@ -38,6 +38,10 @@ pub use hosting::{Assignment, Contract, ContractState, Feed, FeedPeer, MAX_CONTR
 pub use subxt::utils::AccountId32;
 pub use subxt_signer::sr25519::Keypair;
 
+// The subxt macro reads the file but does not tell cargo, so a refreshed metadata file
+// would not rebuild this crate; `include_bytes!` records it as an input.
+const _METADATA: &[u8] = include_bytes!("../../metadata.scale");
+
 /// The generated API.
 #[subxt::subxt(runtime_metadata_path = "../metadata.scale")]
 pub mod datdot {}
