@@ -29,7 +29,7 @@ use datdot_protocol::hash::Hash;
 use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey, Signature};
 use datdot_protocol::metrics::Outcome as AuditOutcome;
 use datdot_protocol::report::{self, CoinFlipRecord, Report, received_root};
-use datdot_protocol::schedule::{Window, assignment};
+use datdot_protocol::schedule::{Window, assignment, phases};
 use rand::RngCore;
 use tokio::sync::Mutex;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -42,6 +42,10 @@ use crate::swarm::{Member, Swarm};
 
 /// Margin kept before the window's end when capping an audit.
 const END_MARGIN: Duration = Duration::from_millis(500);
+
+/// A coin flip with less time than this left before its phase ends is not started: the
+/// member audits with a private `R` (it joined late: a restart, a late event).
+const MIN_FLIP: Duration = Duration::from_millis(300);
 
 /// What every challenge task shares.
 pub struct Ctx {
@@ -244,6 +248,8 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         .unwrap_or_else(tokio::time::Instant::now);
     let window_ms = u64::from(job.end.saturating_sub(job.start)) * ctx.block_ms;
     let window_end = anchor + Duration::from_millis(window_ms);
+    let phase = phases(window_ms);
+    let flip_end = anchor + Duration::from_millis(phase.flip_end);
 
     let mut saved = match ctx.state.get(id)? {
         Some(s) => s,
@@ -265,9 +271,10 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         "challenge: joining the committee"
     );
 
-    // 1. The coin flip.
+    // 1. The coin flip, within its phase of the window.
     if saved.flip.is_none() {
-        coin_flip(ctx, id, &f, &mut saved).await?;
+        let budget = flip_end.saturating_duration_since(tokio::time::Instant::now());
+        coin_flip(ctx, id, &f, &mut saved, budget).await?;
     }
     let sf = saved.flip.clone().expect("set above");
 
@@ -286,8 +293,10 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
             x
         });
         let w = Window {
-            start: 0,
-            end: window_ms.max(f.committee.len() as u64),
+            start: phase.flip_end,
+            end: phase
+                .joins_end
+                .max(phase.flip_end + f.committee.len() as u64),
             committee: u16::try_from(f.committee.len()).unwrap_or(u16::MAX),
             feed_length: f.feed_length,
             samples: ctx.config.samples,
@@ -386,16 +395,42 @@ fn record_audit(ctx: &Ctx, out: &AuditOutput) {
 }
 
 /// Run the coin flip; store its record and our signed reveals (wire bytes, hex).
+/// `budget`: the time left until the flip's phase of the window ends; the flip is over
+/// by then ([`coinflip::Config::within`]), or not started if it is below [`MIN_FLIP`].
 async fn coin_flip(
     ctx: &Arc<Ctx>,
     id: ChallengeId,
     f: &Facts,
     saved: &mut Saved,
+    budget: Duration,
 ) -> anyhow::Result<()> {
+    let why = if budget < MIN_FLIP {
+        Some("its phase is over")
+    } else if crate::swarm::repeated_keys(&f.members) {
+        Some("a Noise key appears twice in the committee")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        // Too late to take part (peers have moved on), or a committee whose members
+        // cannot be told apart: no R, nobody accused.
+        warn!(
+            left_ms = budget.as_millis() as u64,
+            "coin flip not run: {why}; auditing with a private R"
+        );
+        ctx.counters.flips_offline.fetch_add(1, Relaxed);
+        saved.flip = Some(SavedFlip {
+            round: 0,
+            result: None,
+            transcript_digest: hex::encode([0u8; 32]),
+            accused: Vec::new(),
+        });
+        ctx.state.put(saved)?;
+        return Ok(());
+    }
     let session_id = challenge_session(id);
-    let cfg = coinflip::Config::new(session_id, f.committee.clone());
-    let mut entropy = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut entropy);
+    let cfg = coinflip::Config::within(session_id, f.committee.clone(), budget);
+    let entropy = flip_entropy(ctx, saved)?;
     let cf = CoinFlip::new(
         cfg,
         Keypair::from_seed(&ctx.signing_seed),
@@ -488,6 +523,25 @@ async fn coin_flip(
         tokio::spawn(async move { c.submit_fraud(id, &p).await });
     }
     Ok(())
+}
+
+/// This challenge's coin-flip entropy: the stored one after a restart, else fresh and
+/// stored (durably) before the machine exists, so before anything is signed or sent.
+fn flip_entropy(ctx: &Ctx, saved: &mut Saved) -> anyhow::Result<[u8; 32]> {
+    let stored = saved
+        .entropy
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v).ok());
+    if let Some(e) = stored {
+        info!("coin flip: resuming with the stored entropy (the same commits as before)");
+        return Ok(e);
+    }
+    let mut e = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut e);
+    saved.entropy = Some(hex::encode(e));
+    ctx.state.put(saved)?;
+    Ok(e)
 }
 
 fn flip_name(o: &Outcome) -> &'static str {

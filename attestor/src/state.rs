@@ -38,6 +38,11 @@ pub struct Saved {
     pub end: u32,
     /// Last block a report is accepted.
     pub report_deadline: u32,
+    /// The coin flip's entropy (hex), stored before its first message is sent: a
+    /// restart within the flip derives the same round secrets, so it never signs a second
+    /// commit for a round (`coinflip::round_secret`).
+    #[serde(default)]
+    pub entropy: Option<String>,
     /// Set once the coin flip finished.
     pub flip: Option<SavedFlip>,
     /// The signed report (hex of its wire bytes), once the audit is done.
@@ -56,6 +61,7 @@ impl Saved {
             start,
             end,
             report_deadline,
+            entropy: None,
             flip: None,
             report: None,
             submitted: false,

@@ -175,7 +175,10 @@ async fn corrupt_scenario_slashes_the_corrupt_hoster_on_chain() -> Result<()> {
     Ok(())
 }
 
-/// byzantine-attestor: attestor-1 (equivocating) slashed and suspended; honest ones paid.
+/// byzantine-attestor: attestor-1 (equivocating) slashed and suspended, attestor-2
+/// (withholding its reveals) penalised, honest ones paid — and every hoster judged and
+/// passing: the committee's trouble never counts against a hoster (the flip is over
+/// within its phase of the window, so every audit runs in full).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
 async fn byzantine_attestor_scenario_slashes_the_equivocator_on_chain() -> Result<()> {
@@ -203,6 +206,29 @@ async fn byzantine_attestor_scenario_slashes_the_equivocator_on_chain() -> Resul
         ensure!(
             stake_status(&c, a).await?.0 == 50 * UNIT,
             "honest attestors keep their stake"
+        );
+    }
+    let (stake, _) = stake_status(&c, &dev("attestor-2")).await?;
+    ensure!(
+        stake < 50 * UNIT,
+        "the withholder paid the withholding penalty: {stake}\n{out}"
+    );
+    for h in ["hoster-1", "hoster-2", "hoster-3"] {
+        let hist = c.hoster_history(&dev(h)).await?;
+        ensure!(
+            hist.iter().any(|r| matches!(r.verdict, Verdict::Pass)),
+            "{h} was judged and passed:\n{out}"
+        );
+        ensure!(
+            !hist
+                .iter()
+                .any(|r| matches!(r.verdict, Verdict::Fail { .. })),
+            "{h} never failed for the committee's trouble:\n{out}"
+        );
+        let (stake, status) = stake_status(&c, &dev(h)).await?;
+        ensure!(
+            stake == 100 * UNIT && matches!(status, Status::Active),
+            "{h} keeps its stake"
         );
     }
     Ok(())

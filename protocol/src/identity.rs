@@ -56,6 +56,17 @@ fn signing_bytes(domain: Domain, payload: &[u8]) -> alloc::vec::Vec<u8> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(VerifyingKey);
 
+/// The X25519 (Montgomery) form of an ed25519 key used as a Noise static key — the
+/// birational map libsodium's `crypto_sign_ed25519_pk_to_curve25519` uses — or `None`
+/// if the bytes are not a curve point or the point has small order (a key every
+/// Diffie–Hellman result with is predictable). `P` and `−P` (the encoding with the sign
+/// bit flipped), and any non-canonical encoding of either, have the same X25519 form:
+/// the form Noise authenticates, so uniqueness of Noise keys is checked on it.
+pub fn x25519_of(ed25519: &[u8; 32]) -> Option<[u8; 32]> {
+    let k = VerifyingKey::from_bytes(ed25519).ok()?;
+    (!k.is_weak()).then(|| k.to_montgomery().to_bytes())
+}
+
 impl PublicKey {
     /// Parse 32 bytes; fails if they are not a valid curve point.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SignatureError> {

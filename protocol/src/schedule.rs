@@ -20,6 +20,15 @@
 //! its slot ± 20 % of a slot — so every join time lies inside `[start, end)` and inside
 //! its own slot.
 //!
+//! ## Phases of a challenge window (normative)
+//! A challenge's audit window, `L` time units from its start block, has three phases:
+//! the coin flip in `[0, F)` with `F = min(⌊L/6⌋, MAX_FLIP_MS)` (in ms), the joins in
+//! `[F, L − ⌊L/10⌋)` (the [`Window`] the join times are drawn in), and a tail of
+//! `⌊L/10⌋` in which the last member to join still audits. A flip that is not over by `F` is
+//! abandoned (the member audits with a private `R`), so a silent, withholding or slow
+//! member cannot push the audits out of the window: the hoster is audited in full
+//! whatever the committee does (DESIGN §16.3). [`phases`].
+//!
 //! ## Samples
 //! `k = min(samples, length)` distinct block indices, uniform without replacement
 //! (Floyd's algorithm), returned in ascending order (the request order of a reader
@@ -47,6 +56,26 @@ pub struct Window {
     pub feed_length: u64,
     /// Blocks each attestor samples.
     pub samples: u32,
+}
+
+/// Longest coin-flip phase in ms (a long window still starts auditing within a minute).
+pub const MAX_FLIP_MS: u64 = 60_000;
+
+/// The phases of a window of `len` ms (module docs, "Phases").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Phases {
+    /// The coin flip ends here; joins start.
+    pub flip_end: u64,
+    /// Joins end here; the rest of the window is the last audit's tail.
+    pub joins_end: u64,
+}
+
+/// Split a window of `len` ms into its phases.
+pub fn phases(len: u64) -> Phases {
+    Phases {
+        flip_end: (len / 6).min(MAX_FLIP_MS),
+        joins_end: len - len / 10,
+    }
 }
 
 /// One attestor's part of the schedule.
@@ -154,6 +183,26 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The flip's phase comes first, the joins after it, and the last member to join
+        /// keeps a tenth of the window to audit in.
+        #[test]
+        fn phases_leave_every_join_after_the_flip_and_a_tail(
+            r in any::<[u8; 32]>(),
+            len in 0u64..1 << 40,
+            committee in 1u16..64,
+        ) {
+            let p = phases(len);
+            prop_assert!(p.flip_end <= len / 6 && p.flip_end <= MAX_FLIP_MS);
+            prop_assert!(p.flip_end <= p.joins_end && p.joins_end <= len);
+            prop_assert_eq!(len - p.joins_end, len / 10);
+            let w = Window { start: p.flip_end, end: p.joins_end, committee, feed_length: 10, samples: 2 };
+            if let Ok(all) = schedule(&r, &w) {
+                for a in all {
+                    prop_assert!(a.join_at >= p.flip_end && a.join_at < p.joins_end);
+                }
+            }
+        }
+
         #[test]
         fn inside_window_slot_and_deterministic(
             r in any::<[u8; 32]>(),

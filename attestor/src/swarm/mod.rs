@@ -261,6 +261,10 @@ impl Swarm {
             members[me].noise == self.inner.key.registered,
             "member {me}'s registered Noise key is not ours"
         );
+        anyhow::ensure!(
+            !repeated_keys(&members),
+            "a Noise key appears twice in the committee (in its X25519 form)"
+        );
         let xs: Vec<[u8; 32]> = members
             .iter()
             .map(|m| noise::x25519_of(&m.noise).unwrap_or([0; 32]))
@@ -406,6 +410,19 @@ fn needed(inner: &Inner, x: &[u8; 32]) -> Option<SocketAddr> {
 }
 
 /// Keep a link to peer `x` while sessions need it; pump its messages.
+/// Whether two members share a Noise key in the form links authenticate with (a key
+/// and its negation do). Messages are told apart by that key, so such a committee would
+/// let one member's messages pass for the other's, or have them dropped and the victim
+/// accused; [`Swarm::join`] refuses it. The chain keeps keys unique in this form, so
+/// only an old or foreign registry yields one.
+pub fn repeated_keys(members: &[Member]) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    members
+        .iter()
+        .filter_map(|m| noise::x25519_of(&m.noise))
+        .any(|x| !seen.insert(x))
+}
+
 async fn peer_task(
     inner: Arc<Inner>,
     x: [u8; 32],
@@ -619,6 +636,20 @@ mod tests {
             0,
             commit_value(&[seed; 32]),
         )))
+    }
+
+    /// A member registered with another's Noise key negated (the same X25519 key) could
+    /// have the victim's messages taken for its own or dropped: the committee is refused.
+    #[tokio::test]
+    async fn a_committee_with_a_key_twice_is_refused() {
+        let (a, b) = (swarm(1).await, swarm(2).await);
+        let mut thief = member(&b);
+        thief.noise[31] ^= 0x80;
+        assert_ne!(thief.noise, b.noise_key());
+        let members = vec![member(&a), member(&b), thief];
+        assert!(repeated_keys(&members));
+        assert!(a.join([7; 32], members, 0).is_err());
+        assert!(!repeated_keys(&[member(&a), member(&b)]));
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use snow::params::NoiseParams;
 use snow::{HandshakeState, StatelessTransportState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -89,13 +89,9 @@ impl StaticKey {
     }
 }
 
-/// The X25519 form of a registered ed25519 Noise key; `None` for a key that is not a
-/// valid curve point.
-pub fn x25519_of(registered: &[u8; 32]) -> Option<[u8; 32]> {
-    VerifyingKey::from_bytes(registered)
-        .ok()
-        .map(|k| k.to_montgomery().to_bytes())
-}
+/// The X25519 form of a registered ed25519 Noise key (`None` for a key that is not a
+/// curve point or has small order; the chain refuses those at registration).
+pub use datdot_protocol::identity::x25519_of;
 
 fn params() -> NoiseParams {
     PATTERN.parse().expect("a valid Noise pattern name")

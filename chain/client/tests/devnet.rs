@@ -36,6 +36,13 @@ fn rejected(e: &anyhow::Error) -> Option<&str> {
     e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
 }
 
+/// A Noise key as registered (an ed25519 key of large order; the chain checks).
+fn noise_key(seed: u8) -> [u8; 32] {
+    *ProtocolKey::from_seed(&[seed ^ 0xa5; 32])
+        .public()
+        .as_bytes()
+}
+
 fn protocol_key(n: u8) -> ProtocolKey {
     ProtocolKey::from_seed(&[n; 32])
 }
@@ -131,7 +138,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             UNIT,
             endpoint(
                 "127.0.0.1:4004",
-                [4; 32],
+                noise_key(4),
                 *protocol_key(14).public().as_bytes(),
             ),
             0,
@@ -151,7 +158,11 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         &hoster,
         Role::Hoster,
         hoster_stake,
-        endpoint("127.0.0.1:4100", [1; 32], *hoster_key.public().as_bytes()),
+        endpoint(
+            "127.0.0.1:4100",
+            noise_key(1),
+            *hoster_key.public().as_bytes(),
+        ),
         2,
     );
     let reg = |i: usize| {
@@ -161,7 +172,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             attestor_stake,
             endpoint(
                 &format!("127.0.0.1:{}", 4001 + i),
-                [11 + i as u8; 32],
+                noise_key(11 + i as u8),
                 *attestor_keys[i].public().as_bytes(),
             ),
             0,
@@ -199,13 +210,13 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             feed_key,
             signed_root.clone(),
             plan(),
-            endpoint("", [7; 32], feed_key),
+            endpoint("", noise_key(7), feed_key),
         )
         .await
         .expect_err("a source needs an address");
     ensure!(rejected(&no_addr) == Some("NoAddress"), "got {no_addr:#}");
     let mut assignments = chain.assignments_for(account(&hoster)).await?;
-    let source = endpoint("127.0.0.1:7200", [7; 32], feed_key);
+    let source = endpoint("127.0.0.1:7200", noise_key(7), feed_key);
     let published = chain
         .publish(&publisher, feed_key, signed_root, plan(), source)
         .await?;
@@ -233,7 +244,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
     ensure!(
         peers.len() == 1
             && peers[0].addr == "127.0.0.1:7200"
-            && peers[0].noise_key == [7; 32]
+            && peers[0].noise_key == noise_key(7)
             && peers[0].hoster.is_none(),
         "only the source until a hoster is active: {peers:?}"
     );
@@ -395,7 +406,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             attestor_stake,
             endpoint(
                 "127.0.0.1:4004",
-                [4; 32],
+                noise_key(4),
                 *protocol_key(14).public().as_bytes(),
             ),
             0,

@@ -20,7 +20,9 @@
 //!   drift.
 //! - Bounded everything: committees ≤ [`types::MAX_COMMITTEE`], replicas ≤
 //!   [`types::MAX_REPLICAS`], histories ≤ [`types::MAX_HISTORY`], participant lists ≤
-//!   `MaxHosters` / `MaxAttestors`, agenda ≤ [`types::MAX_TASKS_PER_BLOCK`] per block.
+//!   `MaxHosters` / `MaxAttestors`; the agenda spends ≤
+//!   [`types::AGENDA_WEIGHT_PERCENT`] % of a block's weight per block (more due work
+//!   waits, in order; none is dropped).
 //!
 //! ## Non-goals
 //! - Unbiasable randomness on a dev chain (see [`ParentHashRandomness`]).
@@ -216,6 +218,12 @@ pub mod pallet {
     #[pallet::storage]
     pub type KeyOwner<T: Config> = StorageMap<_, Blake2_128Concat, [u8; 32], T::AccountId>;
 
+    /// Noise key in its X25519 form (`datdot_protocol::identity::x25519_of`) → its
+    /// account: unique in the form connections authenticate with, so nobody can register
+    /// another's key, its negation or another encoding of it.
+    #[pallet::storage]
+    pub type NoiseKeyOwner<T: Config> = StorageMap<_, Blake2_128Concat, [u8; 32], T::AccountId>;
+
     /// Hosters not unbonding (active or suspended), in registration order.
     #[pallet::storage]
     pub type Hosters<T: Config> =
@@ -252,15 +260,29 @@ pub mod pallet {
         BlockNumberFor<T>,
     >;
 
-    /// Work for `on_initialize`, by block.
+    /// Work for `on_initialize`: block → page → up to `MAX_TASKS_PER_BLOCK` tasks. A full
+    /// page opens the next one; nothing scheduled is dropped.
     #[pallet::storage]
-    pub type Agenda<T: Config> = StorageMap<
+    pub type Agenda<T: Config> = StorageDoubleMap<
         _,
         Twox64Concat,
         BlockNumberFor<T>,
+        Twox64Concat,
+        u32,
         BoundedVec<AgendaTask, ConstU32<MAX_TASKS_PER_BLOCK>>,
         ValueQuery,
     >;
+
+    /// Number of agenda pages per block (removed once the block's pages have run).
+    #[pallet::storage]
+    pub type AgendaPages<T: Config> =
+        StorageMap<_, Twox64Concat, BlockNumberFor<T>, u32, ValueQuery>;
+
+    /// The next agenda (block, page) to run. It equals the current block's first page
+    /// unless more work came due than `on_initialize` runs in a block (its weight share,
+    /// `AGENDA_WEIGHT_PERCENT`); then it trails, and the work waits in order.
+    #[pallet::storage]
+    pub type AgendaCursor<T: Config> = StorageValue<_, (BlockNumberFor<T>, u32), ValueQuery>;
 
     /// Last `MAX_HISTORY` verdicts per hoster (removed when it withdraws).
     #[pallet::storage]
@@ -405,8 +427,6 @@ pub mod pallet {
             who: T::AccountId,
             round: u32,
         },
-        /// The agenda was full for 16 blocks: a task was dropped (should never happen).
-        TaskDropped { task: AgendaTask },
     }
 
     #[pallet::error]
@@ -504,6 +524,14 @@ pub mod pallet {
         TooManyAccusations,
         /// An endpoint (registration, update or feed source) has an empty address.
         NoAddress,
+        /// The block a new plan's confirmation deadlines fall in already holds all the
+        /// agenda work a block runs, or due work is waiting: publish again later.
+        AgendaFull,
+        /// The Noise key is not an ed25519 curve point or has small order.
+        InvalidNoiseKey,
+        /// Another participant registered this Noise key (in its X25519 form: the key,
+        /// its negation or another encoding of it).
+        NoiseKeyInUse,
     }
 
     #[pallet::genesis_config]
@@ -530,16 +558,16 @@ pub mod pallet {
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-            let tasks = Agenda::<T>::take(now);
-            let mut weight = T::DbWeight::get().reads_writes(1, 1);
-            for task in tasks {
-                weight = weight.saturating_add(T::WeightInfo::task(T::MaxAttestors::get()));
-                Self::run_task(now, task);
-            }
-            weight
+            Self::run_agenda(now)
         }
 
         fn integrity_test() {
+            assert!(
+                T::WeightInfo::task(T::MaxAttestors::get())
+                    .saturating_add(T::DbWeight::get().reads_writes(2 * 64 + 4, 2 * 64 + 2))
+                    .all_lte(Pallet::<T>::agenda_budget()),
+                "the costliest agenda task (and a block's stepping) fits the agenda's weight share"
+            );
             let x = T::AttestorsPerChallenge::get();
             assert!(T::MinAttestors::get() >= 1, "MinAttestors ≥ 1");
             assert!(

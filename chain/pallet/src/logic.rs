@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use datdot_protocol::codec::{Decode as WireDecode, Reader};
-use datdot_protocol::identity::PublicKey;
+use datdot_protocol::identity::{PublicKey, x25519_of};
 use datdot_protocol::tree::SignedTreeRoot;
 use frame::deps::sp_runtime::traits::AccountIdConversion;
 use frame::prelude::*;
@@ -17,9 +17,11 @@ use crate::draw::{self, Stream};
 use crate::pallet::*;
 use crate::settle::{self, INITIAL_SCORE};
 use crate::types::*;
+use crate::weights::WeightInfo as _;
 
-/// How many later blocks a task may slip to when its block's agenda is full.
-const AGENDA_SLIP: u32 = 16;
+/// Most agenda blocks `on_initialize` steps over in one block (each a read) while it
+/// catches up on work that waited.
+const AGENDA_STEPS_PER_BLOCK: u32 = 64;
 
 /// How many of a withdrawing hoster's (expired) bad-data convictions are removed.
 const MAX_CONVICTIONS_CLEARED: u32 = 64;
@@ -78,7 +80,13 @@ impl<T: Config> Pallet<T> {
     /// an address, and a signing key that is an ed25519 point.
     fn check_endpoint(e: &Endpoint) -> DispatchResult {
         ensure!(!e.addr.is_empty(), Error::<T>::NoAddress);
+        Self::noise_form(e)?;
         Self::check_key(&e.signing_key)
+    }
+
+    /// The endpoint's Noise key in the form connections authenticate with.
+    fn noise_form(e: &Endpoint) -> Result<[u8; 32], DispatchError> {
+        x25519_of(&e.noise_key).ok_or_else(|| Error::<T>::InvalidNoiseKey.into())
     }
 
     // ---- registration -------------------------------------------------------------
@@ -104,6 +112,11 @@ impl<T: Config> Pallet<T> {
             !KeyOwner::<T>::contains_key(endpoint.signing_key),
             Error::<T>::SigningKeyInUse
         );
+        let noise = Self::noise_form(&endpoint)?;
+        ensure!(
+            !NoiseKeyOwner::<T>::contains_key(noise),
+            Error::<T>::NoiseKeyInUse
+        );
         match role {
             Role::Hoster => Hosters::<T>::try_append(&who),
             Role::Attestor => Attestors::<T>::try_append(&who),
@@ -111,6 +124,7 @@ impl<T: Config> Pallet<T> {
         .map_err(|_| Error::<T>::TooManyParticipants)?;
         T::Currency::transfer(&who, &Self::account(), stake, Preservation::Preserve)?;
         KeyOwner::<T>::insert(endpoint.signing_key, &who);
+        NoiseKeyOwner::<T>::insert(noise, &who);
         Participants::<T>::insert(
             &who,
             Participant {
@@ -132,13 +146,27 @@ impl<T: Config> Pallet<T> {
         let mut p = Participants::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
         Self::check_endpoint(&endpoint)?;
         let old = p.endpoint.signing_key;
-        if endpoint.signing_key != old {
-            ensure!(
-                !KeyOwner::<T>::contains_key(endpoint.signing_key),
-                Error::<T>::SigningKeyInUse
-            );
+        let new_signing = endpoint.signing_key != old;
+        ensure!(
+            !new_signing || !KeyOwner::<T>::contains_key(endpoint.signing_key),
+            Error::<T>::SigningKeyInUse
+        );
+        let noise = Self::noise_form(&endpoint)?;
+        let old_noise = Self::noise_form(&p.endpoint).ok();
+        let new_noise = old_noise != Some(noise);
+        ensure!(
+            !new_noise || !NoiseKeyOwner::<T>::contains_key(noise),
+            Error::<T>::NoiseKeyInUse
+        );
+        if new_signing {
             KeyOwner::<T>::remove(old);
             KeyOwner::<T>::insert(endpoint.signing_key, &who);
+        }
+        if new_noise {
+            if let Some(o) = old_noise {
+                NoiseKeyOwner::<T>::remove(o);
+            }
+            NoiseKeyOwner::<T>::insert(noise, &who);
         }
         p.endpoint = endpoint;
         Participants::<T>::insert(&who, p);
@@ -169,6 +197,9 @@ impl<T: Config> Pallet<T> {
         ensure!(Self::now() >= until, Error::<T>::StillUnbonding);
         Self::pay(&who, p.stake)?;
         KeyOwner::<T>::remove(p.endpoint.signing_key);
+        if let Ok(noise) = Self::noise_form(&p.endpoint) {
+            NoiseKeyOwner::<T>::remove(noise);
+        }
         Participants::<T>::remove(&who);
         HosterHistory::<T>::remove(&who);
         // Expired by now (UnbondingPeriod > FraudWindow); entries past the limit stay,
@@ -249,6 +280,14 @@ impl<T: Config> Pallet<T> {
             Error::<T>::InvalidPlan
         );
         Self::check_endpoint(&source)?;
+        // Each contract's confirmation timeout lands in one block.
+        let timeouts_at = Self::now()
+            .saturating_add(T::ConfirmWindow::get())
+            .saturating_add(One::one());
+        ensure!(
+            Self::agenda_has_room(timeouts_at, plan.replicas),
+            Error::<T>::AgendaFull
+        );
         let feed_key = PublicKey::from_bytes(&key).map_err(|_| Error::<T>::InvalidFeedKey)?;
         let root =
             decode_exact::<SignedTreeRoot>(signed_root).ok_or(Error::<T>::MalformedSignedRoot)?;
@@ -487,15 +526,107 @@ impl<T: Config> Pallet<T> {
 
     // ---- agenda -----------------------------------------------------------------------
 
+    /// Add `task` to block `at`'s agenda (at the earliest the next block: the current
+    /// block's agenda has run). Never fails and never drops: a full page opens another.
     pub(crate) fn schedule(at: BlockNumberFor<T>, task: AgendaTask) {
-        let mut at = at;
-        for _ in 0..AGENDA_SLIP {
-            if Agenda::<T>::try_mutate(at, |v| v.try_push(task)).is_ok() {
-                return;
-            }
-            at = at.saturating_add(One::one());
+        let at = at.max(Self::now().saturating_add(One::one()));
+        let pages = AgendaPages::<T>::get(at);
+        if let Some(last) = pages.checked_sub(1)
+            && Agenda::<T>::try_mutate(at, last, |v| v.try_push(task)).is_ok()
+        {
+            return;
         }
-        Self::deposit_event(Event::TaskDropped { task });
+        let mut page = BoundedVec::new();
+        let _ = page.try_push(task); // capacity MAX_TASKS_PER_BLOCK ≥ 1
+        Agenda::<T>::insert(at, pages, page);
+        AgendaPages::<T>::insert(at, pages.saturating_add(1));
+    }
+
+    /// Tasks already scheduled for block `at`.
+    pub(crate) fn agenda_len(at: BlockNumberFor<T>) -> u32 {
+        match AgendaPages::<T>::get(at).checked_sub(1) {
+            None => 0,
+            Some(last) => last
+                .saturating_mul(MAX_TASKS_PER_BLOCK)
+                .saturating_add(Agenda::<T>::decode_len(at, last).unwrap_or(0) as u32),
+        }
+    }
+
+    /// What `on_initialize` may spend on the agenda in one block.
+    pub(crate) fn agenda_budget() -> Weight {
+        let max = <T as frame_system::Config>::BlockWeights::get().max_block;
+        Weight::from_parts(
+            Perbill::from_percent(AGENDA_WEIGHT_PERCENT) * max.ref_time(),
+            Perbill::from_percent(AGENDA_WEIGHT_PERCENT) * max.proof_size(),
+        )
+    }
+
+    /// One task's weight with today's attestor list (a committee draw scans it).
+    fn task_weight() -> Weight {
+        T::WeightInfo::task(Attestors::<T>::decode_len().unwrap_or(0) as u32)
+    }
+
+    /// How many tasks one block runs today (at least one).
+    pub(crate) fn agenda_tasks_per_block() -> u32 {
+        let (budget, task) = (Self::agenda_budget(), Self::task_weight());
+        let n = budget
+            .ref_time()
+            .checked_div(task.ref_time())
+            .unwrap_or(u64::MAX);
+        let n = match budget.proof_size().checked_div(task.proof_size()) {
+            Some(p) => n.min(p),
+            None => n,
+        };
+        u32::try_from(n).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// Whether `n` more tasks fit block `at` within what a block runs, with no due work
+    /// waiting: an extrinsic that creates work from nothing (publish) asks first, so a
+    /// flood is refused rather than delaying everyone's challenges.
+    pub(crate) fn agenda_has_room(at: BlockNumberFor<T>, n: u32) -> bool {
+        let (next, _) = AgendaCursor::<T>::get();
+        next > Self::now()
+            && Self::agenda_len(at).saturating_add(n) <= Self::agenda_tasks_per_block()
+    }
+
+    /// `on_initialize`: run due agenda tasks in order from the cursor while their weight
+    /// fits [`Self::agenda_budget`] (at least one task a block) and at most
+    /// `AGENDA_STEPS_PER_BLOCK` blocks are stepped; what does not fit runs in the next
+    /// blocks (late, never lost). Returns the weight used.
+    pub(crate) fn run_agenda(now: BlockNumberFor<T>) -> Weight {
+        let (mut block, mut page) = AgendaCursor::<T>::get();
+        let (budget, task) = (Self::agenda_budget(), Self::task_weight());
+        let (mut reads, mut writes, mut steps) = (2u64, 1u64, 0u32);
+        let mut used = Weight::zero();
+        let mut ran = 0u32;
+        'blocks: while block <= now && steps < AGENDA_STEPS_PER_BLOCK {
+            steps += 1;
+            reads += 1;
+            if page >= AgendaPages::<T>::get(block) {
+                AgendaPages::<T>::remove(block);
+                writes += 1;
+                block = block.saturating_add(One::one());
+                page = 0;
+                continue;
+            }
+            let tasks = Agenda::<T>::take(block, page);
+            (reads, writes) = (reads + 1, writes + 1);
+            for (i, t) in tasks.iter().enumerate() {
+                if ran > 0 && !used.saturating_add(task).all_lte(budget) {
+                    // The rest of this page waits for the next block, in place.
+                    let rest: Vec<AgendaTask> = tasks[i..].to_vec();
+                    Agenda::<T>::insert(block, page, BoundedVec::truncate_from(rest));
+                    writes += 1;
+                    break 'blocks;
+                }
+                used = used.saturating_add(task);
+                ran += 1;
+                Self::run_task(now, *t);
+            }
+            page += 1;
+        }
+        AgendaCursor::<T>::put((block, page));
+        used.saturating_add(T::DbWeight::get().reads_writes(reads, writes))
     }
 
     pub(crate) fn run_task(now: BlockNumberFor<T>, task: AgendaTask) {

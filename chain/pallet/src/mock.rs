@@ -97,7 +97,11 @@ pub fn new_test_ext() -> TestExternalities {
     .build_storage()
     .expect("valid genesis");
     let mut ext = TestExternalities::new(storage);
-    ext.execute_with(|| System::set_block_number(1));
+    // As on a chain: block 1's on_initialize runs before its extrinsics.
+    ext.execute_with(|| {
+        System::set_block_number(1);
+        Datdot::on_initialize(1);
+    });
     ext
 }
 
@@ -119,10 +123,17 @@ pub fn key_of(account: u64) -> [u8; 32] {
     *kp(account).public().as_bytes()
 }
 
+/// The Noise key (an ed25519 key, as registered) of a test account.
+pub fn noise_key_of(account: u64) -> [u8; 32] {
+    *Keypair::from_seed(&[account as u8 ^ 0x5a; 32])
+        .public()
+        .as_bytes()
+}
+
 pub fn endpoint(account: u64) -> Endpoint {
     Endpoint {
         addr: b"127.0.0.1:4000".to_vec().try_into().expect("short"),
-        noise_key: [account as u8; 32],
+        noise_key: noise_key_of(account),
         signing_key: key_of(account),
     }
 }
@@ -214,7 +225,7 @@ pub fn publish(who: u64, replicas: u32, periods: u32) -> DispatchResult {
 pub fn source() -> Endpoint {
     Endpoint {
         addr: b"127.0.0.1:7200".to_vec().try_into().expect("short"),
-        noise_key: [77; 32],
+        noise_key: noise_key_of(77),
         signing_key: feed_key(),
     }
 }

@@ -23,8 +23,13 @@ pub const MAX_COMMITTEE: u32 = 32;
 pub const MAX_REPLICAS: u32 = 16;
 /// Verdicts kept per hoster and per feed (oldest dropped first).
 pub const MAX_HISTORY: u32 = 32;
-/// Agenda entries per block (overflow moves to the next blocks).
+/// Agenda tasks per page: a block's tasks are stored in pages of this many (any number of
+/// pages; nothing scheduled is ever dropped).
 pub const MAX_TASKS_PER_BLOCK: u32 = 64;
+/// Share of a block's maximum weight `on_initialize` spends on agenda tasks, each priced
+/// at `WeightInfo::task(attestors registered)`. Work due beyond it waits, in order, for
+/// the next blocks.
+pub const AGENDA_WEIGHT_PERCENT: u32 = 50;
 
 /// What a participant registered as. One account has one role.
 #[derive(

@@ -96,6 +96,17 @@ parameter_types! {
     pub const FailureSlash: Perbill = Perbill::from_percent(10);
     pub const FraudSlash: Perbill = Perbill::from_percent(50);
     pub const FraudReward: Perbill = Perbill::from_percent(20);
+    /// 2 s of execution per block (a 6 s slot: a third to author, the rest to import and
+    /// gossip), 75 % of it for ordinary extrinsics; `on_initialize` (the agenda) may use
+    /// half of the block (`pallet_datdot::types::AGENDA_WEIGHT_PERCENT`).
+    pub RuntimeBlockWeights: frame_system::limits::BlockWeights =
+        frame_system::limits::BlockWeights::with_sensible_defaults(
+            Weight::from_parts(
+                2 * frame::deps::frame_support::weights::constants::WEIGHT_REF_TIME_PER_SECOND,
+                u64::MAX,
+            ),
+            Perbill::from_percent(75),
+        );
 }
 
 #[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]
@@ -103,6 +114,10 @@ impl frame_system::Config for Runtime {
     type Block = Block;
     type Version = Version;
     type AccountData = pallet_balances::AccountData<Balance>;
+    type BlockWeights = RuntimeBlockWeights;
+    // What the pallet's weights are priced with (`weights.rs`): RocksDB's read and write
+    // costs, not the zero of `()`.
+    type DbWeight = frame::deps::frame_support::weights::constants::RocksDbWeight;
 }
 
 #[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]

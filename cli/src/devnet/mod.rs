@@ -65,7 +65,7 @@ impl Scenario {
                 "hoster-1's audits hit the hard maximum; it fails the SLA, no slash yet"
             }
             Scenario::ByzantineAttestor => {
-                "the equivocating attestor-1 is slashed by a fraud proof, the honest attestors are paid"
+                "the equivocating attestor-1 is slashed by a fraud proof, the withholding attestor-2 pays the withholding penalty, the honest attestors are paid, every hoster passes"
             }
         }
     }

@@ -69,6 +69,8 @@ pub struct Settled {
     pub hoster: AccountId32,
     /// Passed the SLA.
     pub pass: bool,
+    /// Judged neither way (too few reports; the hoster is not penalised).
+    pub inconclusive: bool,
     /// The verdict as text.
     pub verdict: String,
     /// The committee's median metrics.
@@ -77,6 +79,13 @@ pub struct Settled {
     pub reports: u8,
     /// From the `ChallengeScheduled` event to the `ChallengeSettled` event, as seen here.
     pub secs: Option<f64>,
+}
+
+impl Settled {
+    /// Failed the SLA (neither passed nor inconclusive).
+    pub fn failed(&self) -> bool {
+        !self.pass && !self.inconclusive
+    }
 }
 
 /// Whether the scenario's outcome was reached.
@@ -177,7 +186,7 @@ impl Summary {
                 )
             }
             Scenario::Lossy | Scenario::Slow | Scenario::Trickle => {
-                let fails = of(*h1).filter(|s| !s.pass && s.median.is_some()).count();
+                let fails = of(*h1).filter(|s| s.failed()).count();
                 let slashed = fraud_against(h1).is_some();
                 (
                     fails > 0 && !slashed,
@@ -204,18 +213,33 @@ impl Summary {
             },
             Scenario::ByzantineAttestor => {
                 let a1 = &ctx.attestors[0];
+                let a2 = &ctx.attestors[1];
                 let honest_paid = ctx.attestors[2..]
                     .iter()
                     .filter(|a| self.rewarded.iter().any(|(w, _)| w == *a))
                     .count();
+                // The committee's trouble is never the hosters': each passes, none fails.
+                let hosters_pass = ctx
+                    .hosters
+                    .iter()
+                    .all(|h| of(*h).any(|s| s.pass) && !of(*h).any(|s| s.failed()));
+                let withholder = self
+                    .penalised
+                    .iter()
+                    .any(|(w, _, r)| w == a2 && r == "Withholding");
                 match fraud_against(a1) {
                     Some(f) => (
-                        honest_paid > 0,
+                        honest_paid > 0 && hosters_pass && withholder,
                         format!(
-                            "attestor-1 slashed {} tokens (proof by {}); {} honest attestors paid; penalties: {}",
+                            "attestor-1 slashed {} tokens (proof by {}); {} honest attestors paid; hoster verdicts: {}; penalties: {}",
                             units::tokens(f.3 as i128),
                             name(&f.2),
                             honest_paid,
+                            self.settled
+                                .iter()
+                                .map(|s| format!("{} {}", name(&s.hoster), s.verdict))
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             self.penalised
                                 .iter()
                                 .map(|(w, a, r)| format!(
@@ -264,7 +288,7 @@ impl Summary {
         for h in &ctx.hosters {
             let mine: Vec<&Settled> = self.settled.iter().filter(|s| &s.hoster == h).collect();
             let pass = mine.iter().filter(|s| s.pass).count();
-            let inc = mine.iter().filter(|s| s.median.is_none()).count();
+            let inc = mine.iter().filter(|s| s.inconclusive).count();
             let fail = mine.len() - pass - inc;
             let meds: Vec<&MetricSummary> = mine.iter().filter_map(|s| s.median.as_ref()).collect();
             let m = |f: fn(&MetricSummary) -> u64| median(meds.iter().map(|x| f(x)).collect());
@@ -516,6 +540,7 @@ fn on_event(s: &mut Summary, open: &mut Open, event: Event, say: &dyn Fn(String)
                     challenge,
                     hoster,
                     pass,
+                    inconclusive: matches!(verdict, Verdict::Inconclusive),
                     verdict: text,
                     median: m,
                     reports,

@@ -7,16 +7,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
-
 use super::msg::{
     ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
     SignedReveal,
 };
 use super::transcript::{Transcript, commit_value, commits_digest, result_of};
 use crate::fraud::{FraudKind, FraudProof, Verdict};
-use crate::hash::Hash;
+use crate::hash::{Hash, blake2b256};
 use crate::identity::{Ed25519Verifier, Keypair, PublicKey, Verifier};
 use crate::time::Instant;
 
@@ -50,6 +47,11 @@ pub struct Config {
     pub backoff: Duration,
     /// Largest backoff (default 8 s).
     pub max_backoff: Duration,
+    /// Give up this long after the start, whatever the rounds (default none): the flip
+    /// then ends `Offline`, naming whom the current phase still waits for (in a backoff,
+    /// the last offline round's list), or `Success` if `R` is already known. A driver
+    /// whose flip must end by a time (an audit window) sets it; [`Config::within`].
+    pub deadline: Option<Duration>,
 }
 
 impl Config {
@@ -66,6 +68,29 @@ impl Config {
             confirm_timeout: Duration::from_secs(2),
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
+            deadline: None,
+        }
+    }
+
+    /// A flip that is over within `budget` of its start: the deadline is `budget`, and
+    /// the timeouts are scaled so that two offline rounds (a withholding or silent
+    /// member) end before it and name the member — commit and reveal `budget / 6` each
+    /// (a phase times out after 1.5× its timeout), confirmation `budget / 12`, backoff
+    /// `budget / 40` up to `budget / 8`; never above the defaults, never below
+    /// [`MIN_PHASE`]. Two offline rounds then take at most ≈ `budget / 2 + budget / 40`
+    /// when commits arrive (a withholder) and `budget · 0.525` when they do not.
+    pub fn within(session: SessionId, committee: Vec<PublicKey>, budget: Duration) -> Self {
+        let d = Config::new(session, committee);
+        let scaled = |div: u32, default: Duration| (budget / div).clamp(MIN_PHASE, default);
+        Config {
+            max_rounds: 2,
+            commit_timeout: scaled(6, d.commit_timeout),
+            reveal_timeout: scaled(6, d.reveal_timeout),
+            confirm_timeout: scaled(12, d.confirm_timeout),
+            backoff: scaled(40, d.backoff),
+            max_backoff: scaled(8, d.max_backoff),
+            deadline: Some(budget),
+            ..d
         }
     }
 
@@ -91,6 +116,24 @@ impl Config {
             .ok_or(ConfigError::NotAMember)
     }
 }
+
+/// Round `round`'s secret `x` for a member whose flip was created with `entropy`:
+/// `BLAKE2b-256("datdot/v1/coinflip/x" || entropy || session || round as u32 LE)`. A
+/// function of the round number alone (not of the rounds that came before), so a member
+/// restarted with its persisted entropy signs the same commit for any round it had
+/// already committed to, whatever path its rounds take after the restart — never two
+/// commits for one round, which peers would prove as equivocation.
+pub fn round_secret(entropy: &[u8; 32], session: &SessionId, round: u32) -> [u8; 32] {
+    blake2b256(&[
+        b"datdot/v1/coinflip/x",
+        entropy,
+        session,
+        &round.to_le_bytes(),
+    ])
+}
+
+/// Shortest phase timeout [`Config::within`] sets.
+pub const MIN_PHASE: Duration = Duration::from_millis(100);
 
 /// An invalid [`Config`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -306,13 +349,18 @@ pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
     index: BTreeMap<[u8; 32], usize>,
     keypair: Keypair,
     verifier: V,
-    rng: ChaCha20Rng,
+    /// The entropy every round's secret `x` is derived from ([`round_secret`]).
+    entropy: [u8; 32],
     excluded: Vec<bool>,
     proofs: Vec<FraudProof>,
     state: State,
     round: Round,
     /// Rounds that ended offline so far (bounded by `max_rounds`).
     attempts: u32,
+    /// When the flip gives up (`Config::deadline` after the start).
+    give_up: Option<Instant>,
+    /// The last round that ended offline: (round, phase, unresponsive).
+    last_offline: Option<(u32, Phase, Vec<PublicKey>)>,
     /// Exclusions when the current round started.
     excluded_at_start: usize,
     success_emitted: bool,
@@ -324,7 +372,9 @@ pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
 }
 
 impl<V: Verifier> CoinFlip<V> {
-    /// Start a coin flip at `now`. `entropy` seeds the secrets `x` of every round: draw
+    /// Start a coin flip at `now`. `entropy` gives the secrets `x` of every round
+    /// ([`round_secret`]); persist it before the first message leaves and pass the same
+    /// bytes after a restart. Draw
     /// it from a CSPRNG. Queues the first round's commit.
     pub fn new(
         cfg: Config,
@@ -346,12 +396,14 @@ impl<V: Verifier> CoinFlip<V> {
             index,
             keypair,
             verifier,
-            rng: ChaCha20Rng::from_seed(entropy),
+            entropy,
             excluded: vec![false; n],
             proofs: Vec::new(),
             state: State::Running,
             round: Round::new(0, vec![true; n], [0; 32], now),
             attempts: 0,
+            give_up: cfg.deadline.map(|d| now + d),
+            last_offline: None,
             excluded_at_start: 0,
             success_emitted: false,
             buffer: Vec::new(),
@@ -377,11 +429,12 @@ impl<V: Verifier> CoinFlip<V> {
 
     /// When [`Self::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            State::Running => Some(self.round.deadline),
-            State::Backoff { until } => Some(until),
-            State::Done => None,
-        }
+        let next = match self.state {
+            State::Running => self.round.deadline,
+            State::Backoff { until } => until,
+            State::Done => return None,
+        };
+        Some(self.give_up.map_or(next, |g| next.min(g)))
     }
 
     /// Whether the coin flip is over and needs no more input.
@@ -463,6 +516,10 @@ impl<V: Verifier> CoinFlip<V> {
 
     /// Handle the expiry of the instant from [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !matches!(self.state, State::Done) && self.give_up.is_some_and(|g| now >= g) {
+            self.give_up_now();
+            return;
+        }
         match self.state {
             State::Done => {}
             State::Backoff { until } => {
@@ -517,8 +574,7 @@ impl<V: Verifier> CoinFlip<V> {
     // ---- rounds -------------------------------------------------------------------
 
     fn start_round(&mut self, number: u32, now: Instant) {
-        let mut x = [0u8; 32];
-        self.rng.fill_bytes(&mut x);
+        let x = round_secret(&self.entropy, &self.cfg.session, number);
         let active: Vec<bool> = self.excluded.iter().map(|e| !e).collect();
         self.excluded_at_start = self.excluded.iter().filter(|e| **e).count();
         self.round = Round::new(number, active, x, now + self.cfg.commit_timeout);
@@ -555,6 +611,7 @@ impl<V: Verifier> CoinFlip<V> {
             },
         });
         self.attempts += 1;
+        self.last_offline = Some((number, phase, unresponsive.clone()));
         if self.attempts >= self.cfg.max_rounds {
             self.finish(Outcome::Offline {
                 round: number,
@@ -566,6 +623,58 @@ impl<V: Verifier> CoinFlip<V> {
             let wait = (self.cfg.backoff * factor).min(self.cfg.max_backoff);
             self.state = State::Backoff { until: now + wait };
         }
+    }
+
+    /// The deadline passed: end with what is known now.
+    fn give_up_now(&mut self) {
+        if self.success_emitted {
+            self.state = State::Done;
+            return;
+        }
+        if self.round.result.is_some() {
+            self.emit_success();
+            self.state = State::Done;
+            return;
+        }
+        let running = matches!(self.state, State::Running);
+        let (round, phase, unresponsive) = match self.state {
+            State::Running => {
+                let phase = self.round.phase;
+                let missing = match phase {
+                    Phase::Commit => {
+                        let m = self.members_where(|r, i| r.commits[i].is_none());
+                        if m.is_empty() {
+                            self.members_where(|r, i| !r.echo_matches(i))
+                        } else {
+                            m
+                        }
+                    }
+                    Phase::Reveal | Phase::Confirm => {
+                        self.members_where(|r, i| r.reveals[i].is_none())
+                    }
+                };
+                (self.round.number, phase, missing)
+            }
+            _ => self.last_offline.clone().unwrap_or((
+                self.round.number,
+                self.round.phase,
+                Vec::new(),
+            )),
+        };
+        if running {
+            self.events.push_back(Event::RoundEnded {
+                round,
+                exit: RoundExit::Offline {
+                    phase,
+                    unresponsive: unresponsive.clone(),
+                },
+            });
+        }
+        self.finish(Outcome::Offline {
+            round,
+            phase,
+            unresponsive,
+        });
     }
 
     fn finish(&mut self, outcome: Outcome) {

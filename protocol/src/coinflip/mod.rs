@@ -42,7 +42,8 @@ mod msg;
 mod transcript;
 
 pub use machine::{
-    CoinFlip, Config, ConfigError, Event, Outcome, Phase, RoundExit, Stats, Transmit,
+    CoinFlip, Config, ConfigError, Event, MIN_PHASE, Outcome, Phase, RoundExit, Stats, Transmit,
+    round_secret,
 };
 pub use msg::{
     ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,

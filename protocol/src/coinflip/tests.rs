@@ -188,3 +188,164 @@ fn config_is_validated() {
         ConfigError::MaxRounds
     );
 }
+
+/// Run machines with `cfg(committee)` where member `silent` sends nothing; returns the
+/// honest members' outcomes and the time the last one finished.
+fn run_with_silent(
+    n: u8,
+    silent: usize,
+    cfg: impl Fn(Vec<PublicKey>) -> Config,
+) -> (Vec<PublicKey>, Vec<Option<Outcome>>, Instant) {
+    let ks = keys(n);
+    let c = committee(&ks);
+    let mut ms: Vec<CoinFlip> = ks
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            CoinFlip::new(
+                cfg(c.clone()),
+                k,
+                [i as u8; 32],
+                Ed25519Verifier,
+                Instant::ZERO,
+            )
+            .unwrap()
+        })
+        .collect();
+    let honest: Vec<usize> = (0..n as usize).filter(|&i| i != silent).collect();
+    let mut now = Instant::ZERO;
+    let mut finished = alloc::vec![None; n as usize];
+    for _ in 0..256 {
+        let ev = drive(&c, &mut ms, Some(silent));
+        for (i, e) in ev.into_iter().enumerate() {
+            for x in e {
+                if let Event::Finished(o) = x {
+                    finished[i] = Some(o);
+                }
+            }
+        }
+        let Some(t) = honest.iter().filter_map(|&i| ms[i].poll_timeout()).min() else {
+            break;
+        };
+        now = now.max(t);
+        for &i in &honest {
+            ms[i].handle_timeout(now);
+        }
+    }
+    finished.remove(silent);
+    (c, finished, now)
+}
+
+/// The audit window cannot wait for a silent (or withholding) member: a flip made with
+/// `Config::within(budget)` is over before `budget`, and still names the member.
+#[test]
+fn a_silent_member_cannot_push_a_budgeted_flip_past_its_budget() {
+    let budget = Duration::from_secs(4);
+    let (c, finished, end) = run_with_silent(4, 3, |c| Config::within(S, c, budget));
+    for o in &finished {
+        match o {
+            Some(Outcome::Offline { unresponsive, .. }) => {
+                assert_eq!(unresponsive, &alloc::vec![c[3]]);
+            }
+            other => panic!("expected offline, got {other:?}"),
+        }
+    }
+    assert!(
+        end <= Instant::ZERO + budget,
+        "over by {:?}",
+        end - (Instant::ZERO + budget)
+    );
+    // The deadline holds even when the rounds would go on (many retries allowed): the
+    // flip gives up at it, naming whom it waited for.
+    let (c, finished, end) = run_with_silent(4, 3, |c| Config {
+        max_rounds: 100,
+        ..Config::within(S, c, budget)
+    });
+    for o in &finished {
+        assert!(
+            matches!(o, Some(Outcome::Offline { unresponsive, .. }) if unresponsive == &alloc::vec![c[3]]),
+            "{o:?}"
+        );
+    }
+    assert_eq!(end, Instant::ZERO + budget);
+    // Timeouts scale with the budget and never exceed the defaults.
+    let d = Config::new(S, c.clone());
+    let long = Config::within(S, c.clone(), Duration::from_secs(3600));
+    assert_eq!(long.commit_timeout, d.commit_timeout);
+    assert_eq!(long.max_backoff, d.max_backoff);
+    let short = Config::within(S, c, Duration::from_millis(10));
+    assert_eq!(short.commit_timeout, MIN_PHASE);
+}
+
+/// Our own commits (to peer `to`) that `m` queued, by round.
+fn own_commits(m: &mut CoinFlip, me: &PublicKey) -> Vec<SignedCommit> {
+    core::iter::from_fn(|| m.poll_transmit())
+        .filter_map(|t| match t.msg.as_ref() {
+            Msg::Commit(c) if c.signer == *me => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member killed mid-flip and restarted with its persisted entropy must never sign a
+/// second, different commit for a round (peers would prove "equivocation" against it):
+/// its rounds after the restart may take another path — before the kill it went 0 → 1
+/// → 2 by timeouts, after it an equivocator's exclusion moves it to round 1 — and every
+/// round's commit is the same, since `x` is derived from the entropy and the round
+/// number alone. (The attestor stores the entropy before the flip's first message; it
+/// used to draw fresh entropy on a restart: a second round-0 commit.)
+#[test]
+fn a_restarted_member_commits_the_same_secret_in_every_round() {
+    let ks = keys(4);
+    let c = committee(&ks);
+    let me = c[0];
+    let entropy = [42; 32];
+    let flip = |e: [u8; 32]| {
+        CoinFlip::new(
+            Config::new(S, c.clone()),
+            Keypair::from_seed(&[1; 32]),
+            e,
+            Ed25519Verifier,
+            Instant::ZERO,
+        )
+        .unwrap()
+    };
+    // Before the kill: nobody answers; rounds 0, 1, 2 start by timeouts.
+    let mut before = flip(entropy);
+    let mut commits = own_commits(&mut before, &me);
+    while before.round() < 2 {
+        let now = before.poll_timeout().expect("a timer");
+        before.handle_timeout(now);
+        commits.extend(own_commits(&mut before, &me));
+    }
+    let in_round = |cs: &[SignedCommit], r: u32| cs.iter().find(|c| c.round == r).cloned();
+    for r in 0..=2 {
+        assert_eq!(
+            in_round(&commits, r).map(|c| c.y),
+            Some(commit_value(&round_secret(&entropy, &S, r))),
+            "round {r}: x is the documented derivation"
+        );
+    }
+    // After the restart: member 3 equivocates in round 0; we exclude it and go on.
+    let mut after = flip(entropy);
+    let mut again = own_commits(&mut after, &me);
+    for y in [[1; 32], [2; 32]] {
+        let m = Msg::Commit(SignedCommit::sign(&ks[3], S, 0, y));
+        after.handle_message(Instant(1), &c[3], &m);
+    }
+    assert_eq!(after.round(), 1, "the exclusion started the next round");
+    again.extend(own_commits(&mut after, &me));
+    for r in 0..=1 {
+        assert_eq!(
+            in_round(&again, r),
+            in_round(&commits, r),
+            "round {r}: the same commit"
+        );
+    }
+    // Fresh entropy (what a restart used to draw) commits to another x in round 0.
+    let mut fresh = flip([43; 32]);
+    assert_ne!(
+        in_round(&own_commits(&mut fresh, &me), 0),
+        in_round(&commits, 0)
+    );
+}

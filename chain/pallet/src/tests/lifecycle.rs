@@ -507,16 +507,103 @@ fn storage_is_bounded() {
         let h = HosterHistory::<Test>::get(hoster);
         assert_eq!(h.len() as u32, MAX_HISTORY);
         assert_eq!(h[0].challenge, 3, "oldest dropped first");
-        // A full agenda slot spills into the next block.
+        // A full agenda page opens another page of the same block.
         let at = System::block_number() + 100;
         for i in 0..(MAX_TASKS_PER_BLOCK as u64 + 1) {
             crate::Pallet::<Test>::schedule(at, AgendaTask::Prune(1000 + i));
         }
+        assert_eq!(crate::AgendaPages::<Test>::get(at), 2);
         assert_eq!(
-            crate::Agenda::<Test>::get(at).len() as u32,
+            crate::Agenda::<Test>::get(at, 0).len() as u32,
             MAX_TASKS_PER_BLOCK
         );
-        assert_eq!(crate::Agenda::<Test>::get(at + 1).len(), 1);
+        assert_eq!(crate::Agenda::<Test>::get(at, 1).len(), 1);
+    });
+}
+
+/// Far more work comes due in one block than a block runs (many contracts' challenges
+/// falling together, or a flood): the old agenda slipped a task 16 blocks and then
+/// dropped it, and a dropped `Challenge` froze its contract for good. Now every task
+/// runs, in order, within the agenda's weight share of each block.
+#[test]
+fn flooded_agenda_never_drops_a_contracts_challenge() {
+    new_test_ext().execute_with(|| {
+        register_hosters(3, 2);
+        register_attestors(5);
+        assert_ok!(publish(PUBLISHER, 1, 4));
+        let c = Contracts::<Test>::get(0).expect("contract 0");
+        let at = System::block_number() + 1;
+        let flood = 17 * MAX_TASKS_PER_BLOCK as u64;
+        for i in 0..flood {
+            crate::Pallet::<Test>::schedule(at, AgendaTask::Prune(1000 + i));
+        }
+        // Confirming schedules the contract's first challenge behind the flood.
+        assert_ok!(Datdot::confirm_hosting(RuntimeOrigin::signed(c.hoster), 0));
+        let per_block = u64::from(crate::Pallet::<Test>::agenda_tasks_per_block());
+        assert!(per_block < flood / 4, "the flood is several blocks' work");
+        let mut left = flood + 1;
+        while left > 0 {
+            let b = System::block_number() + 1;
+            System::set_block_number(b);
+            let w = Datdot::on_initialize(b);
+            assert!(
+                w.all_lte(crate::Pallet::<Test>::agenda_budget() * 2),
+                "on_initialize stays within its share (plus its reads and writes): {w:?}"
+            );
+            let pending: u64 = (0..crate::AgendaPages::<Test>::get(at))
+                .map(|p| crate::Agenda::<Test>::get(at, p).len() as u64)
+                .sum();
+            assert!(
+                left - pending <= per_block,
+                "a block ran more than its bound"
+            );
+            left = pending;
+        }
+        assert_eq!(
+            System::block_number(),
+            at - 1 + (flood + 1).div_ceil(per_block)
+        );
+        assert!(
+            Challenges::<Test>::contains_key(0),
+            "the challenge ran, late, not dropped"
+        );
+        assert!(crate::AgendaPages::<Test>::get(at) == 0, "pages cleaned up");
+        // The work that came due meanwhile (the contract's confirmation timeout) runs by
+        // the next block; then the agenda has caught up and runs on time again.
+        run_to(System::block_number() + 1);
+        assert_eq!(
+            crate::AgendaCursor::<Test>::get(),
+            (System::block_number() + 1, 0)
+        );
+    });
+}
+
+/// Publishing creates work from nothing (a confirmation timeout per replica, all in one
+/// block): it is refused when that block already holds what a block runs, or while due
+/// work waits, so a publisher cannot pile up the agenda.
+#[test]
+fn publish_refused_while_the_agenda_is_full() {
+    new_test_ext().execute_with(|| {
+        register_hosters(3, 2);
+        register_attestors(5);
+        let at = System::block_number() + 5 + 1; // ConfirmWindow + 1
+        let room = u64::from(crate::Pallet::<Test>::agenda_tasks_per_block());
+        for i in 0..room {
+            crate::Pallet::<Test>::schedule(at, AgendaTask::Prune(1000 + i));
+        }
+        assert_noop!(publish(PUBLISHER, 1, 4), Error::<Test>::AgendaFull);
+        // Next block: the timeouts land one block later, with room.
+        run_to(System::block_number() + 1);
+        assert_ok!(publish(PUBLISHER, 1, 4));
+        // Due work waiting (more than a block runs, all due now): refused until it ran.
+        let now = System::block_number();
+        for i in 0..(room + 1) {
+            crate::Pallet::<Test>::schedule(now + 1, AgendaTask::Prune(5000 + i));
+        }
+        run_to(now + 1);
+        assert_noop!(publish(PUBLISHER, 1, 4), Error::<Test>::AgendaFull);
+        run_to(now + 2);
+        assert_ok!(publish(PUBLISHER, 1, 4));
     });
 }
 

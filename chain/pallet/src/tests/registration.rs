@@ -132,7 +132,7 @@ fn update_rotates_keys_and_errors() {
         );
         // Same key, new address: fine.
         let mut same = endpoint(50);
-        same.noise_key = [1; 32];
+        same.noise_key = noise_key_of(51);
         assert_ok!(Datdot::update(RuntimeOrigin::signed(10), same));
         assert!(events().contains(&Event::Updated { who: 10 }));
     });
@@ -192,5 +192,58 @@ fn a_hoster_cannot_unregister_while_hosting() {
         );
         assert_ok!(Datdot::end_plan(RuntimeOrigin::signed(PUBLISHER), 0));
         assert_ok!(Datdot::unregister(RuntimeOrigin::signed(10)));
+    });
+}
+
+/// A member that registers another member's Noise key — or its negation, the same
+/// X25519 key, or a small-order key — could have the victim's committee messages
+/// dropped or taken for its own, and the victim accused of withholding. Noise keys are
+/// unique in their X25519 form, and weak keys are refused.
+#[test]
+fn another_members_noise_key_or_its_negation_is_refused() {
+    new_test_ext().execute_with(|| {
+        let (victim, thief) = (ATTESTORS[0], ATTESTORS[1]);
+        register_attestors(1);
+        let reg = |e: Endpoint| {
+            Datdot::register(
+                RuntimeOrigin::signed(thief),
+                Role::Attestor,
+                ATTESTOR_STAKE,
+                e,
+                0,
+            )
+        };
+        let mut e = endpoint(thief);
+        e.noise_key = noise_key_of(victim);
+        assert_noop!(reg(e.clone()), Error::<Test>::NoiseKeyInUse);
+        // −P: the sign bit flipped; another ed25519 key, the same X25519 key.
+        e.noise_key[31] ^= 0x80;
+        assert_ne!(e.noise_key, noise_key_of(victim));
+        assert_eq!(
+            datdot_protocol::identity::x25519_of(&e.noise_key),
+            datdot_protocol::identity::x25519_of(&noise_key_of(victim))
+        );
+        assert_noop!(reg(e.clone()), Error::<Test>::NoiseKeyInUse);
+        // The identity point (y = 1): small order, every shared secret predictable.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        e.noise_key = identity;
+        assert_noop!(reg(e), Error::<Test>::InvalidNoiseKey);
+        // Nor by an update.
+        assert_ok!(reg(endpoint(thief)));
+        let mut e = endpoint(thief);
+        e.noise_key = noise_key_of(victim);
+        e.noise_key[31] ^= 0x80;
+        assert_noop!(
+            Datdot::update(RuntimeOrigin::signed(thief), e),
+            Error::<Test>::NoiseKeyInUse
+        );
+        // Withdrawing frees the key.
+        assert_ok!(Datdot::unregister(RuntimeOrigin::signed(victim)));
+        run_to(System::block_number() + 1_000);
+        assert_ok!(Datdot::withdraw_unbonded(RuntimeOrigin::signed(victim)));
+        let mut e = endpoint(thief);
+        e.noise_key = noise_key_of(victim);
+        assert_ok!(Datdot::update(RuntimeOrigin::signed(thief), e));
     });
 }
