@@ -318,13 +318,31 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
             .checked_duration_since(tokio::time::Instant::now())
             .unwrap_or_default()
             .saturating_sub(END_MARGIN);
-        let plan = AuditPlan {
-            sample: a.indices.clone(),
-            config: ctx.config.audit.config(Some(cap))?,
-            window: ctx.config.window,
-            epoch: ctx.epoch,
+        // The least an on-time member gets (the last join, at the end of the joins,
+        // keeps the window's tail): with less, we are late through our own trouble (a
+        // restart, a late event), and an audit cut short would count against the hoster.
+        let on_time = Duration::from_millis(window_ms - phase.joins_end).saturating_sub(END_MARGIN);
+        let out = if cap < on_time {
+            warn!(
+                left_ms = cap.as_millis() as u64,
+                needed_ms = on_time.as_millis() as u64,
+                "too late to audit in the window: reporting `not audited`"
+            );
+            not_audited()
+        } else {
+            let plan = AuditPlan {
+                sample: a.indices.clone(),
+                config: ctx.config.audit.config(Some(cap))?,
+                window: ctx.config.window,
+                epoch: ctx.epoch,
+            };
+            audit(&f.hoster, &plan, &ctx.limits).await
         };
-        let out = audit(&f.hoster, &plan, &ctx.limits).await;
+        let sampled = if out.summary.conclusive() {
+            a.indices
+        } else {
+            Vec::new()
+        };
         record_audit(ctx, &out);
         info!(
             outcome = ?out.summary.outcome,
@@ -340,7 +358,7 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         for p in bad_data_proofs(ctx, &f, &out).await {
             ctx.submit_fraud(id, &p).await;
         }
-        let report = build_report(ctx, id, &f, a.indices, out, &sf)?;
+        let report = build_report(ctx, id, &f, sampled, out, &sf)?;
         saved.report = Some(hex::encode(to_bytes(&report)));
         ctx.state.put(&saved)?;
     }
@@ -372,6 +390,20 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     watch(ctx, id, job, &saved).await
 }
 
+/// What a member reports when it could not audit in time: nothing about the hoster.
+fn not_audited() -> AuditOutput {
+    AuditOutput {
+        summary: datdot_protocol::metrics::MetricSummary::empty(AuditOutcome::NotAudited),
+        failures: Vec::new(),
+        received: Vec::new(),
+        receipts: Vec::new(),
+        fraud: Vec::new(),
+        unproven: Vec::new(),
+        root: None,
+        bad_receipts: 0,
+    }
+}
+
 fn record_audit(ctx: &Ctx, out: &AuditOutput) {
     let c = &ctx.counters;
     let i = match out.summary.outcome {
@@ -379,6 +411,7 @@ fn record_audit(ctx: &Ctx, out: &AuditOutput) {
         AuditOutcome::ConnectFailed => 1,
         AuditOutcome::ProgressTimeout => 2,
         AuditOutcome::HardMaxDuration => 3,
+        AuditOutcome::NotAudited => 4,
     };
     c.audits[i].fetch_add(1, Relaxed);
     c.blocks_ok

@@ -21,7 +21,7 @@ pub struct Counters {
     /// Coin flips that ended malicious.
     pub flips_malicious: AtomicU64,
     /// Audits by outcome: completed, connect failed, progress timeout, hard maximum.
-    pub audits: [AtomicU64; 4],
+    pub audits: [AtomicU64; 5],
     /// Sampled blocks verified.
     pub blocks_ok: AtomicU64,
     /// Sampled blocks the hoster lacked.
@@ -81,6 +81,7 @@ pub fn render(c: &Counters, s: &SwarmCounters) -> String {
             ("outcome=\"connect_failed\"", v(&c.audits[1])),
             ("outcome=\"progress_timeout\"", v(&c.audits[2])),
             ("outcome=\"hard_max_duration\"", v(&c.audits[3])),
+            ("outcome=\"not_audited\"", v(&c.audits[4])),
         ],
     )
     .metric(

@@ -36,15 +36,21 @@ pub enum Outcome {
     ProgressTimeout,
     /// The audit hit its hard maximum duration (e.g. a hoster trickling bytes).
     HardMaxDuration,
+    /// The attestor did not audit: its own trouble (it restarted, or learned of the
+    /// challenge, too late to audit in the window). Says nothing about the hoster: such
+    /// a report is left out of the median and the outlier rule, and is not paid. Its
+    /// summary is [`MetricSummary::empty`] (enforced by [`MetricSummary::well_formed`]).
+    NotAudited,
 }
 
 impl Outcome {
     /// All outcomes, in wire order.
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Completed,
         Outcome::ConnectFailed,
         Outcome::ProgressTimeout,
         Outcome::HardMaxDuration,
+        Outcome::NotAudited,
     ];
 
     /// The wire value.
@@ -54,6 +60,7 @@ impl Outcome {
             Outcome::ConnectFailed => 1,
             Outcome::ProgressTimeout => 2,
             Outcome::HardMaxDuration => 3,
+            Outcome::NotAudited => 4,
         }
     }
 
@@ -64,10 +71,11 @@ impl Outcome {
 
     /// How bad the outcome is for the hoster, used to break ties in [`aggregate`]:
     /// `Completed` (0) < `HardMaxDuration` (1, slow but serving) < `ProgressTimeout`
-    /// (2, stalled) < `ConnectFailed` (3, unreachable).
+    /// (2, stalled) < `ConnectFailed` (3, unreachable); `NotAudited` (0) never takes
+    /// part.
     pub fn severity(self) -> u8 {
         match self {
-            Outcome::Completed => 0,
+            Outcome::Completed | Outcome::NotAudited => 0,
             Outcome::HardMaxDuration => 1,
             Outcome::ProgressTimeout => 2,
             Outcome::ConnectFailed => 3,
@@ -263,8 +271,17 @@ impl MetricSummary {
         u32::try_from(ppm.min(u64::from(PPM))).unwrap_or(PPM)
     }
 
+    /// Whether this is an audit's summary ([`Outcome::NotAudited`] is not): only those
+    /// say anything about the hoster.
+    pub fn conclusive(&self) -> bool {
+        self.outcome != Outcome::NotAudited
+    }
+
     /// The invariants decoding enforces (see the type's documentation).
     pub fn well_formed(&self) -> bool {
+        if !self.conclusive() {
+            return *self == MetricSummary::empty(Outcome::NotAudited);
+        }
         let r = self.requests;
         self.ok_blocks <= r
             && self.lacks_data <= r
@@ -369,7 +386,7 @@ mod tests {
             decode_exact::<MetricSummary>(&long),
             Err(DecodeError::Trailing(1))
         );
-        for bad in [4u8, 5, 0x80, 0xff] {
+        for bad in [5u8, 6, 0x80, 0xff] {
             let mut b = good.clone();
             *b.last_mut().expect("non-empty") = bad;
             assert_eq!(

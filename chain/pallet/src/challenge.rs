@@ -141,13 +141,17 @@ impl<T: Config> Pallet<T> {
             T::MinReports::get() as usize,
             T::OutlierTolerancePercent::get(),
         );
-        // Whoever a fraud proof convicted before settlement is not paid for this challenge.
+        // Whoever a fraud proof convicted before settlement is not paid for this
+        // challenge, nor is a member that reported it did not audit.
         let unpaid: Vec<bool> = ch
             .reports
             .iter()
             .zip(&j.outliers)
-            .map(|((index, _), outlier)| {
-                *outlier || ch.punished.contains(&ch.attestors[usize::from(*index)])
+            .zip(&summaries)
+            .map(|(((index, _), outlier), s)| {
+                *outlier
+                    || !s.conclusive()
+                    || ch.punished.contains(&ch.attestors[usize::from(*index)])
             })
             .collect();
         let p = settle::payouts(
@@ -166,7 +170,12 @@ impl<T: Config> Pallet<T> {
             });
         }
         // Reporters.
-        for (((index, _), outlier), amount) in ch.reports.iter().zip(&j.outliers).zip(&p.attestors)
+        for ((((index, _), outlier), amount), s) in ch
+            .reports
+            .iter()
+            .zip(&j.outliers)
+            .zip(&p.attestors)
+            .zip(&summaries)
         {
             let who = ch.attestors[usize::from(*index)].clone();
             if *outlier {
@@ -175,7 +184,9 @@ impl<T: Config> Pallet<T> {
                     attestor: who.clone(),
                 });
             }
-            Self::adjust_score(&who, !*outlier);
+            // "Not audited" is no penalty (the member reported, and said so), but no
+            // credit either.
+            Self::adjust_score(&who, !*outlier && s.conclusive());
             if Self::pay(&who, *amount).is_ok() && !amount.is_zero() {
                 Self::deposit_event(Event::Rewarded {
                     who,

@@ -42,7 +42,9 @@ pub struct Judgement {
     pub outliers: Vec<bool>,
 }
 
-/// Judge a challenge from its reports' metric summaries.
+/// Judge a challenge from its reports' metric summaries. Only
+/// [conclusive](MetricSummary::conclusive) reports (audits, not an attestor's "not
+/// audited") count, for the median and for the quorum.
 pub fn judge(
     reports: &[MetricSummary],
     sla: &Sla,
@@ -54,8 +56,9 @@ pub fn judge(
         Some(m) => metrics::outliers(reports, m, tolerance_percent),
         None => Vec::new(),
     };
+    let conclusive = reports.iter().filter(|r| r.conclusive()).count();
     let verdict = match &median {
-        Some(m) if reports.len() >= quorum.max(1) => Verdict::from_sla(sla.verdict(m)),
+        Some(m) if conclusive >= quorum.max(1) => Verdict::from_sla(sla.verdict(m)),
         _ => Verdict::Inconclusive,
     };
     Judgement {

@@ -20,7 +20,8 @@ fn lower_median<T: Ord + Copy>(reports: &[MetricSummary], f: impl Fn(&MetricSumm
 /// The committee's view of a hoster: for each metric, the *lower median* of `reports`
 /// (the value at index `(n - 1) / 2` once sorted, so for an even count the smaller of
 /// the two middle values); as outcome the most common one, ties going to the worst by
-/// [`Outcome::severity`]. `None` if there are no reports.
+/// [`Outcome::severity`]. Only [conclusive](MetricSummary::conclusive) reports count;
+/// `None` if there are none.
 ///
 /// Robustness: while fewer than half of the reports lie (`2·liars < n`), every metric of
 /// the result lies between the smallest and the largest honest value for it, whatever
@@ -29,10 +30,12 @@ fn lower_median<T: Ord + Copy>(reports: &[MetricSummary], f: impl Fn(&MetricSumm
 /// Each metric is taken independently, so the result need not equal any one report; it
 /// is well-formed whenever every report is.
 pub fn aggregate(reports: &[MetricSummary]) -> Option<MetricSummary> {
+    let reports: Vec<MetricSummary> = reports.iter().filter(|r| r.conclusive()).copied().collect();
+    let reports = reports.as_slice();
     if reports.is_empty() {
         return None;
     }
-    let mut counts = [0usize; 4];
+    let mut counts = [0usize; Outcome::ALL.len()];
     for r in reports {
         counts[usize::from(r.outcome.to_u8())] += 1;
     }
@@ -86,7 +89,8 @@ pub const LATENCY_FLOOR_US: u64 = 10_000;
 /// spread instead of a percentage: the end-to-end devnet test showed honest loopback
 /// attestors 2–3× apart in p50 latency, which a percentage rule flagged. Extreme liars
 /// (a perfect or a dead hoster) still stray by orders of magnitude. The outcome is not
-/// compared: an honest attestor may fail to connect for reasons of its own.
+/// compared: an honest attestor may fail to connect for reasons of its own. A report
+/// that is not [conclusive](MetricSummary::conclusive) is never an outlier.
 pub fn outliers(
     reports: &[MetricSummary],
     median: &MetricSummary,
@@ -103,12 +107,13 @@ pub fn outliers(
     reports
         .iter()
         .map(|r| {
-            deviates(
-                u64::from(r.availability_ppm()),
-                u64::from(median.availability_ppm()),
-            ) || latency(r.latency_p50_us, median.latency_p50_us)
-                || latency(r.latency_p99_us, median.latency_p99_us)
-                || spread(r.throughput_bps, median.throughput_bps)
+            r.conclusive()
+                && (deviates(
+                    u64::from(r.availability_ppm()),
+                    u64::from(median.availability_ppm()),
+                ) || latency(r.latency_p50_us, median.latency_p50_us)
+                    || latency(r.latency_p99_us, median.latency_p99_us)
+                    || spread(r.throughput_bps, median.throughput_bps))
         })
         .collect()
 }
@@ -198,7 +203,7 @@ mod tests {
     proptest! {
         #[test]
         fn median_resists_a_minority_of_liars(
-            honest in prop::collection::vec(well_formed_summary(), 1..12),
+            honest in prop::collection::vec(audit_summary(), 1..12),
             liars in prop::collection::vec(any_summary(), 0..11),
             seed in any::<u64>(),
         ) {
@@ -220,9 +225,27 @@ mod tests {
         fn aggregate_of_well_formed_is_well_formed(
             reports in prop::collection::vec(well_formed_summary(), 1..12),
         ) {
-            let m = aggregate(&reports).expect("non-empty");
-            prop_assert!(m.well_formed());
-            prop_assert_eq!(outliers(&reports, &m, 0).len(), reports.len());
+            let Some(m) = aggregate(&reports) else {
+                prop_assert!(reports.iter().all(|r| !r.conclusive()));
+                return Ok(());
+            };
+            prop_assert!(m.well_formed() && m.conclusive());
+            let out = outliers(&reports, &m, 0);
+            prop_assert_eq!(out.len(), reports.len());
+            for (r, o) in reports.iter().zip(&out) {
+                prop_assert!(r.conclusive() || !*o, "a report that is not an audit is no outlier");
+            }
+        }
+
+        /// "Not audited" reports change nothing: the median of the audits alone.
+        #[test]
+        fn not_audited_reports_are_left_out(
+            audits in prop::collection::vec(audit_summary(), 0..8),
+            absent in 0usize..8,
+        ) {
+            let mut all = audits.clone();
+            all.extend(core::iter::repeat_n(MetricSummary::empty(Outcome::NotAudited), absent));
+            prop_assert_eq!(aggregate(&all), aggregate(&audits));
         }
     }
 }

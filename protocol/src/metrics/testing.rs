@@ -75,6 +75,9 @@ pub(crate) fn any_summary() -> impl Strategy<Value = MetricSummary> {
 /// A well-formed summary: counts clamped to `requests`, percentiles sorted.
 pub(crate) fn well_formed_summary() -> impl Strategy<Value = MetricSummary> {
     any_summary().prop_map(|mut s| {
+        if !s.conclusive() {
+            return MetricSummary::empty(Outcome::NotAudited);
+        }
         let r = s.requests;
         s.ok_blocks = s.ok_blocks.min(r);
         s.lacks_data = s.lacks_data.min(r);
@@ -98,6 +101,11 @@ pub(crate) fn well_formed_summary() -> impl Strategy<Value = MetricSummary> {
         }
         s
     })
+}
+
+/// A well-formed summary of an audit (not [`Outcome::NotAudited`]).
+pub(crate) fn audit_summary() -> impl Strategy<Value = MetricSummary> {
+    well_formed_summary().prop_filter("an audit", MetricSummary::conclusive)
 }
 
 pub(crate) fn sample() -> MetricSummary {

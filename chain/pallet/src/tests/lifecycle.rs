@@ -7,6 +7,7 @@ use crate::mock::*;
 use crate::settle::{INITIAL_SCORE, SCORE_STEP};
 use crate::types::*;
 use crate::{Challenges, Contracts, Error, Event, FeedHistory, Feeds, HosterHistory, Participants};
+use datdot_protocol::metrics::MetricSummary;
 
 fn committee(id: ChallengeId) -> Vec<u64> {
     Challenges::<Test>::get(id)
@@ -617,4 +618,53 @@ fn session_id_is_the_documented_hash() {
         datdot_protocol::hash::blake2b256(&[&input])
     );
     assert_ne!(crate::session_id(1), crate::session_id(2));
+}
+
+/// A member too late to audit through its own trouble (a restart, a late event) reports
+/// "not audited". That report says nothing about the hoster: it is left out of the
+/// median and the quorum, never an outlier, not paid and not penalised. With two audits
+/// beside it the hoster passes on them; with only one audit the challenge is
+/// inconclusive — never a failure. (Before, the late member audited in what was left of
+/// the window and reported what a cut-short audit measured, which counted against the
+/// hoster.)
+#[test]
+fn a_member_that_could_not_audit_never_counts_against_the_hoster() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(4);
+        let not_audited = || MetricSummary::empty(datdot_protocol::metrics::Outcome::NotAudited);
+        // Challenge 0: two audits and one "not audited".
+        run_to(7);
+        let m = committee(0);
+        assert_ok!(submit(0, m[0], good_metrics()));
+        assert_ok!(submit(0, m[1], good_metrics()));
+        assert_ok!(submit(0, m[2], not_audited()));
+        let ch = Challenges::<Test>::get(0).expect("settled");
+        assert_eq!(ch.verdict, Some(Verdict::Pass));
+        assert_eq!(
+            free(hoster),
+            FUNDS - HOSTER_STAKE + PRICE,
+            "the hoster is paid"
+        );
+        assert_eq!(free(m[2]), FUNDS - ATTESTOR_STAKE, "not audited: not paid");
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE, "nor penalised");
+        assert!(!events().iter().any(|e| matches!(
+            e,
+            Event::OutlierFlagged { attestor, .. } if *attestor == m[2]
+        )));
+        // Challenge 1: one audit, two members that could not: too few audits to judge.
+        run_to(22 + 5);
+        let m = committee(1);
+        assert_ok!(submit(1, m[0], good_metrics()));
+        assert_ok!(submit(1, m[1], not_audited()));
+        assert_ok!(submit(1, m[2], not_audited()));
+        let ch = Challenges::<Test>::get(1).expect("settled");
+        assert_eq!(ch.verdict, Some(Verdict::Inconclusive));
+        let p = Participants::<Test>::get(hoster).expect("registered");
+        assert_eq!(
+            (p.failures, p.status),
+            (0, Status::Active),
+            "no failure counted"
+        );
+        assert_eq!(stake(hoster), HOSTER_STAKE);
+    });
 }
