@@ -61,6 +61,13 @@ enum Cmd {
         /// How long to watch challenges after publishing (e.g. 3m, 90s).
         #[arg(long, default_value = "3m", value_parser = units::parse_duration)]
         duration: Duration,
+        /// The plan's SLA: minimum throughput (e.g. 1MiB/s).
+        #[arg(long, default_value = "1MiB/s", value_parser = units::parse_rate)]
+        min_throughput: u64,
+        /// The plan's SLA: maximum p99 latency (e.g. 200ms; a loaded machine measures its
+        /// own queueing too).
+        #[arg(long, default_value = "200ms", value_parser = units::parse_duration)]
+        max_p99: Duration,
         /// Stop as soon as the scenario's outcome is reached.
         #[arg(long)]
         until_outcome: bool,
@@ -215,6 +222,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             attestors,
             feed_size,
             duration,
+            min_throughput,
+            max_p99,
             until_outcome,
             keep,
             dir,
@@ -259,6 +268,10 @@ async fn async_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 attestors,
                 feed_size,
                 duration,
+                sla: devnet::Sla {
+                    min_throughput_bps: min_throughput,
+                    max_p99_latency_us: u64::try_from(max_p99.as_micros()).unwrap_or(u64::MAX),
+                },
                 until_outcome,
                 keep,
                 scenario,

@@ -71,6 +71,18 @@ impl Scenario {
     }
 }
 
+/// The SLA `datdot devnet` publishes its plan with.
+#[derive(Clone, Copy, Debug)]
+pub struct Sla {
+    /// Minimum throughput, bytes per second.
+    pub min_throughput_bps: u64,
+    /// Maximum p99 latency, µs.
+    pub max_p99_latency_us: u64,
+}
+
+/// Availability every devnet plan asks for (ppm).
+const MIN_AVAILABILITY_PPM: u32 = 990_000;
+
 /// `datdot devnet` options.
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -84,6 +96,8 @@ pub struct Opts {
     pub feed_size: u64,
     /// How long to watch after publishing.
     pub duration: Duration,
+    /// The published plan's SLA (availability ≥ 99 % always).
+    pub sla: Sla,
     /// Stop as soon as the scenario's outcome is reached.
     pub until_outcome: bool,
     /// Keep everything running after the duration (until Ctrl-C).
@@ -152,13 +166,13 @@ impl Drop for Chain {
     }
 }
 
-fn plan(replicas: u32) -> PlanTerms<u128> {
+fn plan(replicas: u32, sla: Sla) -> PlanTerms<u128> {
     PlanTerms {
         replicas,
         sla: SlaTerms {
-            min_throughput_bps: 1024 * 1024,
-            max_p99_latency_us: 200_000,
-            min_availability_ppm: 990_000,
+            min_throughput_bps: sla.min_throughput_bps,
+            max_p99_latency_us: sla.max_p99_latency_us,
+            min_availability_ppm: MIN_AVAILABILITY_PPM,
         },
         price_per_period: UNIT,
         periods: 1000,
@@ -426,15 +440,18 @@ async fn setup(o: &Opts) -> anyhow::Result<Env> {
             &publisher,
             feed.key,
             root,
-            plan(o.hosters as u32),
+            plan(o.hosters as u32, o.sla),
             endpoint(&source.0.to_string(), source.1, signing),
         )
         .await?;
     say(format!(
-        "published feed {} ({} blocks) with {} replicas; SLA: ≥ 1.0 MiB/s, p99 ≤ 200 ms, availability ≥ 99 %",
+        "published feed {} ({} blocks) with {} replicas; SLA: ≥ {}, p99 ≤ {}, availability ≥ {}",
         published.feed,
         feed.length(),
-        published.contracts.len()
+        published.contracts.len(),
+        crate::units::rate(o.sla.min_throughput_bps),
+        crate::units::micros(o.sla.max_p99_latency_us),
+        crate::units::percent(MIN_AVAILABILITY_PPM),
     ));
     let contracts: BTreeSet<u64> = published.contracts.iter().map(|(c, _)| *c).collect();
     let events = chain.events().await?;
