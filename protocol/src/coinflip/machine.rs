@@ -543,12 +543,7 @@ impl<V: Verifier> CoinFlip<V> {
                     }
                 }
                 Phase::Commit => {
-                    // Without every commit nobody can echo: name the missing commits
-                    // first, and only when all are in, the missing echoes.
-                    let mut unresponsive = self.members_where(|r, i| r.commits[i].is_none());
-                    if unresponsive.is_empty() {
-                        unresponsive = self.members_where(|r, i| !r.echo_matches(i));
-                    }
+                    let unresponsive = self.commit_laggards();
                     self.round_offline(now, Phase::Commit, unresponsive);
                 }
                 Phase::Reveal if self.round.poisoned.is_some() => self.restart_poisoned(now),
@@ -625,6 +620,17 @@ impl<V: Verifier> CoinFlip<V> {
         }
     }
 
+    /// Whom a commit phase waits for. Without every commit nobody can echo: the missing
+    /// commits first, and only when all are in, the missing or mismatched echoes.
+    fn commit_laggards(&self) -> Vec<PublicKey> {
+        let missing = self.members_where(|r, i| r.commits[i].is_none());
+        if missing.is_empty() {
+            self.members_where(|r, i| !r.echo_matches(i))
+        } else {
+            missing
+        }
+    }
+
     /// The deadline passed: end with what is known now.
     fn give_up_now(&mut self) {
         if self.success_emitted {
@@ -641,14 +647,7 @@ impl<V: Verifier> CoinFlip<V> {
             State::Running => {
                 let phase = self.round.phase;
                 let missing = match phase {
-                    Phase::Commit => {
-                        let m = self.members_where(|r, i| r.commits[i].is_none());
-                        if m.is_empty() {
-                            self.members_where(|r, i| !r.echo_matches(i))
-                        } else {
-                            m
-                        }
-                    }
+                    Phase::Commit => self.commit_laggards(),
                     Phase::Reveal | Phase::Confirm => {
                         self.members_where(|r, i| r.reveals[i].is_none())
                     }
