@@ -48,8 +48,9 @@ pub struct Config {
     /// Largest backoff (default 8 s).
     pub max_backoff: Duration,
     /// Give up this long after the start, whatever the rounds (default none): the flip
-    /// then ends `Offline`, naming whom the current phase still waits for (in a backoff,
-    /// the last offline round's list), or `Success` if `R` is already known. A driver
+    /// then ends `Offline`, naming only whom the last round that ran its full timeouts
+    /// waited for (a round the deadline cuts short proves nobody slow: no accusation
+    /// from it), or `Success` if `R` is already known. A driver
     /// whose flip must end by a time (an audit window) sets it; [`Config::within`].
     pub deadline: Option<Duration>,
 }
@@ -72,21 +73,21 @@ impl Config {
         }
     }
 
-    /// A flip that is over within `budget` of its start: the deadline is `budget`, and
-    /// the timeouts are scaled so that two offline rounds (a withholding or silent
-    /// member) end before it and name the member — commit and reveal `budget / 6` each
-    /// (a phase times out after 1.5× its timeout), confirmation `budget / 12`, backoff
+    /// A flip that is over within `budget` of its start: the deadline is `budget`, two
+    /// rounds (the second catches an equivocation the first timed out on), and the
+    /// timeouts scaled so that both rounds end on their own before the deadline and name
+    /// a silent or withholding member — commit and reveal `budget / 4` each (a phase
+    /// times out after 1.5× its timeout), confirmation `budget / 8`, backoff
     /// `budget / 40` up to `budget / 8`; never above the defaults, never below
-    /// [`MIN_PHASE`]. Two offline rounds then take at most ≈ `budget / 2 + budget / 40`
-    /// when commits arrive (a withholder) and `budget · 0.525` when they do not.
+    /// [`MIN_PHASE`]. Two offline rounds take ≈ `0.75 · budget + budget / 40`.
     pub fn within(session: SessionId, committee: Vec<PublicKey>, budget: Duration) -> Self {
         let d = Config::new(session, committee);
         let scaled = |div: u32, default: Duration| (budget / div).clamp(MIN_PHASE, default);
         Config {
             max_rounds: 2,
-            commit_timeout: scaled(6, d.commit_timeout),
-            reveal_timeout: scaled(6, d.reveal_timeout),
-            confirm_timeout: scaled(12, d.confirm_timeout),
+            commit_timeout: scaled(4, d.commit_timeout),
+            reveal_timeout: scaled(4, d.reveal_timeout),
+            confirm_timeout: scaled(8, d.confirm_timeout),
             backoff: scaled(40, d.backoff),
             max_backoff: scaled(8, d.max_backoff),
             deadline: Some(budget),
@@ -642,33 +643,23 @@ impl<V: Verifier> CoinFlip<V> {
             self.state = State::Done;
             return;
         }
+        // The round the deadline cut short accuses nobody (a slow honest member may not
+        // have revealed yet, and could not clear an accusation with a reveal it never
+        // signed); the last round that ran its full timeouts names its laggards.
         let running = matches!(self.state, State::Running);
-        let (round, phase, unresponsive) = match self.state {
-            State::Running => {
-                let phase = self.round.phase;
-                let missing = match phase {
-                    Phase::Commit => self.commit_laggards(),
-                    Phase::Reveal | Phase::Confirm => {
-                        self.members_where(|r, i| r.reveals[i].is_none())
-                    }
-                };
-                (self.round.number, phase, missing)
-            }
-            _ => self.last_offline.clone().unwrap_or((
-                self.round.number,
-                self.round.phase,
-                Vec::new(),
-            )),
-        };
         if running {
             self.events.push_back(Event::RoundEnded {
-                round,
+                round: self.round.number,
                 exit: RoundExit::Offline {
-                    phase,
-                    unresponsive: unresponsive.clone(),
+                    phase: self.round.phase,
+                    unresponsive: Vec::new(),
                 },
             });
         }
+        let (round, phase, unresponsive) =
+            self.last_offline
+                .clone()
+                .unwrap_or((self.round.number, self.round.phase, Vec::new()));
         self.finish(Outcome::Offline {
             round,
             phase,
