@@ -564,7 +564,10 @@ pub mod pallet {
         fn integrity_test() {
             assert!(
                 T::WeightInfo::task(T::MaxAttestors::get())
-                    .saturating_add(T::DbWeight::get().reads_writes(2 * 64 + 4, 2 * 64 + 2))
+                    .saturating_add(T::DbWeight::get().reads_writes(
+                        2 * u64::from(AGENDA_STEPS_PER_BLOCK) + 4,
+                        2 * u64::from(AGENDA_STEPS_PER_BLOCK) + 2,
+                    ))
                     .all_lte(Pallet::<T>::agenda_budget()),
                 "the costliest agenda task (and a block's stepping) fits the agenda's weight share"
             );

@@ -19,10 +19,6 @@ use crate::settle::{self, INITIAL_SCORE};
 use crate::types::*;
 use crate::weights::WeightInfo as _;
 
-/// Most agenda blocks `on_initialize` steps over in one block (each a read) while it
-/// catches up on work that waited.
-const AGENDA_STEPS_PER_BLOCK: u32 = 64;
-
 /// How many of a withdrawing hoster's (expired) bad-data convictions are removed.
 const MAX_CONVICTIONS_CLEARED: u32 = 64;
 

@@ -30,6 +30,9 @@ pub const MAX_TASKS_PER_BLOCK: u32 = 64;
 /// at `WeightInfo::task(attestors registered)`. Work due beyond it waits, in order, for
 /// the next blocks.
 pub const AGENDA_WEIGHT_PERCENT: u32 = 50;
+/// Most agenda blocks `on_initialize` steps over in one block (each a read) while it
+/// catches up on work that waited.
+pub const AGENDA_STEPS_PER_BLOCK: u32 = 64;
 
 /// What a participant registered as. One account has one role.
 #[derive(

@@ -102,28 +102,9 @@ fn honest_members_agree_with_and_without_confirmation() {
 
 #[test]
 fn a_silent_member_makes_the_others_time_out_and_retry_then_fail_offline() {
-    let (c, mut ms) = machines(4, true);
     let silent = 3;
-    let mut now = Instant::ZERO;
-    let mut finished = alloc::vec![None; 4];
-    for _ in 0..64 {
-        let ev = drive(&c, &mut ms, Some(silent));
-        for (i, e) in ev.into_iter().enumerate() {
-            for x in e {
-                if let Event::Finished(o) = x {
-                    finished[i] = Some(o);
-                }
-            }
-        }
-        let Some(t) = ms.iter().take(3).filter_map(CoinFlip::poll_timeout).min() else {
-            break;
-        };
-        now = now.max(t);
-        for m in ms.iter_mut().take(3) {
-            m.handle_timeout(now);
-        }
-    }
-    for o in finished.iter().take(3) {
+    let (c, finished, now) = run_with_silent(4, silent, |c| Config::new(S, c));
+    for o in &finished {
         match o {
             Some(Outcome::Offline {
                 round,
