@@ -23,7 +23,9 @@ use datdot_chain_client::{
 use datdot_net::Limits;
 use datdot_net::audit::{AuditOutput, AuditPlan, AuditTarget, audit, prove_leaf};
 use datdot_protocol::codec::{Message as _, to_bytes};
-use datdot_protocol::coinflip::{self, CoinFlip, Msg, Outcome, challenge_session};
+use datdot_protocol::coinflip::{
+    self, CoinFlip, Msg, Outcome, SignedCommit, Transcript, challenge_session,
+};
 use datdot_protocol::fraud::FraudProof;
 use datdot_protocol::hash::Hash;
 use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey, Signature};
@@ -37,7 +39,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::config::Config;
 use crate::flip::{self, Fraud, Tamper};
 use crate::metrics::Counters;
-use crate::state::{Saved, SavedFlip, State};
+use crate::state::{Saved, SavedFlip, State, from_hex, hex_of};
 use crate::swarm::{Member, Swarm};
 
 /// Margin kept before the window's end when capping an audit.
@@ -210,11 +212,9 @@ async fn facts(ctx: &Ctx, id: ChallengeId) -> anyhow::Result<Facts> {
         .retry("reading the hoster", || ctx.chain.participant(&ch.hoster))
         .await?
         .context("the hoster is not registered")?;
-    let feed_length = ctx
-        .retry("reading the feed", || ctx.chain.feed(ch.feed))
-        .await?
-        .map(|f| f.length)
-        .unwrap_or(0);
+    // The length pinned when the challenge was drawn (the chain recomputes our sample
+    // with it; the feed may have grown since).
+    let feed_length = ch.feed_length;
     Ok(Facts {
         committee,
         members,
@@ -280,34 +280,29 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
 
     // 2. Schedule, audit, report.
     if saved.report.is_none() {
-        let r: Option<Hash> = sf
-            .result
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|v| v.try_into().ok());
-        let r = r.unwrap_or_else(|| {
-            // No agreed R: a private random one, so the hoster still cannot predict the
-            // join time or the sample (peers cannot check it; DESIGN §16).
+        let key32 = |h: &Option<String>| -> Option<[u8; 32]> {
+            hex::decode(h.as_deref()?).ok()?.try_into().ok()
+        };
+        // No agreed R: a private random one (and own secret), so the hoster still cannot
+        // predict the join time or the sample (nobody can check it; DESIGN §16).
+        let private = || {
             let mut x = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut x);
             x
-        });
+        };
+        let r: Hash = key32(&sf.result).unwrap_or_else(private);
+        let own = key32(&sf.own).unwrap_or_else(private);
         let w = Window {
             start: phase.flip_end,
-            end: phase
-                .joins_end
-                .max(phase.flip_end + f.committee.len() as u64),
-            committee: u16::try_from(f.committee.len()).unwrap_or(u16::MAX),
+            end: phase.joins_end.max(phase.flip_end + 1),
             feed_length: f.feed_length,
             samples: ctx.config.samples,
         };
-        let a = assignment(&r, &w, u16::try_from(f.me).unwrap_or(u16::MAX))
-            .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+        let a = assignment(&r, &own, &w).map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
         let join = anchor + Duration::from_millis(a.join_at);
         let now = tokio::time::Instant::now();
         if join > now {
             info!(
-                slot = a.slot,
                 in_ms = (join - now).as_millis() as u64,
                 blocks = a.indices.len(),
                 "audit scheduled"
@@ -455,7 +450,8 @@ async fn coin_flip(
         saved.flip = Some(SavedFlip {
             round: 0,
             result: None,
-            transcript_digest: hex::encode([0u8; 32]),
+            transcript: None,
+            own: None,
             accused: Vec::new(),
         });
         ctx.state.put(saved)?;
@@ -501,24 +497,24 @@ async fn coin_flip(
             SavedFlip {
                 round: *round,
                 result: Some(hex::encode(result)),
-                transcript_digest: hex::encode(transcript.digest()),
-                accused: Vec::new(),
+                transcript: Some(hex_of(transcript)),
+                own: Some(hex::encode(coinflip::round_secret(
+                    &entropy,
+                    &session_id,
+                    *round,
+                ))),
+                // Those benched on the way to this round.
+                accused: rep.withheld.iter().map(hex_of).collect(),
             }
         }
-        Outcome::Offline {
-            round,
-            unresponsive,
-            ..
-        } => {
+        Outcome::Offline { round, .. } => {
             c.flips_offline.fetch_add(1, Relaxed);
             SavedFlip {
                 round: *round,
                 result: None,
-                transcript_digest: hex::encode([0u8; 32]),
-                accused: unresponsive
-                    .iter()
-                    .map(|k| hex::encode(k.as_bytes()))
-                    .collect(),
+                transcript: None,
+                own: None,
+                accused: rep.withheld.iter().map(hex_of).collect(),
             }
         }
         Outcome::Malicious { .. } => {
@@ -526,8 +522,9 @@ async fn coin_flip(
             SavedFlip {
                 round: rep.rounds.last().map(|r| r.0).unwrap_or(0),
                 result: None,
-                transcript_digest: hex::encode([0u8; 32]),
-                accused: Vec::new(),
+                transcript: None,
+                own: None,
+                accused: rep.withheld.iter().map(hex_of).collect(),
             }
         }
     };
@@ -637,13 +634,20 @@ fn build_report(
     out: AuditOutput,
     sf: &SavedFlip,
 ) -> anyhow::Result<Report> {
-    let key32 = |h: &str| -> Option<[u8; 32]> { hex::decode(h).ok()?.try_into().ok() };
     let accused = sf
         .accused
         .iter()
-        .filter_map(|h| key32(h).and_then(|k| PublicKey::from_bytes(&k).ok()))
+        .filter_map(|h| from_hex::<SignedCommit>(h))
         .take(report::MAX_ACCUSED)
         .collect();
+    let transcript = sf.transcript.as_deref().and_then(from_hex::<Transcript>);
+    // The secret is opened only with the transcript it belongs to (a private one stays
+    // private: it would tell nobody anything they could check).
+    let own_secret = transcript
+        .as_ref()
+        .and(sf.own.as_deref())
+        .and_then(|h| hex::decode(h).ok()?.try_into().ok())
+        .unwrap_or([0; 32]);
     let mut failures = out.failures;
     failures.truncate(report::MAX_FAILURES);
     let mut receipts = out.receipts;
@@ -660,7 +664,8 @@ fn build_report(
         failures,
         coinflip: CoinFlipRecord {
             round: sf.round,
-            transcript_digest: key32(&sf.transcript_digest).unwrap_or([0; 32]),
+            transcript,
+            own_secret,
             accused,
         },
         sig: Signature([0; 64]),

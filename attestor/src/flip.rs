@@ -51,6 +51,9 @@ pub struct FlipReport {
     pub to_result: Option<Duration>,
     /// Rounds that ended, and how.
     pub rounds: Vec<(u32, &'static str)>,
+    /// The signed commits of the members named by every round that ended offline (our
+    /// withholding accusations, each naming its round).
+    pub withheld: Vec<datdot_protocol::coinflip::SignedCommit>,
 }
 
 fn exit_name(e: &RoundExit) -> &'static str {
@@ -109,6 +112,7 @@ pub async fn run(
             elapsed: Duration::ZERO,
             to_result: None,
             rounds: Vec::new(),
+            withheld: Vec::new(),
         },
         finished: false,
     };
@@ -198,6 +202,9 @@ impl<F: FnMut(&Fraud)> Pump<F> {
                             Some(self.epoch.elapsed().saturating_sub(self.started));
                     }
                     self.report.rounds.push((round, exit_name(&exit)));
+                    if let RoundExit::Offline { withheld, .. } = exit {
+                        self.report.withheld.extend(withheld);
+                    }
                 }
                 Event::Finished(o) => {
                     self.report.outcome = o;

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use datdot_protocol::codec::{Decode, Encode, Reader, Writer};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -21,10 +22,31 @@ pub struct SavedFlip {
     pub round: u32,
     /// `R` (hex), if the flip succeeded.
     pub result: Option<String>,
-    /// Transcript digest (hex; zeros if none).
-    pub transcript_digest: String,
-    /// Withholding accusations (hex signing keys).
+    /// The successful round's transcript (hex of its wire encoding).
+    #[serde(default)]
+    pub transcript: Option<String>,
+    /// Our own secret for `round` (hex): the preimage of our `x` after a successful flip,
+    /// a private random one otherwise. Seeds our sample and join time.
+    #[serde(default)]
+    pub own: Option<String>,
+    /// Withholding accusations: the accused members' signed commits (hex of their wire
+    /// encodings).
     pub accused: Vec<String>,
+}
+
+/// Hex of a value's wire encoding (no version or tag: a part of a message).
+pub fn hex_of<T: Encode>(v: &T) -> String {
+    let mut w = Writer::new();
+    v.encode(&mut w);
+    hex::encode(w.into_bytes())
+}
+
+/// The value [`hex_of`] encoded, if `h` is exactly one.
+pub fn from_hex<T: Decode>(h: &str) -> Option<T> {
+    let bytes = hex::decode(h).ok()?;
+    let mut r = Reader::new(&bytes);
+    let v = T::decode(&mut r).ok()?;
+    (r.remaining() == 0).then_some(v)
 }
 
 /// One challenge's progress.

@@ -34,7 +34,8 @@ fn report(kp: &Keypair, hoster: &Keypair) -> Report {
         failures: vec![],
         coinflip: CoinFlipRecord {
             round: 0,
-            transcript_digest: [6; 32],
+            transcript: None,
+            own_secret: [0; 32],
             accused: vec![],
         },
         sig: Signature([0; 64]),

@@ -2,14 +2,17 @@
 //!
 //! It is what the chain settles on: the sample the attestor requested, a merkle root
 //! over what it received, the hoster's receipts, the metric summary, the failures, and
-//! the coin flip it took part in (round, transcript digest, and the members it accuses
-//! of withholding). Encoding: the wire codec with tag `0x50`; a typical report (32
-//! samples, one 32-entry receipt, no failures) is 2,063 bytes, and decoders reject
-//! anything above [`Report::MAX_SIZE`] (64 KiB).
+//! the coin flip it took part in: the successful round's signed transcript and the
+//! member's own secret (from which the chain recomputes `R` and this member's sample),
+//! or, for a flip that failed, the signed commits of the members it accuses of
+//! withholding. Encoding: the wire codec with tag `0x50`; a typical report (32 samples,
+//! one 32-entry receipt, no failures, a 10-member transcript) is ≈ 5.4 KB, and decoders
+//! reject anything above [`Report::MAX_SIZE`] (64 KiB).
 
 use alloc::vec::Vec;
 
 use crate::codec::{Decode, DecodeError, Encode, Message, Reader, Writer};
+use crate::coinflip::{SignedCommit, Transcript};
 use crate::hash::{Hash, merkle_root};
 use crate::identity::{Domain, Keypair, PublicKey, Signature, Verifier};
 use crate::metrics::{Failure, MetricSummary};
@@ -24,15 +27,26 @@ pub const MAX_FAILURES: usize = 64;
 /// Most accused members in one report.
 pub const MAX_ACCUSED: usize = 64;
 
+/// Most members in a report's transcript (the chain's committee bound).
+pub const MAX_TRANSCRIPT: usize = 32;
+
 /// The coin flip as the attestor saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoinFlipRecord {
     /// The round that produced `R` (or the last one tried).
     pub round: u32,
-    /// [`crate::coinflip::Transcript::digest`] of the successful round; zeros if none.
-    pub transcript_digest: Hash,
-    /// Members whose commit, echo or reveal never arrived (withholding accusations).
-    pub accused: Vec<PublicKey>,
+    /// The successful round's signed commits and reveals (`None`: no agreed `R`, the
+    /// member audited with a private one, which nobody can check).
+    pub transcript: Option<Transcript>,
+    /// The member's own secret `s` for `round` ([`crate::coinflip::round_secret`]):
+    /// [`crate::coinflip::x_of`]`(s)` is its reveal in the transcript, and `R` with `s`
+    /// gives its sample ([`crate::schedule::sample`]). Zeros without a transcript.
+    pub own_secret: [u8; 32],
+    /// Withholding accusations: the signed commits of the members whose echo or reveal
+    /// never arrived in a round that ended offline, each naming its round (the evidence
+    /// the chain checks a published reveal against, and proof the round was real; a
+    /// member that never committed is offline, not accused).
+    pub accused: Vec<SignedCommit>,
 }
 
 /// A report, signed by its attestor.
@@ -82,6 +96,47 @@ pub enum ReportError {
     Metrics,
 }
 
+/// Why a report is not the audit its schedule demanded ([`Report::check_audit`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditCheckError {
+    /// The transcript does not verify.
+    #[error("transcript: {0}")]
+    Transcript(#[from] crate::coinflip::TranscriptError),
+    /// The transcript is of another session or round than the report names.
+    #[error("transcript of another challenge or round")]
+    WrongFlip,
+    /// A transcript entry is signed by someone outside the committee.
+    #[error("transcript entry signed outside the committee")]
+    Stranger,
+    /// The reporter is not in its own transcript.
+    #[error("the reporter is not in the transcript")]
+    NotInTranscript,
+    /// The opened secret is not the preimage of the reporter's reveal.
+    #[error("the own secret does not open the reporter's reveal")]
+    OwnSecret,
+    /// The sampled blocks are not the sample `R` and the own secret give.
+    #[error("sampled blocks are not the scheduled sample")]
+    Sample,
+}
+
+/// What [`Report::check_audit`] could establish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditCheck {
+    /// The transcript determines `R`, the reporter's secret opens its reveal, and (for a
+    /// conclusive audit) the sample is the scheduled one. `absent`: committee indices
+    /// the transcript leaves out — the chain pays the report only if each was proven
+    /// malicious or a majority of reports accuse it (an excluded or benched member);
+    /// otherwise a subset may have drawn an `R` of its choosing.
+    Tied {
+        /// Committee indices not in the transcript, ascending.
+        absent: Vec<usize>,
+    },
+    /// No transcript (the flip failed; the member audited with a private `R`): it counts
+    /// towards the verdict, since it cannot be told from an honest one, and is not paid.
+    NoTranscript,
+}
+
 /// Merkle root (rs_merkle, BLAKE2b-256) over the leaf hashes received for each sampled
 /// block, in sample order; a block not received contributes 32 zero bytes.
 pub fn received_root(received: &[Option<Hash>]) -> Hash {
@@ -106,9 +161,17 @@ impl Report {
         w.list(&self.receipts);
         self.metrics.encode(w);
         w.list(&self.failures);
-        w.u32(self.coinflip.round);
-        w.array(&self.coinflip.transcript_digest);
-        w.list(&self.coinflip.accused);
+        let c = &self.coinflip;
+        w.u32(c.round);
+        match &c.transcript {
+            None => w.u8(0),
+            Some(t) => {
+                w.u8(1);
+                t.encode(w);
+            }
+        }
+        w.array(&c.own_secret);
+        w.list(&c.accused);
     }
 
     /// Set `attestor` to `kp`'s key and sign.
@@ -141,6 +204,57 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Whether this report is the audit the schedule demanded: the transcript verifies
+    /// for `session` and the report's round, every entry is signed by a member of
+    /// `committee` (keys in committee order), the reporter's own secret opens its
+    /// reveal, and a conclusive audit sampled exactly
+    /// [`crate::schedule::sample`]`(R, s, feed_length, k)` with `k` the number of blocks
+    /// sampled. Returns who the transcript leaves out. Pure; the chain calls it on
+    /// submission.
+    pub fn check_audit(
+        &self,
+        v: &impl Verifier,
+        session: &crate::coinflip::SessionId,
+        committee: &[[u8; 32]],
+        feed_length: u64,
+    ) -> Result<AuditCheck, AuditCheckError> {
+        let Some(t) = &self.coinflip.transcript else {
+            return Ok(AuditCheck::NoTranscript);
+        };
+        if &t.session != session || t.round != self.coinflip.round {
+            return Err(AuditCheckError::WrongFlip);
+        }
+        let r = t.verify(v)?;
+        let mut present = alloc::vec![false; committee.len()];
+        for c in &t.commits {
+            let i = committee
+                .iter()
+                .position(|k| k == c.signer.as_bytes())
+                .ok_or(AuditCheckError::Stranger)?;
+            present[i] = true;
+        }
+        let mine = t
+            .reveals
+            .iter()
+            .find(|rv| rv.signer == self.attestor)
+            .ok_or(AuditCheckError::NotInTranscript)?;
+        if crate::coinflip::x_of(&self.coinflip.own_secret) != mine.x {
+            return Err(AuditCheckError::OwnSecret);
+        }
+        if self.metrics.conclusive() {
+            let k = u32::try_from(self.sampled.len()).unwrap_or(u32::MAX);
+            let expect = crate::schedule::sample(&r, &self.coinflip.own_secret, feed_length, k);
+            if expect != self.sampled {
+                return Err(AuditCheckError::Sample);
+            }
+        }
+        Ok(AuditCheck::Tied {
+            absent: (0..committee.len()).filter(|&i| !present[i]).collect(),
+        })
+    }
+}
+
 impl Encode for Report {
     fn encode(&self, w: &mut Writer) {
         self.encode_body(w);
@@ -162,7 +276,18 @@ impl Decode for Report {
             failures: r.list("failures", MAX_FAILURES)?,
             coinflip: CoinFlipRecord {
                 round: r.u32()?,
-                transcript_digest: r.array()?,
+                transcript: match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let t = Transcript::decode(r)?;
+                        if t.commits.len() > MAX_TRANSCRIPT || t.reveals.len() > MAX_TRANSCRIPT {
+                            return Err(DecodeError::Invalid("transcript too long"));
+                        }
+                        Some(t)
+                    }
+                    _ => return Err(DecodeError::Invalid("transcript flag")),
+                },
+                own_secret: r.array()?,
                 accused: r.list("accused members", MAX_ACCUSED)?,
             },
             sig: Signature::decode(r)?,

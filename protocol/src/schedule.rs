@@ -1,24 +1,26 @@
-//! The audit schedule derived from the coin flip's result `R` (SPEC §3.4).
+//! The audit schedule derived from the coin flip's result `R` and each member's own
+//! secret (SPEC §3.4).
 //!
-//! A pure function: every committee member (and the chain, after the fact) computes
-//! the same join times and samples from the same `R`; nobody who does not know `R`
-//! can predict them.
+//! A pure function: a member computes its join time and sample from `R` and its own
+//! secret `s` (the preimage of the `x` it contributed to `R`, see
+//! [`crate::coinflip::x_of`]); the chain recomputes the sample after the fact, when the
+//! report opens `s`. Nobody who does not know `R` can predict any of it, and a colluding
+//! member — who knows `R` and every `x`, but no other member's `s` — can hand the hoster
+//! only its own.
 //!
 //! ## The PRNG (normative)
-//! - seed `= BLAKE2b-256("datdot/v1/schedule" || R)`; generator: ChaCha20
+//! - seed `= BLAKE2b-256("datdot/v1/schedule" || R || s)`; generator: ChaCha20
 //!   (`rand_chacha::ChaCha20Rng::from_seed(seed)`), 64-bit outputs via `next_u64`.
-//! - stream 0 shuffles the slots: Fisher–Yates over `[0, X)` from the last position down,
-//!   swapping position `i` with `uniform(i + 1)`. Attestor `Y` gets slot `perm[Y]`, so
-//!   even the order in which attestors join is secret (the attestor index is public).
-//! - stream `1 + Y` gives attestor `Y` its jitter, then its samples.
+//! - stream 1 gives the join time, stream 2 the sample (so the chain recomputes the
+//!   sample without knowing the window in ms).
 //! - `uniform(n)`: draw `v = next_u64()` until `v < n · ⌊2⁶⁴ / n⌋`, return `v mod n`
 //!   (rejection sampling: exactly uniform, independent of any library's range code).
 //!
 //! ## Join time
-//! Slot width `w = ⌊(end − start) / X⌋`. Attestor `Y` joins at
-//! `start + slot·w + ⌊w/2⌋ + j` with `j` uniform in `[−⌊w/5⌋, +⌊w/5⌋]` — the centre of
-//! its slot ± 20 % of a slot — so every join time lies inside `[start, end)` and inside
-//! its own slot.
+//! `start + uniform(end − start)`: uniform over the joins phase, independent of every other
+//! member's. (An earlier schedule gave each member a slot of a permutation drawn from `R`
+//! and jittered ± 20 % of a slot inside it: spread out, but a colluder who knows `R` knew
+//! every member's slot, hence its join time to a tenth of the window; DESIGN §16.3.)
 //!
 //! ## Phases of a challenge window (normative)
 //! A challenge's audit window, `L` time units from its start block, has three phases:
@@ -50,8 +52,6 @@ pub struct Window {
     pub start: u64,
     /// Window end (exclusive).
     pub end: u64,
-    /// Committee size `X`.
-    pub committee: u16,
     /// Number of blocks in the feed.
     pub feed_length: u64,
     /// Blocks each attestor samples.
@@ -81,8 +81,6 @@ pub fn phases(len: u64) -> Phases {
 /// One attestor's part of the schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
-    /// Its slot (a secret permutation of attestor indices).
-    pub slot: u16,
     /// When to join the hoster's swarm.
     pub join_at: u64,
     /// Which blocks to request, ascending.
@@ -93,20 +91,9 @@ pub struct Assignment {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScheduleError {
-    /// Empty committee.
-    #[error("committee is empty")]
-    EmptyCommittee,
-    /// `Y >= X`.
-    #[error("attestor index {0} is outside the committee")]
-    NotInCommittee(u16),
-    /// Fewer time units than attestors.
-    #[error("window of {len} units cannot hold {committee} slots")]
-    WindowTooShort {
-        /// `end - start`.
-        len: u64,
-        /// `X`.
-        committee: u16,
-    },
+    /// `end <= start`.
+    #[error("the joins window is empty")]
+    EmptyWindow,
 }
 
 fn uniform(rng: &mut ChaCha20Rng, n: u64) -> u64 {
@@ -120,44 +107,18 @@ fn uniform(rng: &mut ChaCha20Rng, n: u64) -> u64 {
     }
 }
 
-fn rng(r: &Hash, stream: u64) -> ChaCha20Rng {
-    let mut g = ChaCha20Rng::from_seed(blake2b256(&[b"datdot/v1/schedule", r]));
+fn rng(r: &Hash, own: &[u8; 32], stream: u64) -> ChaCha20Rng {
+    let mut g = ChaCha20Rng::from_seed(blake2b256(&[b"datdot/v1/schedule", r, own]));
     g.set_stream(stream);
     g
 }
 
-/// Attestor `y`'s assignment for result `r`.
-pub fn assignment(r: &Hash, w: &Window, y: u16) -> Result<Assignment, ScheduleError> {
-    if w.committee == 0 {
-        return Err(ScheduleError::EmptyCommittee);
-    }
-    if y >= w.committee {
-        return Err(ScheduleError::NotInCommittee(y));
-    }
-    let len = w.end.saturating_sub(w.start);
-    if len < u64::from(w.committee) {
-        return Err(ScheduleError::WindowTooShort {
-            len,
-            committee: w.committee,
-        });
-    }
-    // The slot permutation.
-    let mut perm: Vec<u16> = (0..w.committee).collect();
-    let mut g = rng(r, 0);
-    for i in (1..perm.len()).rev() {
-        let j = uniform(&mut g, i as u64 + 1) as usize;
-        perm.swap(i, j);
-    }
-    let slot = perm[usize::from(y)];
-
-    let mut g = rng(r, 1 + u64::from(y));
-    let width = len / u64::from(w.committee);
-    let spread = width / 5;
-    let jitter = uniform(&mut g, 2 * spread + 1);
-    let join_at = w.start + u64::from(slot) * width + width / 2 + jitter - spread;
-
-    let n = w.feed_length;
-    let k = u64::from(w.samples).min(n);
+/// The sample of the member with own secret `own` for result `r`: `min(samples, length)`
+/// distinct indices below `length`, ascending. What the chain recomputes from a report.
+pub fn sample(r: &Hash, own: &[u8; 32], feed_length: u64, samples: u32) -> Vec<u64> {
+    let mut g = rng(r, own, 2);
+    let n = feed_length;
+    let k = u64::from(samples).min(n);
     let mut chosen = BTreeSet::new();
     for j in (n - k)..n {
         let t = uniform(&mut g, j + 1);
@@ -165,16 +126,20 @@ pub fn assignment(r: &Hash, w: &Window, y: u16) -> Result<Assignment, ScheduleEr
             chosen.insert(j);
         }
     }
-    Ok(Assignment {
-        slot,
-        join_at,
-        indices: chosen.into_iter().collect(),
-    })
+    chosen.into_iter().collect()
 }
 
-/// Every attestor's assignment, in attestor-index order.
-pub fn schedule(r: &Hash, w: &Window) -> Result<Vec<Assignment>, ScheduleError> {
-    (0..w.committee).map(|y| assignment(r, w, y)).collect()
+/// The assignment of the member with own secret `own` for result `r`.
+pub fn assignment(r: &Hash, own: &[u8; 32], w: &Window) -> Result<Assignment, ScheduleError> {
+    let len = w.end.saturating_sub(w.start);
+    if len == 0 {
+        return Err(ScheduleError::EmptyWindow);
+    }
+    let join_at = w.start + uniform(&mut rng(r, own, 1), len);
+    Ok(Assignment {
+        join_at,
+        indices: sample(r, own, w.feed_length, w.samples),
+    })
 }
 
 #[cfg(test)]
@@ -188,80 +153,81 @@ mod tests {
         #[test]
         fn phases_leave_every_join_after_the_flip_and_a_tail(
             r in any::<[u8; 32]>(),
+            own in any::<[u8; 32]>(),
             len in 0u64..1 << 40,
-            committee in 1u16..64,
         ) {
             let p = phases(len);
             prop_assert!(p.flip_end <= len / 6 && p.flip_end <= MAX_FLIP_MS);
             prop_assert!(p.flip_end <= p.joins_end && p.joins_end <= len);
             prop_assert_eq!(len - p.joins_end, len / 10);
-            let w = Window { start: p.flip_end, end: p.joins_end, committee, feed_length: 10, samples: 2 };
-            if let Ok(all) = schedule(&r, &w) {
-                for a in all {
-                    prop_assert!(a.join_at >= p.flip_end && a.join_at < p.joins_end);
-                }
+            let w = Window { start: p.flip_end, end: p.joins_end, feed_length: 10, samples: 2 };
+            if let Ok(a) = assignment(&r, &own, &w) {
+                prop_assert!(a.join_at >= p.flip_end && a.join_at < p.joins_end);
             }
         }
 
         #[test]
-        fn inside_window_slot_and_deterministic(
+        fn inside_window_and_deterministic(
             r in any::<[u8; 32]>(),
+            own in any::<[u8; 32]>(),
             start in 0u64..1 << 40,
             len in 1u64..1 << 30,
-            committee in 1u16..64,
             feed_length in 0u64..10_000,
             samples in 0u32..200,
         ) {
-            prop_assume!(len >= u64::from(committee));
-            let w = Window { start, end: start + len, committee, feed_length, samples };
-            let all = schedule(&r, &w).unwrap();
-            prop_assert_eq!(&all, &schedule(&r, &w).unwrap());
-            let width = len / u64::from(committee);
-            let mut slots: Vec<u16> = all.iter().map(|a| a.slot).collect();
-            slots.sort();
-            prop_assert_eq!(slots, (0..committee).collect::<Vec<_>>());
-            for a in &all {
-                prop_assert!(a.join_at >= w.start && a.join_at < w.end);
-                let lo = w.start + u64::from(a.slot) * width;
-                prop_assert!(a.join_at >= lo && a.join_at < lo + width.max(1));
-                prop_assert_eq!(a.indices.len() as u64, u64::from(samples).min(feed_length));
-                prop_assert!(a.indices.windows(2).all(|p| p[0] < p[1]));
-                prop_assert!(a.indices.iter().all(|&i| i < feed_length));
-            }
+            let w = Window { start, end: start + len, feed_length, samples };
+            let a = assignment(&r, &own, &w).unwrap();
+            prop_assert_eq!(&a, &assignment(&r, &own, &w).unwrap());
+            prop_assert!(a.join_at >= w.start && a.join_at < w.end);
+            prop_assert_eq!(a.indices.len() as u64, u64::from(samples).min(feed_length));
+            prop_assert!(a.indices.windows(2).all(|p| p[0] < p[1]));
+            prop_assert!(a.indices.iter().all(|&i| i < feed_length));
+            // The sample does not depend on the window (the chain recomputes it).
+            prop_assert_eq!(&a.indices, &sample(&r, &own, feed_length, samples));
         }
     }
 
+    /// A colluding member knows `R` and every member's `x`, but not another member's own
+    /// secret: with `R` fixed, another secret gives another sample and join time, so
+    /// what the colluder can compute (its own schedule) says nothing about anyone else's.
     #[test]
-    fn different_results_give_different_schedules() {
+    fn a_colluder_who_knows_r_cannot_compute_another_members_schedule() {
         let w = Window {
             start: 1000,
             end: 61_000,
-            committee: 10,
             feed_length: 1 << 20,
             samples: 32,
         };
-        let a = schedule(&[1; 32], &w).unwrap();
-        let b = schedule(&[2; 32], &w).unwrap();
-        assert_ne!(a, b);
-        // Attestors' samples are independent of each other.
-        assert_ne!(a[0].indices, a[1].indices);
+        let r = [9; 32];
+        let colluder = assignment(&r, &[1; 32], &w).unwrap();
+        let victim = assignment(&r, &[2; 32], &w).unwrap();
+        assert_ne!(colluder.indices, victim.indices);
+        assert_ne!(colluder.join_at, victim.join_at);
+        // Nor does R alone fix a schedule: the same secret under another R differs too.
+        assert_ne!(assignment(&[8; 32], &[2; 32], &w).unwrap(), victim);
+        // Join times are spread over the whole phase, not tied to a slot R reveals:
+        // 4,000 secrets under one R fill all ten tenths of the window.
+        let mut tenths = [0u32; 10];
+        for i in 0u32..4000 {
+            let mut own = [0u8; 32];
+            own[..4].copy_from_slice(&i.to_le_bytes());
+            let a = assignment(&r, &own, &w).unwrap();
+            tenths[((a.join_at - w.start) * 10 / (w.end - w.start)) as usize] += 1;
+        }
+        assert!(
+            tenths.iter().all(|&c| (300..=500).contains(&c)),
+            "{tenths:?}"
+        );
     }
 
     #[test]
     fn samples_are_roughly_uniform() {
         // 2000 schedules × 8 samples over 16 blocks: each block expected 1000 times.
-        let w = Window {
-            start: 0,
-            end: 100,
-            committee: 1,
-            feed_length: 16,
-            samples: 8,
-        };
         let mut counts = [0u32; 16];
         for i in 0u32..2000 {
             let mut r = [0u8; 32];
             r[..4].copy_from_slice(&i.to_le_bytes());
-            for ix in assignment(&r, &w, 0).unwrap().indices {
+            for ix in sample(&r, &[0; 32], 16, 8) {
                 counts[ix as usize] += 1;
             }
         }
@@ -276,30 +242,13 @@ mod tests {
     fn errors() {
         let w = Window {
             start: 10,
-            end: 15,
-            committee: 10,
-            feed_length: 1,
-            samples: 1,
-        };
-        assert!(matches!(
-            assignment(&[0; 32], &w, 0),
-            Err(ScheduleError::WindowTooShort { .. })
-        ));
-        let w = Window {
-            start: 0,
-            end: 100,
-            committee: 3,
+            end: 10,
             feed_length: 1,
             samples: 1,
         };
         assert_eq!(
-            assignment(&[0; 32], &w, 3),
-            Err(ScheduleError::NotInCommittee(3))
-        );
-        let w = Window { committee: 0, ..w };
-        assert_eq!(
-            assignment(&[0; 32], &w, 0),
-            Err(ScheduleError::EmptyCommittee)
+            assignment(&[0; 32], &[0; 32], &w),
+            Err(ScheduleError::EmptyWindow)
         );
     }
 }

@@ -234,8 +234,9 @@ fn report() -> impl Strategy<Value = Report> {
         prop::collection::vec((any::<u64>(), 0u8..5), 0..5),
         (
             any::<u32>(),
+            prop::option::of(transcript()),
             any::<[u8; 32]>(),
-            prop::collection::vec(key(), 0..3),
+            prop::collection::vec(commit(), 0..3),
         ),
         sig(),
     )
@@ -249,7 +250,7 @@ fn report() -> impl Strategy<Value = Report> {
                 receipts,
                 metrics,
                 f,
-                (round, transcript_digest, accused),
+                (round, transcript, own_secret, accused),
                 sig,
             )| Report {
                 challenge,
@@ -269,7 +270,8 @@ fn report() -> impl Strategy<Value = Report> {
                     .collect(),
                 coinflip: CoinFlipRecord {
                     round,
-                    transcript_digest,
+                    transcript,
+                    own_secret,
                     accused,
                 },
                 sig,
@@ -331,6 +333,24 @@ proptest! {
     }
 }
 
+fn ten_member_transcript() -> Transcript {
+    let ks: Vec<Keypair> = (0..10u8)
+        .map(|i| Keypair::from_seed(&[i + 10; 32]))
+        .collect();
+    Transcript {
+        session: [1; 32],
+        round: 0,
+        commits: ks
+            .iter()
+            .map(|k| SignedCommit::sign(k, [1; 32], 0, [2; 32]))
+            .collect(),
+        reveals: ks
+            .iter()
+            .map(|k| SignedReveal::sign(k, [1; 32], 0, [3; 32]))
+            .collect(),
+    }
+}
+
 #[test]
 fn typical_report_size_matches_the_documented_figure() {
     let kp = Keypair::from_seed(&[1; 32]);
@@ -357,7 +377,8 @@ fn typical_report_size_matches_the_documented_figure() {
         failures: vec![],
         coinflip: CoinFlipRecord {
             round: 0,
-            transcript_digest: [6; 32],
+            transcript: Some(ten_member_transcript()),
+            own_secret: [6; 32],
             accused: vec![],
         },
         sig: Signature([0; 64]),
@@ -365,7 +386,7 @@ fn typical_report_size_matches_the_documented_figure() {
     .sign(&kp);
     assert_eq!(
         to_bytes(&r).len(),
-        2_063,
+        5_388,
         "update report.rs docs and DESIGN.md"
     );
 }

@@ -21,9 +21,13 @@ use datdot_chain_client::{
     endpoint, keys,
 };
 use datdot_protocol::codec::{self, Encode, Writer};
-use datdot_protocol::identity::{Keypair as ProtocolKey, Signature};
+use datdot_protocol::coinflip::{
+    SignedCommit, SignedReveal, Transcript, challenge_session, commit_value, x_of,
+};
+use datdot_protocol::identity::{Ed25519Verifier, Keypair as ProtocolKey, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome, Sla};
 use datdot_protocol::report::{CoinFlipRecord, Report};
+use datdot_protocol::schedule::sample;
 use datdot_protocol::tree::build;
 use datdot_testkit::{BlockMode, DevChain};
 use ed25519_dalek::{Signer, SigningKey};
@@ -81,20 +85,55 @@ fn feed() -> ([u8; 32], Vec<u8>) {
     (author.verifying_key().to_bytes(), w.into_bytes())
 }
 
-fn report(n: &ChallengeNotice, me: &ProtocolKey, hoster: &ProtocolKey, feed: [u8; 32]) -> Vec<u8> {
+/// The committee's coin flip as the chain checks it: every member's signed commit and
+/// reveal of `x_of(own)`, in committee order.
+struct Flip<'a> {
+    members: Vec<&'a ProtocolKey>,
+    feed_length: u64,
+}
+
+fn own_of(k: &ProtocolKey) -> [u8; 32] {
+    datdot_protocol::hash::blake2b256(&[b"test/own", k.public().as_bytes()])
+}
+
+fn report(
+    n: &ChallengeNotice,
+    me: &ProtocolKey,
+    hoster: &ProtocolKey,
+    feed: [u8; 32],
+    flip: &Flip<'_>,
+) -> Vec<u8> {
+    let session = challenge_session(n.challenge);
+    let x = |k: &ProtocolKey| x_of(&own_of(k));
+    let t = Transcript {
+        session,
+        round: 0,
+        commits: flip
+            .members
+            .iter()
+            .map(|k| SignedCommit::sign(k, session, 0, commit_value(&x(k))))
+            .collect(),
+        reveals: flip
+            .members
+            .iter()
+            .map(|k| SignedReveal::sign(k, session, 0, x(k)))
+            .collect(),
+    };
+    let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
     let r = Report {
         challenge: n.challenge,
         attestor: me.public(),
         hoster: hoster.public(),
         feed,
-        sampled: vec![1, 5, 2],
+        sampled: sample(&r, &own_of(me), flip.feed_length, 3),
         received_root: [0; 32],
         receipts: vec![],
         metrics: good_metrics(),
         failures: vec![],
         coinflip: CoinFlipRecord {
             round: 0,
-            transcript_digest: [9; 32],
+            transcript: Some(t),
+            own_secret: own_of(me),
             accused: vec![],
         },
         sig: Signature([0; 64]),
@@ -275,6 +314,21 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         "all three attestors drawn: {notice:?}"
     );
 
+    let flip = Flip {
+        members: notice
+            .attestors
+            .iter()
+            .map(|who| {
+                let k = attestors.iter().position(|a| account(a) == *who);
+                &attestor_keys[k.expect("member")]
+            })
+            .collect(),
+        feed_length: chain
+            .challenge(notice.challenge)
+            .await?
+            .context("challenge stored")?
+            .feed_length,
+    };
     // Refusals: too early, and a report signed by someone not on the committee.
     let (i0, first) = attestors
         .iter()
@@ -285,7 +339,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .submit_report(
             first,
             notice.challenge,
-            report(&notice, &attestor_keys[i0], &hoster_key, feed_key),
+            report(&notice, &attestor_keys[i0], &hoster_key, feed_key, &flip),
         )
         .await
         .expect_err("before end");
@@ -296,7 +350,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .submit_report(
             &publisher,
             notice.challenge,
-            report(&notice, &protocol_key(99), &hoster_key, feed_key),
+            report(&notice, &protocol_key(99), &hoster_key, feed_key, &flip),
         )
         .await
         .expect_err("not in the committee");
@@ -317,7 +371,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             .submit_report(
                 &attestors[k],
                 notice.challenge,
-                report(&notice, &attestor_keys[k], &hoster_key, feed_key),
+                report(&notice, &attestor_keys[k], &hoster_key, feed_key, &flip),
             )
             .await
             .with_context(|| format!("report {i}"))?;
@@ -327,7 +381,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .submit_report(
             first,
             notice.challenge,
-            report(&notice, &attestor_keys[i0], &hoster_key, feed_key),
+            report(&notice, &attestor_keys[i0], &hoster_key, feed_key, &flip),
         )
         .await
         .expect_err("second report");

@@ -3,11 +3,11 @@
 use alloc::vec::Vec;
 
 use datdot_protocol::codec;
-use datdot_protocol::coinflip::Msg;
+use datdot_protocol::coinflip::{Msg, commit_value};
 use datdot_protocol::fraud::{FraudProof, Scope};
 use datdot_protocol::identity::Ed25519Verifier;
 use datdot_protocol::metrics::{MetricSummary, Sla};
-use datdot_protocol::report::Report;
+use datdot_protocol::report::{AuditCheck, AuditCheckError, Report};
 use datdot_protocol::tree::tree_hash;
 use frame::prelude::*;
 
@@ -50,38 +50,63 @@ impl<T: Config> Pallet<T> {
         report
             .verify(&Ed25519Verifier)
             .map_err(|_| Error::<T>::InvalidReport)?;
+        // Tied to the schedule: `R` from the committee's transcript, this member's sample
+        // from `R` and the secret the report opens. A transcript that does not verify or
+        // a sample that is not the scheduled one is refused; no transcript (the flip
+        // failed), or one that leaves members out, is counted and judged at settlement.
+        let session = session_id(id);
+        let check = report
+            .check_audit(&Ed25519Verifier, &session, &ch.keys, ch.feed_length)
+            .map_err(|e| match e {
+                AuditCheckError::Sample => Error::<T>::NotTheScheduledSample,
+                _ => Error::<T>::BadTranscript,
+            })?;
 
         let index = u8::try_from(idx).expect("committee ≤ MAX_COMMITTEE = 32");
         ch.reports
             .try_push((index, Metrics::from(&report.metrics)))
             .expect("one report per member, committee ≤ bound");
-        // Withholding accusations: each member at most once per report, never oneself.
+        let untied = match check {
+            AuditCheck::NoTranscript => Some(None),
+            AuditCheck::Tied { absent } if absent.is_empty() => None,
+            AuditCheck::Tied { absent } => Some(Some(absent.iter().fold(0u32, |m, i| m | 1 << i))),
+        };
+        if let Some(mask) = untied {
+            ch.untied
+                .try_push((index, mask))
+                .expect("one report per member, committee ≤ bound");
+        }
+        // Withholding accusations, each backed by the accused's signed commit for the
+        // round it names (so the round is real and a published reveal can be checked
+        // against it): each member at most once per report, never oneself.
         let mut seen: Vec<usize> = Vec::new();
-        for key in &report.coinflip.accused {
-            let Some(m) = ch.keys.iter().position(|k| k == key.as_bytes()) else {
+        for c in &report.coinflip.accused {
+            let Some(m) = ch.keys.iter().position(|k| k == c.signer.as_bytes()) else {
                 continue;
             };
-            if m == idx || seen.contains(&m) {
+            if m == idx || seen.contains(&m) || c.session != session || !c.verify(&Ed25519Verifier)
+            {
                 continue;
             }
             seen.push(m);
             let m = u8::try_from(m).expect("committee ≤ 32");
-            let round = report.coinflip.round;
+            let round = c.round;
             match ch
                 .accusations
                 .iter_mut()
                 .find(|a| a.member == m && a.round == round)
             {
                 Some(a) => a.count = a.count.saturating_add(1),
-                // Full: the accusation is dropped (in the accused's favour).
-                None => {
-                    let _ = ch.accusations.try_push(Accusation {
+                None => ch
+                    .accusations
+                    .try_push(Accusation {
                         member: m,
                         round,
+                        commit: c.y,
                         count: 1,
                         cleared: false,
-                    });
-                }
+                    })
+                    .expect("≤ X − 1 new entries per report, ≤ X reports: within X · (X − 1)"),
             }
         }
         let all_in = ch.reports.len() == ch.attestors.len();
@@ -142,7 +167,22 @@ impl<T: Config> Pallet<T> {
             T::OutlierTolerancePercent::get(),
         );
         // Whoever a fraud proof convicted before settlement is not paid for this
-        // challenge, nor is a member that reported it did not audit.
+        // challenge, nor is a member that reported it did not audit, nor one whose
+        // report is not tied to the committee's schedule.
+        let reports = ch.reports.len();
+        let excused = |m: usize| {
+            ch.punished.contains(&ch.attestors[m])
+                || ch.accusations.iter().any(|a| {
+                    usize::from(a.member) == m && settle::accusation_stands(a.count, reports, false)
+                })
+        };
+        let tied = |index: &u8| match ch.untied.iter().find(|(i, _)| i == index) {
+            None => true,
+            Some((_, None)) => false,
+            Some((_, Some(mask))) => (0..ch.attestors.len())
+                .filter(|m| mask & (1 << m) != 0)
+                .all(excused),
+        };
         let unpaid: Vec<bool> = ch
             .reports
             .iter()
@@ -151,6 +191,7 @@ impl<T: Config> Pallet<T> {
             .map(|(((index, _), outlier), s)| {
                 *outlier
                     || !s.conclusive()
+                    || !tied(index)
                     || ch.punished.contains(&ch.attestors[usize::from(*index)])
             })
             .collect();
@@ -405,23 +446,19 @@ impl<T: Config> Pallet<T> {
             Error::<T>::WrongSigningKey
         );
         ensure!(reveal.verify(&Ed25519Verifier), Error::<T>::InvalidReveal);
+        // Only an accusation on record is answered, and only by the reveal of the commit
+        // it carries: another `x`, signed now, proves nothing about the round.
         let member = u8::try_from(idx).expect("committee ≤ 32");
-        match ch
+        let a = ch
             .accusations
             .iter_mut()
             .find(|a| a.member == member && a.round == reveal.round)
-        {
-            Some(a) => a.cleared = true,
-            None => ch
-                .accusations
-                .try_push(Accusation {
-                    member,
-                    round: reveal.round,
-                    count: 0,
-                    cleared: true,
-                })
-                .map_err(|_| Error::<T>::TooManyAccusations)?,
-        }
+            .ok_or(Error::<T>::NotAccused)?;
+        ensure!(
+            commit_value(&reveal.x) == a.commit,
+            Error::<T>::RevealDoesNotOpenTheCommit
+        );
+        a.cleared = true;
         Challenges::<T>::insert(id, ch);
         Self::deposit_event(Event::RevealPublished {
             challenge: id,

@@ -153,9 +153,14 @@ pub mod pallet {
         /// Blocks a hoster has to confirm an assignment.
         #[pallet::constant]
         type ConfirmWindow: Get<BlockNumberFor<Self>>;
-        /// Blocks between two challenges of a contract (one payment period).
+        /// Mean blocks between two challenges of a contract (one payment period).
         #[pallet::constant]
         type ChallengePeriod: Get<BlockNumberFor<Self>>;
+        /// A contract's next challenge starts `ChallengePeriod ± ChallengeJitter` blocks
+        /// after the last one, uniformly, at a block nobody knows before its randomness
+        /// (`< ChallengePeriod`; 0: exactly every period).
+        #[pallet::constant]
+        type ChallengeJitter: Get<BlockNumberFor<Self>>;
         /// Blocks from a challenge's start to its end (the audit window).
         #[pallet::constant]
         type ChallengeDuration: Get<BlockNumberFor<Self>>;
@@ -520,8 +525,6 @@ pub mod pallet {
         MalformedReveal,
         /// The reveal's signature does not verify.
         InvalidReveal,
-        /// Too many accusations and reveals recorded for this challenge.
-        TooManyAccusations,
         /// An endpoint (registration, update or feed source) has an empty address.
         NoAddress,
         /// The block a new plan's confirmation deadlines fall in already holds all the
@@ -532,6 +535,16 @@ pub mod pallet {
         /// Another participant registered this Noise key (in its X25519 form: the key,
         /// its negation or another encoding of it).
         NoiseKeyInUse,
+        /// The report's coin-flip transcript does not verify, is of another challenge or
+        /// round, has an entry signed outside the committee or lacks the reporter, or the
+        /// report's own secret does not open the reporter's reveal.
+        BadTranscript,
+        /// The report's sampled blocks are not the sample its `R` and own secret give.
+        NotTheScheduledSample,
+        /// No withholding accusation against the sender for that round is on record.
+        NotAccused,
+        /// The reveal does not hash to the commit the accusation carries.
+        RevealDoesNotOpenTheCommit,
     }
 
     #[pallet::genesis_config]
@@ -582,9 +595,9 @@ pub mod pallet {
                 "MinReports ≤ AttestorsPerChallenge"
             );
             assert!(
-                T::ChallengePeriod::get()
+                T::ChallengePeriod::get().saturating_sub(T::ChallengeJitter::get())
                     > T::ChallengeDuration::get().saturating_add(T::ReportWindow::get()),
-                "a challenge settles before the next one starts"
+                "a challenge settles before the next one starts (ChallengeJitter included)"
             );
             assert!(
                 T::UnbondingPeriod::get()

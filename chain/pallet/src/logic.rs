@@ -628,6 +628,17 @@ impl<T: Config> Pallet<T> {
     pub(crate) fn run_task(now: BlockNumberFor<T>, task: AgendaTask) {
         match task {
             AgendaTask::Challenge(id) => Self::start_challenge(now, id),
+            AgendaTask::ChallengeDraw(id, left) => {
+                let subject = (b"datdot/challenge-start", id, now).encode();
+                if left == 0 || Stream::new(Self::seed(&subject)).below(u64::from(left) + 1) == 0 {
+                    Self::start_challenge(now, id);
+                } else {
+                    Self::schedule(
+                        now.saturating_add(One::one()),
+                        AgendaTask::ChallengeDraw(id, left - 1),
+                    );
+                }
+            }
             AgendaTask::Settle(id) => Self::close_challenge(now, id),
             AgendaTask::Prune(id) => Challenges::<T>::remove(id),
             AgendaTask::ConfirmTimeout(id) => {
@@ -639,6 +650,18 @@ impl<T: Config> Pallet<T> {
                 }
             }
         }
+    }
+
+    /// The contract's next challenge: uniform over `ChallengePeriod ± ChallengeJitter`
+    /// blocks from `now`, drawn block by block ([`AgendaTask::ChallengeDraw`]).
+    fn schedule_next_challenge(now: BlockNumberFor<T>, contract: ContractId) {
+        let j = T::ChallengeJitter::get();
+        let earliest = now
+            .saturating_add(T::ChallengePeriod::get())
+            .saturating_sub(j)
+            .max(now.saturating_add(One::one()));
+        let left: u32 = j.saturating_mul(2u32.into()).unique_saturated_into();
+        Self::schedule(earliest, AgendaTask::ChallengeDraw(contract, left));
     }
 
     fn start_challenge(now: BlockNumberFor<T>, contract_id: ContractId) {
@@ -655,7 +678,6 @@ impl<T: Config> Pallet<T> {
         {
             return;
         }
-        let next = now.saturating_add(T::ChallengePeriod::get());
         let x = T::AttestorsPerChallenge::get();
         let budget = T::AttestorReward::get()
             .saturating_mul(x.into())
@@ -682,7 +704,7 @@ impl<T: Config> Pallet<T> {
                 contract: contract_id,
                 eligible: eligible.len() as u32,
             });
-            Self::schedule(next, AgendaTask::Challenge(contract_id));
+            Self::schedule_next_challenge(now, contract_id);
             return;
         }
         let id = NextChallengeId::<T>::mutate(|n| {
@@ -726,6 +748,7 @@ impl<T: Config> Pallet<T> {
                 report_deadline,
                 budget,
                 reports: BoundedVec::new(),
+                untied: BoundedVec::new(),
                 accusations: BoundedVec::new(),
                 verdict: None,
                 punished: BoundedVec::new(),
@@ -735,7 +758,7 @@ impl<T: Config> Pallet<T> {
             report_deadline.saturating_add(One::one()),
             AgendaTask::Settle(id),
         );
-        Self::schedule(next, AgendaTask::Challenge(contract_id));
+        Self::schedule_next_challenge(now, contract_id);
         Self::deposit_event(Event::ChallengeScheduled {
             challenge: id,
             contract: contract_id,

@@ -4,7 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use datdot_protocol::codec::{self, Encode as _, Writer};
-use datdot_protocol::identity::{Keypair, Signature};
+use datdot_protocol::coinflip::{SignedCommit, SignedReveal, Transcript, commit_value, x_of};
+use datdot_protocol::identity::{Ed25519Verifier, Keypair, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome};
 use datdot_protocol::report::{CoinFlipRecord, Report};
 use datdot_protocol::tree::{SignedTreeRoot, TreeNode, build};
@@ -41,6 +42,8 @@ parameter_types! {
     pub const FailureSlash: Perbill = Perbill::from_percent(10);
     pub const FraudSlash: Perbill = Perbill::from_percent(50);
     pub const FraudReward: Perbill = Perbill::from_percent(20);
+    /// 0 (every period exactly) unless a test sets it.
+    pub static ChallengeJitter: u64 = 0;
 }
 
 impl pallet_datdot::Config for Test {
@@ -53,6 +56,7 @@ impl pallet_datdot::Config for Test {
     type UnbondingPeriod = ConstU64<100>;
     type ConfirmWindow = ConstU64<5>;
     type ChallengePeriod = ConstU64<20>;
+    type ChallengeJitter = ChallengeJitter;
     type ChallengeDuration = ConstU64<5>;
     type ReportWindow = ConstU64<5>;
     type FraudWindow = ConstU64<20>;
@@ -263,20 +267,56 @@ pub fn bad_metrics() -> MetricSummary {
     }
 }
 
+/// The own coin-flip secret member `who` uses in challenge `id`.
+pub fn own_secret(id: ChallengeId, who: u64) -> [u8; 32] {
+    datdot_protocol::hash::blake2b256(&[b"mock/own", &who.to_le_bytes(), &id.to_le_bytes()])
+}
+
+/// The signed round-0 transcript of challenge `id`'s coin flip among `members`.
+pub fn transcript(id: ChallengeId, members: &[u64]) -> Transcript {
+    let session = crate::session_id(id);
+    let x = |a: u64| x_of(&own_secret(id, a));
+    Transcript {
+        session,
+        round: 0,
+        commits: members
+            .iter()
+            .map(|a| SignedCommit::sign(&kp(*a), session, 0, commit_value(&x(*a))))
+            .collect(),
+        reveals: members
+            .iter()
+            .map(|a| SignedReveal::sign(&kp(*a), session, 0, x(*a)))
+            .collect(),
+    }
+}
+
+/// `attestor`'s report for challenge `challenge`: good metrics, and — if the challenge
+/// exists — the whole committee's transcript, its own secret and its scheduled sample.
 pub fn report_of(challenge: ChallengeId, attestor: u64, hoster: u64) -> Report {
+    let (transcript, own_secret, sampled) = match crate::Challenges::<Test>::get(challenge) {
+        Some(ch) => {
+            let t = transcript(challenge, &ch.attestors);
+            let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
+            let own = own_secret(challenge, attestor);
+            let sampled = datdot_protocol::schedule::sample(&r, &own, ch.feed_length, 2);
+            (Some(t), own, sampled)
+        }
+        None => (None, [0; 32], vec![0, 3]),
+    };
     Report {
         challenge,
         attestor: kp(attestor).public(),
         hoster: kp(hoster).public(),
         feed: feed_key(),
-        sampled: vec![0, 3],
+        sampled,
         received_root: [0; 32],
         receipts: vec![],
         metrics: good_metrics(),
         failures: vec![],
         coinflip: CoinFlipRecord {
             round: 0,
-            transcript_digest: [7; 32],
+            transcript,
+            own_secret,
             accused: vec![],
         },
         sig: Signature([0; 64]),

@@ -416,6 +416,9 @@ pub struct Accusation {
     pub member: u8,
     /// Coin-flip round it is accused of withholding in.
     pub round: u32,
+    /// Its signed commit for that round, as the first accusing report carried it: a
+    /// published reveal clears the accusation only if it hashes to this.
+    pub commit: [u8; 32],
     /// Reports accusing it.
     pub count: u8,
     /// The accused published its signed reveal for `round` on chain.
@@ -457,8 +460,14 @@ pub struct Challenge<AccountId, Balance, BlockNumber> {
     pub budget: Balance,
     /// Reports so far: (committee index, metrics), in arrival order.
     pub reports: BoundedVec<(u8, Metrics), ConstU32<MAX_COMMITTEE>>,
-    /// Withholding accusations from the reports, and reveals published on chain.
-    pub accusations: BoundedVec<Accusation, ConstU32<{ 2 * MAX_COMMITTEE }>>,
+    /// Reports not tied to the whole committee's schedule: (committee index, `None` for
+    /// no transcript, or the bitmask of members its transcript leaves out). Counted;
+    /// paid only if each member left out was convicted or a majority of reports accuse it.
+    pub untied: BoundedVec<(u8, Option<u32>), ConstU32<MAX_COMMITTEE>>,
+    /// Withholding accusations from the reports, one per (member, round), each backed by
+    /// the member's signed commit for that round. A report accuses each other member at
+    /// most once, so the bound `X · (X − 1)` is never reached: none is dropped.
+    pub accusations: BoundedVec<Accusation, ConstU32<{ MAX_COMMITTEE * (MAX_COMMITTEE - 1) }>>,
     /// Set once settled.
     pub verdict: Option<Verdict>,
     /// Accounts already punished through a fraud proof in this challenge.
@@ -487,4 +496,9 @@ pub enum AgendaTask {
     Prune(ChallengeId),
     /// The hoster did not confirm in time: replace it.
     ConfirmTimeout(ContractId),
+    /// Draw whether the contract's next challenge starts in this block: with
+    /// probability `1 / (left + 1)`, else again next block with `left − 1` — so the start
+    /// is uniform over the `left + 1` blocks and known to nobody before its block's
+    /// randomness (the agenda, which anyone can read, says only "not before").
+    ChallengeDraw(ContractId, u32),
 }

@@ -87,7 +87,9 @@ impl<DB: Get<RuntimeDbWeight>> WeightInfo for DatdotWeight<DB> {
         cpu(50 + 10 * r).saturating_add(DB::get().reads_writes(2 + 2 * r, 2 + 2 * r))
     }
     fn submit_report(b: u32) -> Weight {
-        // Decode + verify (≤ 1 µs/byte) + a settlement touching every committee member.
+        // Decode + verify (≤ 1 µs/byte: every signature checked — transcript entries,
+        // accused commits, receipts — arrives in ≥ 164 bytes and costs < 100 µs) + a
+        // settlement touching every committee member.
         let c = u64::from(super::types::MAX_COMMITTEE);
         cpu(100 + u64::from(b) + 20 * c).saturating_add(DB::get().reads_writes(6 + c, 8 + c))
     }

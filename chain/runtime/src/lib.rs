@@ -141,7 +141,9 @@ impl pallet_datdot::Config for Runtime {
     type UnbondingPeriod = ConstU32<600>;
     type ConfirmWindow = ConstU32<50>;
     // Dev timings in blocks (chopsticks builds blocks on demand, so these are short).
-    type ChallengePeriod = ConstU32<32>;
+    // Next challenge 31..=41 blocks after the last (uniform, drawn block by block).
+    type ChallengePeriod = ConstU32<36>;
+    type ChallengeJitter = ConstU32<5>;
     type ChallengeDuration = ConstU32<10>;
     type ReportWindow = ConstU32<20>;
     type FraudWindow = ConstU32<100>;

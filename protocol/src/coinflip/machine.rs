@@ -11,7 +11,7 @@ use super::msg::{
     ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
     SignedReveal,
 };
-use super::transcript::{Transcript, commit_value, commits_digest, result_of};
+use super::transcript::{Transcript, commit_value, commits_digest, result_of, x_of};
 use crate::fraud::{FraudKind, FraudProof, Verdict};
 use crate::hash::{Hash, blake2b256};
 use crate::identity::{Ed25519Verifier, Keypair, PublicKey, Verifier};
@@ -118,8 +118,12 @@ impl Config {
     }
 }
 
-/// Round `round`'s secret `x` for a member whose flip was created with `entropy`:
-/// `BLAKE2b-256("datdot/v1/coinflip/x" || entropy || session || round as u32 LE)`. A
+/// Round `round`'s own secret `s` for a member whose flip was created with `entropy`:
+/// `BLAKE2b-256("datdot/v1/coinflip/x" || entropy || session || round as u32 LE)`. The
+/// value it contributes to `R` is `x = `[`x_of`]`(s)`; `s` itself stays private until the
+/// member's report opens it, and seeds that member's own sample and join time
+/// (`schedule`), so a colluding member, who learns `R` and every `x`, cannot compute
+/// another member's audit. A
 /// function of the round number alone (not of the rounds that came before), so a member
 /// restarted with its persisted entropy signs the same commit for any round it had
 /// already committed to, whatever path its rounds take after the restart — never two
@@ -188,6 +192,8 @@ pub enum RoundExit {
         phase: Phase,
         /// Who did not deliver (a missing reveal is a withholding accusation).
         unresponsive: Vec<PublicKey>,
+        /// The signed commits we hold of those members (the accusation's evidence).
+        withheld: Vec<SignedCommit>,
     },
     /// A member was proven malicious and excluded.
     Malicious(Box<Verdict>),
@@ -213,6 +219,10 @@ pub enum Outcome {
         phase: Phase,
         /// Who did not deliver.
         unresponsive: Vec<PublicKey>,
+        /// The signed commits we hold of those of them that committed in `round`: the
+        /// evidence a withholding accusation carries (the chain checks a published reveal
+        /// against it, and it proves the round was real).
+        withheld: Vec<SignedCommit>,
     },
     /// Too few members remain after excluding proven offenders.
     Malicious {
@@ -353,6 +363,10 @@ pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
     /// The entropy every round's secret `x` is derived from ([`round_secret`]).
     entropy: [u8; 32],
     excluded: Vec<bool>,
+    /// Members left out of every later round after a round ended offline without
+    /// them (silent, withholding or too slow): the next round can then succeed among
+    /// the others instead of timing out on the same member again.
+    benched: Vec<bool>,
     proofs: Vec<FraudProof>,
     state: State,
     round: Round,
@@ -360,8 +374,8 @@ pub struct CoinFlip<V: Verifier = Ed25519Verifier> {
     attempts: u32,
     /// When the flip gives up (`Config::deadline` after the start).
     give_up: Option<Instant>,
-    /// The last round that ended offline: (round, phase, unresponsive).
-    last_offline: Option<(u32, Phase, Vec<PublicKey>)>,
+    /// The last round that ended offline: (round, phase, unresponsive, their commits).
+    last_offline: Option<(u32, Phase, Vec<PublicKey>, Vec<SignedCommit>)>,
     /// Exclusions when the current round started.
     excluded_at_start: usize,
     success_emitted: bool,
@@ -399,6 +413,7 @@ impl<V: Verifier> CoinFlip<V> {
             verifier,
             entropy,
             excluded: vec![false; n],
+            benched: vec![false; n],
             proofs: Vec::new(),
             state: State::Running,
             round: Round::new(0, vec![true; n], [0; 32], now),
@@ -570,8 +585,13 @@ impl<V: Verifier> CoinFlip<V> {
     // ---- rounds -------------------------------------------------------------------
 
     fn start_round(&mut self, number: u32, now: Instant) {
-        let x = round_secret(&self.entropy, &self.cfg.session, number);
-        let active: Vec<bool> = self.excluded.iter().map(|e| !e).collect();
+        let x = x_of(&round_secret(&self.entropy, &self.cfg.session, number));
+        let active: Vec<bool> = self
+            .excluded
+            .iter()
+            .zip(&self.benched)
+            .map(|(e, b)| !e && !b)
+            .collect();
         self.excluded_at_start = self.excluded.iter().filter(|e| **e).count();
         self.round = Round::new(number, active, x, now + self.cfg.commit_timeout);
         self.state = State::Running;
@@ -599,20 +619,45 @@ impl<V: Verifier> CoinFlip<V> {
 
     fn round_offline(&mut self, now: Instant, phase: Phase, unresponsive: Vec<PublicKey>) {
         let number = self.round.number;
+        let laggards: Vec<usize> = unresponsive
+            .iter()
+            .filter_map(|k| self.index.get(k.as_bytes()).copied())
+            .collect();
+        let withheld: Vec<SignedCommit> = laggards
+            .iter()
+            .filter_map(|&i| self.round.commits[i].clone())
+            .collect();
         self.events.push_back(Event::RoundEnded {
             round: number,
             exit: RoundExit::Offline {
                 phase,
                 unresponsive: unresponsive.clone(),
+                withheld: withheld.clone(),
             },
         });
         self.attempts += 1;
-        self.last_offline = Some((number, phase, unresponsive.clone()));
+        self.last_offline = Some((number, phase, unresponsive.clone(), withheld.clone()));
+        // Benching is a local judgement (no proof): only a strict majority of the members
+        // not proven malicious, and at least `min_members`, may go on without the rest.
+        // Two strict majorities share a member, whose echo stalls the one with the other
+        // member set, so a partitioned committee never computes two `R`s. Short of that,
+        // the round is retried with the same members (as before benching): an
+        // equivocator whose round timed out is then caught in the next.
+        let eligible = self.excluded.iter().filter(|e| !**e).count();
+        let left = (0..self.cfg.committee.len())
+            .filter(|&i| !self.excluded[i] && !self.benched[i] && !laggards.contains(&i))
+            .count();
+        if left >= self.cfg.min_members && left > eligible / 2 {
+            for &i in &laggards {
+                self.benched[i] = true;
+            }
+        }
         if self.attempts >= self.cfg.max_rounds {
             self.finish(Outcome::Offline {
                 round: number,
                 phase,
                 unresponsive,
+                withheld,
             });
         } else {
             let factor = 1u32 << (self.attempts - 1).min(16);
@@ -653,17 +698,21 @@ impl<V: Verifier> CoinFlip<V> {
                 exit: RoundExit::Offline {
                     phase: self.round.phase,
                     unresponsive: Vec::new(),
+                    withheld: Vec::new(),
                 },
             });
         }
-        let (round, phase, unresponsive) =
-            self.last_offline
-                .clone()
-                .unwrap_or((self.round.number, self.round.phase, Vec::new()));
+        let (round, phase, unresponsive, withheld) = self.last_offline.clone().unwrap_or((
+            self.round.number,
+            self.round.phase,
+            Vec::new(),
+            Vec::new(),
+        ));
         self.finish(Outcome::Offline {
             round,
             phase,
             unresponsive,
+            withheld,
         });
     }
 
@@ -1223,7 +1272,9 @@ impl<V: Verifier> CoinFlip<V> {
 
     /// Whether enough members remain; finishes as malicious otherwise.
     fn enough_members(&mut self) -> bool {
-        let remaining = self.excluded.iter().filter(|e| !**e).count();
+        let remaining = (0..self.cfg.committee.len())
+            .filter(|&i| !self.excluded[i] && !self.benched[i])
+            .count();
         if remaining < self.cfg.min_members {
             self.finish(Outcome::Malicious {
                 proofs: self.proofs.clone(),

@@ -25,7 +25,10 @@
 //! or round disagrees with ours). Failed rounds are retried with a fresh round number
 //! and fresh `x`: after an exponential backoff for offline exits (at most `max_rounds`
 //! of those), at once for each exclusion; the flip fails for good if fewer than
-//! `min_members` remain.
+//! `min_members` remain. The members an offline exit names are *benched*: left out of
+//! every later round (as if excluded, but without a proof), so one silent or withholding
+//! member costs one round, not the flip; the accusation with its signed commit
+//! ([`RoundExit::Offline::withheld`]) is what the chain judges it by.
 //!
 //! ## Driving it (call order)
 //! Create with [`CoinFlip::new`] (it queues the first commit). Then, in any order:
@@ -49,7 +52,7 @@ pub use msg::{
     ConfirmKind, EchoEntry, MAX_COMMITTEE, Msg, SessionId, SignedCommit, SignedConfirm,
     SignedReveal,
 };
-pub use transcript::{Transcript, TranscriptError, commit_value, commits_digest, result_of};
+pub use transcript::{Transcript, TranscriptError, commit_value, commits_digest, result_of, x_of};
 
 #[allow(unused_imports)]
 use crate::fraud::FraudProof; // for the doc links above

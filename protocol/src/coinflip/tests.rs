@@ -100,25 +100,49 @@ fn honest_members_agree_with_and_without_confirmation() {
     }
 }
 
+/// A silent member costs one round: the round times out naming it, the others bench it
+/// and succeed without it in the next round (the old machine retried with it until
+/// `max_rounds` ran out and failed offline, so one silent member denied everyone an `R`).
 #[test]
-fn a_silent_member_makes_the_others_time_out_and_retry_then_fail_offline() {
+fn a_silent_member_costs_one_round_and_is_benched() {
     let silent = 3;
-    let (c, finished, now) = run_with_silent(4, silent, |c| Config::new(S, c));
+    let (c, finished, _) = run_with_silent(4, silent, |c| Config::new(S, c));
+    let mut results = Vec::new();
+    for o in &finished {
+        match o {
+            Some(Outcome::Success {
+                round: 1,
+                result,
+                transcript,
+            }) => {
+                assert!(transcript.commits.iter().all(|x| x.signer != c[silent]));
+                assert_eq!(transcript.commits.len(), 3);
+                results.push(*result);
+            }
+            other => panic!("expected success in round 1, got {other:?}"),
+        }
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "one R");
+    // With too few left to bench it (3 members, 3 needed), every round is retried with it
+    // (as before benching) and the flip ends offline after `max_rounds`, naming it; a
+    // member that never committed leaves no commit to accuse it with.
+    let (c, finished, now) = run_with_silent(3, 2, |c| Config::new(S, c));
+    // Backoff grew between rounds: 4 rounds × 5 s + 0.5 + 1 + 2 s of backoff.
+    assert!(now >= Instant::ZERO + Duration::from_millis(23_500));
     for o in &finished {
         match o {
             Some(Outcome::Offline {
-                round,
+                round: 3,
                 phase: Phase::Commit,
                 unresponsive,
+                withheld,
             }) => {
-                assert_eq!(*round, 3, "all four rounds tried");
-                assert_eq!(unresponsive, &alloc::vec![c[silent]]);
+                assert_eq!(unresponsive, &alloc::vec![c[2]]);
+                assert!(withheld.is_empty(), "a silent member committed nothing");
             }
-            other => panic!("expected offline, got {other:?}"),
+            other => panic!("expected offline in round 3, got {other:?}"),
         }
     }
-    // Backoff grew between rounds: 4 rounds × 5 s + 0.5 + 1 + 2 s of backoff.
-    assert!(now >= Instant::ZERO + Duration::from_millis(23_500));
 }
 
 #[test]
@@ -218,37 +242,35 @@ fn run_with_silent(
 }
 
 /// The audit window cannot wait for a silent (or withholding) member: a flip made with
-/// `Config::within(budget)` is over before `budget`, and still names the member.
+/// `Config::within(budget)` is over before `budget` — with an `R` from the others once
+/// the member is benched, or, when too few would be left, offline naming it.
 #[test]
 fn a_silent_member_cannot_push_a_budgeted_flip_past_its_budget() {
     let budget = Duration::from_secs(4);
-    let (c, finished, end) = run_with_silent(4, 3, |c| Config::within(S, c, budget));
-    for o in &finished {
-        match o {
-            Some(Outcome::Offline { unresponsive, .. }) => {
-                assert_eq!(unresponsive, &alloc::vec![c[3]]);
+    for (n, max_rounds) in [(4, None), (4, Some(100)), (3, None), (3, Some(100))] {
+        let (c, finished, end) = run_with_silent(n, usize::from(n - 1), |c| {
+            let cfg = Config::within(S, c, budget);
+            Config {
+                max_rounds: max_rounds.unwrap_or(cfg.max_rounds),
+                ..cfg
             }
-            other => panic!("expected offline, got {other:?}"),
+        });
+        for o in &finished {
+            match o {
+                Some(Outcome::Success { round: 1, .. }) if n == 4 => {}
+                Some(Outcome::Offline { unresponsive, .. }) if n == 3 => {
+                    assert_eq!(unresponsive, &alloc::vec![c[2]]);
+                }
+                other => panic!("n = {n}: unexpected {other:?}"),
+            }
         }
-    }
-    assert!(
-        end <= Instant::ZERO + budget,
-        "over by {:?}",
-        end - (Instant::ZERO + budget)
-    );
-    // The deadline holds even when the rounds would go on (many retries allowed): the
-    // flip gives up at it, naming whom it waited for.
-    let (c, finished, end) = run_with_silent(4, 3, |c| Config {
-        max_rounds: 100,
-        ..Config::within(S, c, budget)
-    });
-    for o in &finished {
         assert!(
-            matches!(o, Some(Outcome::Offline { unresponsive, .. }) if unresponsive == &alloc::vec![c[3]]),
-            "{o:?}"
+            end <= Instant::ZERO + budget,
+            "over by {:?}",
+            end - (Instant::ZERO + budget)
         );
     }
-    assert_eq!(end, Instant::ZERO + budget);
+    let c = committee(&keys(4));
     // Timeouts scale with the budget and never exceed the defaults.
     let d = Config::new(S, c.clone());
     let long = Config::within(S, c.clone(), Duration::from_secs(3600));
@@ -277,7 +299,7 @@ fn own_commits(m: &mut CoinFlip, me: &PublicKey) -> Vec<SignedCommit> {
 /// used to draw fresh entropy on a restart: a second round-0 commit.)
 #[test]
 fn a_restarted_member_commits_the_same_secret_in_every_round() {
-    let ks = keys(4);
+    let ks = keys(6);
     let c = committee(&ks);
     let me = c[0];
     let entropy = [42; 32];
@@ -291,29 +313,33 @@ fn a_restarted_member_commits_the_same_secret_in_every_round() {
         )
         .unwrap()
     };
-    // Before the kill: nobody answers; rounds 0, 1, 2 start by timeouts.
+    let equivocate = |m: &mut CoinFlip, who: usize, round: u32| {
+        for y in [[1; 32], [2; 32]] {
+            let msg = Msg::Commit(SignedCommit::sign(&ks[who], S, round, y));
+            m.handle_message(Instant(1), &c[who], &msg);
+        }
+    };
+    // Before the kill: members 5 and 4 equivocate; rounds 0, 1, 2 start.
     let mut before = flip(entropy);
     let mut commits = own_commits(&mut before, &me);
-    while before.round() < 2 {
-        let now = before.poll_timeout().expect("a timer");
-        before.handle_timeout(now);
-        commits.extend(own_commits(&mut before, &me));
-    }
+    equivocate(&mut before, 5, 0);
+    commits.extend(own_commits(&mut before, &me));
+    equivocate(&mut before, 4, 1);
+    commits.extend(own_commits(&mut before, &me));
+    assert_eq!(before.round(), 2);
     let in_round = |cs: &[SignedCommit], r: u32| cs.iter().find(|c| c.round == r).cloned();
     for r in 0..=2 {
         assert_eq!(
             in_round(&commits, r).map(|c| c.y),
-            Some(commit_value(&round_secret(&entropy, &S, r))),
+            Some(commit_value(&x_of(&round_secret(&entropy, &S, r)))),
             "round {r}: x is the documented derivation"
         );
     }
-    // After the restart: member 3 equivocates in round 0; we exclude it and go on.
+    // After the restart, another path: member 3 equivocates in round 0; we exclude it
+    // and go on to round 1 with another member set.
     let mut after = flip(entropy);
     let mut again = own_commits(&mut after, &me);
-    for y in [[1; 32], [2; 32]] {
-        let m = Msg::Commit(SignedCommit::sign(&ks[3], S, 0, y));
-        after.handle_message(Instant(1), &c[3], &m);
-    }
+    equivocate(&mut after, 3, 0);
     assert_eq!(after.round(), 1, "the exclusion started the next round");
     again.extend(own_commits(&mut after, &me));
     for r in 0..=1 {

@@ -48,6 +48,13 @@ pub fn commit_value(x: &[u8; 32]) -> Hash {
     blake2b256(&[x])
 }
 
+/// A member's contribution `x = BLAKE2b-256("datdot/v1/coinflip/own" || s)` for its own
+/// secret `s` ([`crate::coinflip::round_secret`]): revealing `x` to the committee does not
+/// reveal `s`, and opening `s` later (in the report) proves which `x` it belongs to.
+pub fn x_of(own: &[u8; 32]) -> [u8; 32] {
+    blake2b256(&[b"datdot/v1/coinflip/own", own])
+}
+
 /// `R = H(x_1 || … || x_n)`.
 pub fn result_of<'a>(xs: impl Iterator<Item = &'a [u8; 32]>) -> Hash {
     let mut h = blake2::Blake2b::<blake2::digest::consts::U32>::default();

@@ -7,6 +7,7 @@ use crate::mock::*;
 use crate::settle::{INITIAL_SCORE, SCORE_STEP};
 use crate::types::*;
 use crate::{Challenges, Contracts, Error, Event, FeedHistory, Feeds, HosterHistory, Participants};
+use datdot_protocol::coinflip::{SignedCommit, commit_value};
 use datdot_protocol::metrics::MetricSummary;
 
 fn committee(id: ChallengeId) -> Vec<u64> {
@@ -341,8 +342,11 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
             for (i, a) in m.iter().enumerate() {
                 let mut r = report_of(0, *a, hoster);
                 if i < 2 {
+                    // The flip failed in round 1: no transcript; m[2]'s commit held.
                     r.coinflip.round = 1;
-                    r.coinflip.accused = vec![kp(m[2]).public(), kp(*a).public()];
+                    r.coinflip.transcript = None;
+                    r.coinflip.accused =
+                        vec![commit(0, m[2], 1, [4; 32]), commit(0, *a, 1, [5; 32])];
                 }
                 assert_ok!(Datdot::submit_report(
                     RuntimeOrigin::signed(*a),
@@ -356,6 +360,7 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
                 vec![Accusation {
                     member: 2,
                     round: 1,
+                    commit: commit_value(&[4; 32]),
                     count: 2,
                     cleared: false
                 }],
@@ -378,17 +383,27 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
     }
 }
 
+/// `who`'s signed commit to `x` in round `round` of challenge `id`'s flip.
+fn commit(id: ChallengeId, who: u64, round: u32, x: [u8; 32]) -> SignedCommit {
+    SignedCommit::sign(&kp(who), crate::session_id(id), round, commit_value(&x))
+}
+
 pub(crate) fn reveal(
     id: ChallengeId,
     who: u64,
     round: u32,
 ) -> BoundedVec<u8, ConstU32<{ crate::MAX_REVEAL_BYTES }>> {
-    let r = datdot_protocol::coinflip::SignedReveal::sign(
-        &kp(who),
-        crate::session_id(id),
-        round,
-        [4; 32],
-    );
+    reveal_of(id, who, round, [4; 32])
+}
+
+fn reveal_of(
+    id: ChallengeId,
+    who: u64,
+    round: u32,
+    x: [u8; 32],
+) -> BoundedVec<u8, ConstU32<{ crate::MAX_REVEAL_BYTES }>> {
+    let r =
+        datdot_protocol::coinflip::SignedReveal::sign(&kp(who), crate::session_id(id), round, x);
     datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(r))
         .try_into()
         .expect("small")
@@ -442,6 +457,37 @@ fn publish_reveal_errors() {
         assert_noop!(
             Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, bytes),
             Error::<Test>::InvalidReveal
+        );
+        // Nothing to answer yet: a reveal never creates an entry (it used to, and any
+        // signed reveal of any round filled the list and cleared what came later).
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[0], 0)),
+            Error::<Test>::NotAccused
+        );
+        run_to(7);
+        let hoster = Challenges::<Test>::get(0).expect("c").hoster;
+        for a in &m[1..] {
+            let mut r = report_of(0, *a, hoster);
+            r.coinflip.transcript = None;
+            r.coinflip.accused = vec![commit(0, m[0], 0, [4; 32])];
+            assert_ok!(Datdot::submit_report(
+                RuntimeOrigin::signed(*a),
+                0,
+                signed(r, *a)
+            ));
+        }
+        // Another x, freshly signed, does not open the commit the accusers hold.
+        assert_noop!(
+            Datdot::publish_reveal(
+                RuntimeOrigin::signed(m[0]),
+                0,
+                reveal_of(0, m[0], 0, [6; 32])
+            ),
+            Error::<Test>::RevealDoesNotOpenTheCommit
+        );
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[0], 3)),
+            Error::<Test>::NotAccused
         );
         assert_ok!(Datdot::publish_reveal(
             RuntimeOrigin::signed(m[0]),

@@ -1,5 +1,6 @@
 //! Unit tests of the pallet in `TestExternalities`, one file per area.
 
+mod audits;
 mod fraud;
 mod lifecycle;
 mod plans;

@@ -1,0 +1,340 @@
+//! Reports tied to audits, withholding accusations tied to real rounds, and challenge
+//! start times nobody can read off the agenda (issue 12, items 8–10). Each test is named
+//! for the attack it stops.
+
+use frame::testing_prelude::*;
+
+use crate::mock::*;
+use crate::types::*;
+use crate::{Challenges, Error, Event};
+use datdot_protocol::coinflip::{SignedCommit, SignedReveal, commit_value};
+use datdot_protocol::identity::Ed25519Verifier;
+use datdot_protocol::report::Report;
+use datdot_protocol::schedule::sample;
+
+fn committee(id: ChallengeId) -> Vec<u64> {
+    Challenges::<Test>::get(id)
+        .expect("challenge")
+        .attestors
+        .to_vec()
+}
+
+fn send(id: ChallengeId, who: u64, r: Report) -> DispatchResult {
+    Datdot::submit_report(RuntimeOrigin::signed(who), id, signed(r, who))
+}
+
+fn feed_length() -> u64 {
+    Challenges::<Test>::get(0).expect("c").feed_length
+}
+
+fn paid(who: u64) -> u64 {
+    free(who) - (FUNDS - ATTESTOR_STAKE)
+}
+
+/// A member that skips the coin flip and the audit and copies the median of the reports
+/// already on chain is not paid (the old code paid every report that was not an outlier).
+/// Its report still counts (it cannot be told from an honest member whose flip failed),
+/// so it moves nothing: it copies what is there.
+#[test]
+fn a_copying_attestor_is_unpaid() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        assert_ok!(send(0, m[0], report_of(0, m[0], hoster)));
+        assert_ok!(send(0, m[1], report_of(0, m[1], hoster)));
+        // The copier: the others' metrics, no transcript, no secret, a made-up sample.
+        let mut copy = report_of(0, m[2], hoster);
+        copy.coinflip.transcript = None;
+        copy.coinflip.own_secret = [0; 32];
+        copy.sampled = vec![0, 1];
+        assert_ok!(send(0, m[2], copy));
+        let ch = Challenges::<Test>::get(0).expect("c");
+        assert_eq!(ch.verdict, Some(Verdict::Pass));
+        assert_eq!(ch.untied.to_vec(), vec![(2, None)]);
+        assert_eq!((paid(m[0]), paid(m[1]), paid(m[2])), (REWARD, REWARD, 0));
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE, "not a penalty: unpaid");
+    });
+}
+
+/// A copier that did take part in the flip (so it holds a valid transcript) cannot pass
+/// off another member's sample, nor open another member's secret: the chain recomputes
+/// the sample from `R` and the opened secret, and the secret from the reveal.
+#[test]
+fn a_copied_sample_or_secret_is_refused() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        let theirs = report_of(0, m[0], hoster);
+        let mut r = report_of(0, m[1], hoster);
+        r.sampled = theirs.sampled.clone();
+        assert_noop!(send(0, m[1], r), Error::<Test>::NotTheScheduledSample);
+        let mut r = report_of(0, m[1], hoster);
+        r.coinflip.own_secret = theirs.coinflip.own_secret;
+        r.sampled = theirs.sampled.clone();
+        assert_noop!(send(0, m[1], r), Error::<Test>::BadTranscript);
+        // A sample of its own choosing with the right secret: refused too.
+        let mut r = report_of(0, m[1], hoster);
+        r.sampled = vec![0, 1];
+        if r.sampled != report_of(0, m[1], hoster).sampled {
+            assert_noop!(send(0, m[1], r), Error::<Test>::NotTheScheduledSample);
+        }
+        assert_ok!(send(0, m[1], report_of(0, m[1], hoster)));
+    });
+}
+
+/// Transcripts that do not verify, belong to another challenge or round, or lack the
+/// reporter are refused; one that leaves out a member nobody proved malicious (a subset
+/// drawing an `R` of its choosing) is counted but not paid.
+#[test]
+fn a_forged_or_partial_transcript_earns_nothing() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        let base = || report_of(0, m[0], hoster);
+        let mut r = base();
+        r.coinflip.transcript.as_mut().expect("t").reveals[1].x = [7; 32];
+        assert_noop!(send(0, m[0], r), Error::<Test>::BadTranscript);
+        let mut r = base();
+        r.coinflip.round = 1;
+        assert_noop!(send(0, m[0], r), Error::<Test>::BadTranscript);
+        let mut r = base();
+        r.coinflip.transcript = Some(transcript(1, &m));
+        assert_noop!(send(0, m[0], r), Error::<Test>::BadTranscript);
+        let mut r = base();
+        r.coinflip.transcript = Some(transcript(0, &m[1..]));
+        assert_noop!(send(0, m[0], r), Error::<Test>::BadTranscript);
+        let outsider = ATTESTORS
+            .into_iter()
+            .find(|a| !m.contains(a))
+            .expect("5 > 3");
+        let mut r = base();
+        r.coinflip.transcript = Some(transcript(0, &[m[0], m[1], outsider]));
+        assert_noop!(send(0, m[0], r), Error::<Test>::BadTranscript);
+
+        // m[0] and m[1] flip without m[2]: checked-looking, but incomplete.
+        let pair = transcript(0, &m[..2]);
+        let rr = pair.verify(&Ed25519Verifier).expect("valid");
+        for a in &m[..2] {
+            let mut r = report_of(0, *a, hoster);
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.coinflip.transcript = Some(pair.clone());
+            assert_ok!(send(0, *a, r));
+        }
+        assert_ok!(send(0, m[2], report_of(0, m[2], hoster)));
+        let ch = Challenges::<Test>::get(0).expect("c");
+        assert_eq!(
+            ch.untied.to_vec(),
+            vec![(0, Some(1 << 2)), (1, Some(1 << 2))]
+        );
+        assert_eq!((paid(m[0]), paid(m[1]), paid(m[2])), (0, 0, REWARD));
+    });
+}
+
+/// A member the chain convicted of fraud may be missing from the transcript (the others
+/// excluded it and flipped again): the rest are checked and paid.
+#[test]
+fn a_transcript_without_a_convicted_member_is_checked() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        let session = crate::session_id(0);
+        let e = datdot_protocol::fraud::FraudProof::Equivocation {
+            a: SignedCommit::sign(&kp(m[2]), session, 0, [1; 32]),
+            b: SignedCommit::sign(&kp(m[2]), session, 0, [2; 32]),
+        };
+        let bytes = datdot_protocol::codec::to_bytes(&e)
+            .try_into()
+            .expect("small");
+        assert_ok!(Datdot::submit_fraud_proof(
+            RuntimeOrigin::signed(m[0]),
+            0,
+            bytes
+        ));
+        run_to(7);
+        let pair = transcript(0, &m[..2]);
+        let rr = pair.verify(&Ed25519Verifier).expect("valid");
+        for a in &m[..2] {
+            let mut r = report_of(0, *a, hoster);
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.coinflip.transcript = Some(pair.clone());
+            assert_ok!(send(0, *a, r));
+        }
+        run_to(13);
+        let ch = Challenges::<Test>::get(0).expect("c");
+        assert_eq!(ch.verdict, Some(Verdict::Pass));
+        assert_eq!(
+            paid(m[1]),
+            REWARD,
+            "m[2]'s absence is explained by its conviction"
+        );
+    });
+}
+
+/// The withholder publishes a freshly signed reveal of another `x` for the accused round:
+/// it used to clear the accusation (the chain never compared it with the commit); now
+/// the penalty stands.
+#[test]
+fn a_withholder_cannot_clear_an_accusation_with_a_fresh_reveal() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        let session = crate::session_id(0);
+        run_to(7);
+        for a in &m[..2] {
+            let mut r = report_of(0, *a, hoster);
+            r.coinflip.round = 1;
+            r.coinflip.transcript = None;
+            r.coinflip.accused = vec![SignedCommit::sign(
+                &kp(m[2]),
+                session,
+                1,
+                commit_value(&[4; 32]),
+            )];
+            assert_ok!(send(0, *a, r));
+        }
+        let mut own = report_of(0, m[2], hoster);
+        own.coinflip.transcript = None;
+        assert_ok!(send(0, m[2], own));
+        let fresh = SignedReveal::sign(&kp(m[2]), session, 1, [9; 32]);
+        let bytes =
+            datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(fresh))
+                .try_into()
+                .expect("small");
+        assert_noop!(
+            Datdot::publish_reveal(RuntimeOrigin::signed(m[2]), 0, bytes),
+            Error::<Test>::RevealDoesNotOpenTheCommit
+        );
+        run_to(13);
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
+        assert!(events().contains(&Event::Penalised {
+            who: m[2],
+            amount: 40,
+            reason: crate::PenaltyReason::Withholding
+        }));
+    });
+}
+
+/// Accusations about rounds that never ran (no commit of the accused for that round),
+/// with forged commits, or with a commit of another round than the report's, are not
+/// recorded: nobody can fill the list or frame a member with an invented round.
+#[test]
+fn accusations_about_invented_rounds_do_not_count() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        let session = crate::session_id(0);
+        run_to(7);
+        let mut forged = SignedCommit::sign(&kp(m[2]), session, 5, [4; 32]);
+        forged.y = [5; 32];
+        let mut r = report_of(0, m[0], hoster);
+        r.coinflip.round = 5;
+        r.coinflip.transcript = None;
+        r.coinflip.accused = vec![
+            forged,
+            // Another challenge's session.
+            SignedCommit::sign(&kp(m[1]), crate::session_id(1), 5, [4; 32]),
+            // The accuser's own commit.
+            SignedCommit::sign(&kp(m[0]), session, 5, [4; 32]),
+        ];
+        assert_ok!(send(0, m[0], r));
+        assert!(
+            Challenges::<Test>::get(0)
+                .expect("c")
+                .accusations
+                .is_empty()
+        );
+    });
+}
+
+/// The next challenge's start used to be a fixed period after the last, so the hoster
+/// knew it to the block. Now it is uniform over `period ± jitter`, drawn block by block
+/// from chain randomness: the agenda says only "not before".
+#[test]
+fn next_challenge_start_is_drawn_not_fixed() {
+    ChallengeJitter::set(5);
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(40);
+        let mut starts = Vec::new();
+        for id in 0..30u64 {
+            let Some(ch) = Challenges::<Test>::get(id) else {
+                break;
+            };
+            starts.push(ch.start);
+            assert_eq!(
+                crate::Agenda::<Test>::get(ch.start + 15, 0)
+                    .iter()
+                    .filter(|t| matches!(t, AgendaTask::ChallengeDraw(_, 10)))
+                    .count(),
+                1,
+                "only the earliest block is on the agenda"
+            );
+            run_to(ch.end);
+            for a in committee(id) {
+                assert_ok!(send(id, a, report_of(id, a, hoster)));
+            }
+            // Run until the next one starts (at most `period + jitter` after this one).
+            while !Challenges::<Test>::contains_key(id + 1)
+                && System::block_number() < ch.start + 26
+            {
+                run_to(System::block_number() + 1);
+            }
+        }
+        assert_eq!(starts.len(), 30);
+        let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (15..=25).contains(g)), "{gaps:?}");
+        let mut distinct = gaps.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 5, "{gaps:?}");
+    });
+    ChallengeJitter::set(0);
+}
+
+/// A member that withholds its reveal in round 0 is benched; the others flip round 1
+/// without it. Their transcripts leave it out, but a majority of reports accuse it (with
+/// its signed round-0 commit), so they are paid and it is penalised. (Before, its
+/// silence failed the whole flip: everyone audited with a private R.)
+#[test]
+fn a_benched_withholder_leaves_the_others_paid_and_is_penalised() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        let session = crate::session_id(0);
+        run_to(7);
+        let mut pair = transcript(0, &m[..2]);
+        // Round 1 (round 0 ended offline).
+        for (c, r) in pair.commits.iter_mut().zip(pair.reveals.iter_mut()) {
+            let who = if c.signer == kp(m[0]).public() {
+                m[0]
+            } else {
+                m[1]
+            };
+            *c = SignedCommit::sign(&kp(who), session, 1, c.y);
+            *r = SignedReveal::sign(&kp(who), session, 1, r.x);
+        }
+        pair.round = 1;
+        let rr = pair.verify(&Ed25519Verifier).expect("valid");
+        for a in &m[..2] {
+            let mut r = report_of(0, *a, hoster);
+            r.coinflip.round = 1;
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.coinflip.transcript = Some(pair.clone());
+            r.coinflip.accused = vec![SignedCommit::sign(
+                &kp(m[2]),
+                session,
+                0,
+                commit_value(&[4; 32]),
+            )];
+            assert_ok!(send(0, *a, r));
+        }
+        let mut own = report_of(0, m[2], hoster);
+        own.coinflip.transcript = None;
+        assert_ok!(send(0, m[2], own));
+        run_to(13);
+        assert_eq!((paid(m[0]), paid(m[1]), paid(m[2])), (REWARD, REWARD, 0));
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
+    });
+}
