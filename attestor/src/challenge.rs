@@ -674,6 +674,15 @@ fn build_report(
     while to_bytes(&r).len() > Report::MAX_SIZE && !r.receipts.is_empty() {
         r.receipts.pop();
     }
+    // The chain counts as verified only blocks a receipt covers (a member that did not
+    // download holds none): the rest the hoster served without signing for them.
+    let moved = r.count_only_receipted();
+    if moved > 0 {
+        warn!(
+            blocks = moved,
+            "verified blocks without the hoster's receipt count as misbehaved"
+        );
+    }
     let r = r.sign(&ctx.keypair);
     r.verify(&Ed25519Verifier)
         .map_err(|e| anyhow::anyhow!("our own report does not verify: {e}"))?;

@@ -423,6 +423,7 @@ impl Run<'_> {
         let mut acked = false;
         let mut read_seen = shared.read.load(Ordering::Relaxed);
         let mut ending: Option<tokio::time::Instant> = None;
+        let mut stopped_serving = false;
         let window = window.clamp(1, limits.request_window.max(1));
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -456,11 +457,24 @@ impl Run<'_> {
                     }
                     AuditEvent::Stopped(o) => {
                         debug!(hoster = %self.target.addr, ?o, "audit stopped");
+                        stopped_serving = o == Outcome::HardMaxDuration;
                     }
                 }
             }
             if self.a.is_stopped() {
-                break;
+                // Stopped at the hard maximum, the hoster was still serving: ask for the
+                // final receipt (the chain counts only receipted blocks as verified) and
+                // wait for it as after a full sample. A stalled hoster gets no wait.
+                if !stopped_serving {
+                    break;
+                }
+                if ending.is_none() {
+                    s.channel
+                        .send(DatdotMsg::End.to_message())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    ending = Some(tokio::time::Instant::now() + END_GRACE);
+                }
             }
             if let Some(r) = &root
                 && ending.is_none()

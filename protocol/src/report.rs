@@ -118,11 +118,32 @@ pub enum AuditCheckError {
     /// The sampled blocks are not the sample `R` and the own secret give.
     #[error("sampled blocks are not the scheduled sample")]
     Sample,
+    /// The receipts are not one connection's, in sequence from 0.
+    #[error("receipts of more than one connection, or out of sequence")]
+    Receipts,
+    /// The report counts more blocks as verified than its receipts cover.
+    #[error("{verified} blocks counted as verified, receipts cover {covered}")]
+    Uncovered {
+        /// `metrics.ok_blocks`.
+        verified: u32,
+        /// Sampled blocks some receipt entry names.
+        covered: u32,
+    },
 }
 
 /// What [`Report::check_audit`] could establish.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuditCheck {
+pub struct AuditCheck {
+    /// Whether the report is tied to the committee's schedule.
+    pub tie: Tie,
+    /// The audit connection's remote key its receipts name (`None`: no receipts). The
+    /// chain refuses a second report with the same one: another member's receipts.
+    pub connection: Option<[u8; 32]>,
+}
+
+/// How a report relates to the committee's schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tie {
     /// The transcript determines `R`, the reporter's secret opens its reveal, and (for a
     /// conclusive audit) the sample is the scheduled one. `absent`: committee indices
     /// the transcript leaves out — the chain pays the report only if each was proven
@@ -210,8 +231,10 @@ impl Report {
     /// `committee` (keys in committee order), the reporter's own secret opens its
     /// reveal, and a conclusive audit sampled exactly
     /// [`crate::schedule::sample`]`(R, s, feed_length, k)` with `k` the number of blocks
-    /// sampled. Returns who the transcript leaves out. Pure; the chain calls it on
-    /// submission.
+    /// sampled. Whatever the transcript, the receipts are one connection's, in sequence,
+    /// and cover every block a conclusive audit counts as verified (a member that did
+    /// not download holds no receipt for it). Returns who the transcript leaves out and
+    /// the connection. Pure; the chain calls it on submission.
     pub fn check_audit(
         &self,
         v: &impl Verifier,
@@ -219,8 +242,29 @@ impl Report {
         committee: &[[u8; 32]],
         feed_length: u64,
     ) -> Result<AuditCheck, AuditCheckError> {
+        let connection = self.receipts.first().map(|r| r.remote);
+        let in_sequence = self
+            .receipts
+            .iter()
+            .enumerate()
+            .all(|(i, r)| Some(r.remote) == connection && r.seq == i as u64);
+        if !in_sequence {
+            return Err(AuditCheckError::Receipts);
+        }
+        if self.metrics.conclusive() {
+            let covered = self.covered();
+            if self.metrics.ok_blocks > covered {
+                return Err(AuditCheckError::Uncovered {
+                    verified: self.metrics.ok_blocks,
+                    covered,
+                });
+            }
+        }
         let Some(t) = &self.coinflip.transcript else {
-            return Ok(AuditCheck::NoTranscript);
+            return Ok(AuditCheck {
+                tie: Tie::NoTranscript,
+                connection,
+            });
         };
         if &t.session != session || t.round != self.coinflip.round {
             return Err(AuditCheckError::WrongFlip);
@@ -249,9 +293,41 @@ impl Report {
                 return Err(AuditCheckError::Sample);
             }
         }
-        Ok(AuditCheck::Tied {
-            absent: (0..committee.len()).filter(|&i| !present[i]).collect(),
+        Ok(AuditCheck {
+            tie: Tie::Tied {
+                absent: (0..committee.len()).filter(|&i| !present[i]).collect(),
+            },
+            connection,
         })
+    }
+
+    /// Sampled blocks some receipt entry names.
+    pub fn covered(&self) -> u32 {
+        let receipted: alloc::collections::BTreeSet<u64> = self
+            .receipts
+            .iter()
+            .flat_map(|r| r.entries.iter().map(|e| e.index))
+            .collect();
+        let n = self
+            .sampled
+            .iter()
+            .filter(|i| receipted.contains(i))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Count as verified only blocks the receipts cover: the rest move from `ok_blocks`
+    /// to `misbehaved` (the hoster served them without signing for them, or its receipt
+    /// did not fit the report). Returns how many moved. The attestor calls it before
+    /// signing, so its report passes [`Self::check_audit`].
+    pub fn count_only_receipted(&mut self) -> u32 {
+        if !self.metrics.conclusive() {
+            return 0;
+        }
+        let moved = self.metrics.ok_blocks.saturating_sub(self.covered());
+        self.metrics.ok_blocks -= moved;
+        self.metrics.misbehaved = self.metrics.misbehaved.saturating_add(moved);
+        moved
     }
 }
 

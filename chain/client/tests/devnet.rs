@@ -26,6 +26,7 @@ use datdot_protocol::coinflip::{
 };
 use datdot_protocol::identity::{Ed25519Verifier, Keypair as ProtocolKey, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome, Sla};
+use datdot_protocol::receipt::{ReceiptEntry, SignedReceipt};
 use datdot_protocol::report::{CoinFlipRecord, Report};
 use datdot_protocol::schedule::sample;
 use datdot_protocol::tree::build;
@@ -120,15 +121,28 @@ fn report(
             .collect(),
     };
     let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
+    let sampled = sample(&r, &own_of(me), flip.feed_length, 3);
+    // The hoster's receipt for them, on this member's audit connection.
+    let entries = sampled
+        .iter()
+        .map(|&index| ReceiptEntry {
+            index,
+            hash: [1; 32],
+        })
+        .collect();
+    let receipt = SignedReceipt::sign(hoster, feed, *me.public().as_bytes(), 0, entries);
+    let mut metrics = good_metrics();
+    metrics.requests = sampled.len() as u32;
+    metrics.ok_blocks = metrics.requests;
     let r = Report {
         challenge: n.challenge,
         attestor: me.public(),
         hoster: hoster.public(),
         feed,
-        sampled: sample(&r, &own_of(me), flip.feed_length, 3),
+        sampled,
         received_root: [0; 32],
-        receipts: vec![],
-        metrics: good_metrics(),
+        receipts: vec![receipt],
+        metrics,
         failures: vec![],
         coinflip: CoinFlipRecord {
             round: 0,

@@ -7,7 +7,7 @@ use datdot_protocol::coinflip::{Msg, commit_value};
 use datdot_protocol::fraud::{FraudProof, Scope};
 use datdot_protocol::identity::Ed25519Verifier;
 use datdot_protocol::metrics::{MetricSummary, Sla};
-use datdot_protocol::report::{AuditCheck, AuditCheckError, Report};
+use datdot_protocol::report::{AuditCheckError, Report, Tie};
 use datdot_protocol::tree::tree_hash;
 use frame::prelude::*;
 
@@ -59,17 +59,31 @@ impl<T: Config> Pallet<T> {
             .check_audit(&Ed25519Verifier, &session, &ch.keys, ch.feed_length)
             .map_err(|e| match e {
                 AuditCheckError::Sample => Error::<T>::NotTheScheduledSample,
+                AuditCheckError::Receipts | AuditCheckError::Uncovered { .. } => {
+                    Error::<T>::UncoveredBlocks
+                }
                 _ => Error::<T>::BadTranscript,
             })?;
+        // One audit, one connection: receipts another report already showed are another
+        // member's download, not this one's.
+        if let Some(k) = check.connection {
+            ensure!(
+                !ch.connections.contains(&k),
+                Error::<T>::ReceiptsOfAnotherAudit
+            );
+            ch.connections
+                .try_push(k)
+                .expect("one report per member, committee ≤ bound");
+        }
 
         let index = u8::try_from(idx).expect("committee ≤ MAX_COMMITTEE = 32");
         ch.reports
             .try_push((index, Metrics::from(&report.metrics)))
             .expect("one report per member, committee ≤ bound");
-        let untied = match check {
-            AuditCheck::NoTranscript => Some(None),
-            AuditCheck::Tied { absent } if absent.is_empty() => None,
-            AuditCheck::Tied { absent } => Some(Some(absent.iter().fold(0u32, |m, i| m | 1 << i))),
+        let untied = match check.tie {
+            Tie::NoTranscript => Some(None),
+            Tie::Tied { absent } if absent.is_empty() => None,
+            Tie::Tied { absent } => Some(Some(absent.iter().fold(0u32, |m, i| m | 1 << i))),
         };
         if let Some(mask) = untied {
             ch.untied

@@ -545,6 +545,11 @@ pub mod pallet {
         NotAccused,
         /// The reveal does not hash to the commit the accusation carries.
         RevealDoesNotOpenTheCommit,
+        /// The report counts more blocks as verified than its receipts (one connection's,
+        /// in sequence) cover.
+        UncoveredBlocks,
+        /// Another report of this challenge already showed receipts of this connection.
+        ReceiptsOfAnotherAudit,
     }
 
     #[pallet::genesis_config]

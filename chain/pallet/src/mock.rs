@@ -7,6 +7,7 @@ use datdot_protocol::codec::{self, Encode as _, Writer};
 use datdot_protocol::coinflip::{SignedCommit, SignedReveal, Transcript, commit_value, x_of};
 use datdot_protocol::identity::{Ed25519Verifier, Keypair, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome};
+use datdot_protocol::receipt::{ReceiptEntry, SignedReceipt};
 use datdot_protocol::report::{CoinFlipRecord, Report};
 use datdot_protocol::tree::{SignedTreeRoot, TreeNode, build};
 use ed25519_dalek::{Signer, SigningKey};
@@ -175,7 +176,7 @@ pub fn feed_key() -> [u8; 32] {
 }
 
 pub fn blocks() -> Vec<Vec<u8>> {
-    (0..5u8).map(|i| vec![i; 100]).collect()
+    (0..64u8).map(|i| vec![i; 100]).collect()
 }
 
 pub fn leaves() -> Vec<TreeNode> {
@@ -236,9 +237,9 @@ pub fn source() -> Endpoint {
 
 pub fn good_metrics() -> MetricSummary {
     MetricSummary {
-        requests: 100,
-        ok_blocks: 100,
-        bytes_received: 6_400_000,
+        requests: SAMPLES,
+        ok_blocks: SAMPLES,
+        bytes_received: 800,
         latency_p50_us: 20_000,
         latency_p90_us: 40_000,
         latency_p99_us: 50_000,
@@ -257,14 +258,40 @@ pub fn good_metrics() -> MetricSummary {
 
 pub fn bad_metrics() -> MetricSummary {
     MetricSummary {
-        ok_blocks: 50,
-        timeouts: 50,
+        ok_blocks: SAMPLES / 2,
+        timeouts: SAMPLES / 2,
         throughput_bps: 100_000,
         throughput_p50_bps: 100_000,
         latency_p99_us: 900_000,
         latency_max_us: 900_000,
         ..good_metrics()
     }
+}
+
+/// Blocks each mock report samples (and `good_metrics` requests).
+pub const SAMPLES: u32 = 8;
+
+/// The remote key of `who`'s audit connection (what its receipts name).
+pub fn connection(who: u64) -> [u8; 32] {
+    [who as u8 ^ 0x80; 32]
+}
+
+/// The hoster's receipt for `sampled`, served to `attestor`'s audit connection.
+pub fn receipts_for(hoster: u64, attestor: u64, sampled: &[u64]) -> Vec<SignedReceipt> {
+    let entries = sampled
+        .iter()
+        .map(|&index| ReceiptEntry {
+            index,
+            hash: [index as u8; 32],
+        })
+        .collect();
+    vec![SignedReceipt::sign(
+        &kp(hoster),
+        feed_key(),
+        connection(attestor),
+        0,
+        entries,
+    )]
 }
 
 /// The own coin-flip secret member `who` uses in challenge `id`.
@@ -298,11 +325,12 @@ pub fn report_of(challenge: ChallengeId, attestor: u64, hoster: u64) -> Report {
             let t = transcript(challenge, &ch.attestors);
             let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
             let own = own_secret(challenge, attestor);
-            let sampled = datdot_protocol::schedule::sample(&r, &own, ch.feed_length, 2);
+            let sampled = datdot_protocol::schedule::sample(&r, &own, ch.feed_length, SAMPLES);
             (Some(t), own, sampled)
         }
-        None => (None, [0; 32], vec![0, 3]),
+        None => (None, [0; 32], (0..u64::from(SAMPLES)).collect()),
     };
+    let receipts = receipts_for(hoster, attestor, &sampled);
     Report {
         challenge,
         attestor: kp(attestor).public(),
@@ -310,7 +338,7 @@ pub fn report_of(challenge: ChallengeId, attestor: u64, hoster: u64) -> Report {
         feed: feed_key(),
         sampled,
         received_root: [0; 32],
-        receipts: vec![],
+        receipts,
         metrics: good_metrics(),
         failures: vec![],
         coinflip: CoinFlipRecord {

@@ -47,7 +47,8 @@ fn a_copying_attestor_is_unpaid() {
         let mut copy = report_of(0, m[2], hoster);
         copy.coinflip.transcript = None;
         copy.coinflip.own_secret = [0; 32];
-        copy.sampled = vec![0, 1];
+        copy.sampled = (0..u64::from(SAMPLES)).collect();
+        copy.receipts = receipts_for(hoster, m[2], &copy.sampled);
         assert_ok!(send(0, m[2], copy));
         let ch = Challenges::<Test>::get(0).expect("c");
         assert_eq!(ch.verdict, Some(Verdict::Pass));
@@ -68,18 +69,21 @@ fn a_copied_sample_or_secret_is_refused() {
         run_to(7);
         let theirs = report_of(0, m[0], hoster);
         let mut r = report_of(0, m[1], hoster);
+        assert_ne!(r.sampled, theirs.sampled);
         r.sampled = theirs.sampled.clone();
+        r.receipts = receipts_for(hoster, m[1], &r.sampled);
         assert_noop!(send(0, m[1], r), Error::<Test>::NotTheScheduledSample);
         let mut r = report_of(0, m[1], hoster);
         r.coinflip.own_secret = theirs.coinflip.own_secret;
         r.sampled = theirs.sampled.clone();
+        r.receipts = receipts_for(hoster, m[1], &r.sampled);
         assert_noop!(send(0, m[1], r), Error::<Test>::BadTranscript);
         // A sample of its own choosing with the right secret: refused too.
         let mut r = report_of(0, m[1], hoster);
-        r.sampled = vec![0, 1];
-        if r.sampled != report_of(0, m[1], hoster).sampled {
-            assert_noop!(send(0, m[1], r), Error::<Test>::NotTheScheduledSample);
-        }
+        r.sampled = (0..u64::from(SAMPLES)).collect();
+        r.receipts = receipts_for(hoster, m[1], &r.sampled);
+        assert_ne!(r.sampled, report_of(0, m[1], hoster).sampled);
+        assert_noop!(send(0, m[1], r), Error::<Test>::NotTheScheduledSample);
         assert_ok!(send(0, m[1], report_of(0, m[1], hoster)));
     });
 }
@@ -119,7 +123,8 @@ fn a_forged_or_partial_transcript_earns_nothing() {
         let rr = pair.verify(&Ed25519Verifier).expect("valid");
         for a in &m[..2] {
             let mut r = report_of(0, *a, hoster);
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
+            r.receipts = receipts_for(hoster, *a, &r.sampled);
             r.coinflip.transcript = Some(pair.clone());
             assert_ok!(send(0, *a, r));
         }
@@ -158,7 +163,8 @@ fn a_transcript_without_a_convicted_member_is_checked() {
         let rr = pair.verify(&Ed25519Verifier).expect("valid");
         for a in &m[..2] {
             let mut r = report_of(0, *a, hoster);
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
+            r.receipts = receipts_for(hoster, *a, &r.sampled);
             r.coinflip.transcript = Some(pair.clone());
             assert_ok!(send(0, *a, r));
         }
@@ -320,7 +326,8 @@ fn a_benched_withholder_leaves_the_others_paid_and_is_penalised() {
         for a in &m[..2] {
             let mut r = report_of(0, *a, hoster);
             r.coinflip.round = 1;
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), 2);
+            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
+            r.receipts = receipts_for(hoster, *a, &r.sampled);
             r.coinflip.transcript = Some(pair.clone());
             r.coinflip.accused = vec![SignedCommit::sign(
                 &kp(m[2]),
@@ -336,5 +343,51 @@ fn a_benched_withholder_leaves_the_others_paid_and_is_penalised() {
         run_to(13);
         assert_eq!((paid(m[0]), paid(m[1]), paid(m[2])), (REWARD, REWARD, 0));
         assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
+    });
+}
+
+/// A member that took part in the flip (so its transcript, secret and sample are right)
+/// but never downloaded holds no receipt: the verified blocks it claims are not covered.
+/// Showing another member's receipts is refused too (their connection is on record).
+/// Before, both reports were accepted and paid.
+#[test]
+fn a_report_without_its_own_receipts_is_refused() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        let mut lazy = report_of(0, m[1], hoster);
+        lazy.receipts = vec![];
+        assert_noop!(send(0, m[1], lazy), Error::<Test>::UncoveredBlocks);
+        // Covering only half: half the claimed blocks are not covered.
+        let mut half = report_of(0, m[1], hoster);
+        let firsts = half.sampled[..half.sampled.len() / 2].to_vec();
+        half.receipts = receipts_for(hoster, m[1], &firsts);
+        assert_noop!(send(0, m[1], half), Error::<Test>::UncoveredBlocks);
+        // Receipts out of sequence or of two connections.
+        let mut two = report_of(0, m[1], hoster);
+        let mut second = receipts_for(hoster, m[2], &two.sampled[..1]);
+        second[0] = datdot_protocol::receipt::SignedReceipt::sign(
+            &kp(hoster),
+            feed_key(),
+            connection(m[2]),
+            1,
+            second[0].entries.clone(),
+        );
+        two.receipts.extend(second);
+        assert_noop!(send(0, m[1], two), Error::<Test>::UncoveredBlocks);
+
+        let theirs = report_of(0, m[0], hoster);
+        assert_ok!(send(0, m[0], theirs.clone()));
+        // m[1] shows m[0]'s receipts, claiming only what they cover of its own sample.
+        let mut copy = report_of(0, m[1], hoster);
+        copy.receipts = theirs.receipts.clone();
+        copy.count_only_receipted();
+        assert_noop!(send(0, m[1], copy), Error::<Test>::ReceiptsOfAnotherAudit);
+        // Honest: counts only what its receipts cover.
+        let mut honest = report_of(0, m[1], hoster);
+        honest.receipts = receipts_for(hoster, m[1], &firsts);
+        assert_eq!(honest.count_only_receipted(), SAMPLES - firsts.len() as u32);
+        assert_ok!(send(0, m[1], honest));
     });
 }

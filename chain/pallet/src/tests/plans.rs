@@ -20,7 +20,7 @@ fn publish_verifies_the_root_escrows_and_assigns_distinct_hosters() {
         let feed = Feeds::<Test>::get(0).expect("feed");
         assert_eq!(
             (feed.length, feed.escrow, feed.key),
-            (5, escrow, feed_key())
+            (blocks().len() as u64, escrow, feed_key())
         );
         assert_eq!(feed.source, source(), "where hosters fetch it");
         assert_eq!(feed.contracts.to_vec(), vec![0, 1]);
@@ -39,7 +39,7 @@ fn publish_verifies_the_root_escrows_and_assigns_distinct_hosters() {
             e,
             Event::Published {
                 feed: 0,
-                length: 5,
+                length: 64,
                 ..
             }
         )));
