@@ -555,6 +555,19 @@ async fn coin_flip(
     Ok(())
 }
 
+/// Our signed reveal of round `round`'s `x`, derived from the stored entropy (wire bytes
+/// of a `coinflip::Msg::Reveal`).
+fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<Vec<u8>> {
+    let entropy: [u8; 32] = hex::decode(saved.entropy.as_deref()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    let session = challenge_session(id);
+    let x = coinflip::x_of(&coinflip::round_secret(&entropy, &session, round));
+    let reveal = coinflip::SignedReveal::sign(&ctx.keypair, session, round, x);
+    Some(to_bytes(&Msg::Reveal(reveal)))
+}
+
 /// This challenge's coin-flip entropy: the stored one after a restart, else fresh and
 /// stored (durably) before the machine exists, so before anything is signed or sent.
 fn flip_entropy(ctx: &Ctx, saved: &mut Saved) -> anyhow::Result<[u8; 32]> {
@@ -764,14 +777,22 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
                 continue;
             }
             answered.push(acc.round);
-            let Some(hexed) = reveals.get(&acc.round) else {
-                warn!(
-                    round = acc.round,
-                    "accused of withholding a reveal we never made"
-                );
-                continue;
+            // The reveal we sent, or — for a round we committed in but never reached the
+            // reveal of (a slow link, a partition) — the one our entropy gives: the flip
+            // is over, and it opens the commit the accusers hold, so it clears us.
+            let bytes = match reveals.get(&acc.round) {
+                Some(hexed) => hex::decode(hexed).context("stored reveal is not hex")?,
+                None => match own_reveal(ctx, id, saved, acc.round) {
+                    Some(b) => b,
+                    None => {
+                        warn!(
+                            round = acc.round,
+                            "accused of withholding, and no entropy to answer with"
+                        );
+                        continue;
+                    }
+                },
             };
-            let bytes = hex::decode(hexed).context("stored reveal is not hex")?;
             let _g = ctx.submit.lock().await;
             match ctx.chain.publish_reveal(&ctx.signer, id, bytes).await {
                 Ok(()) => {

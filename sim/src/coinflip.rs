@@ -109,6 +109,10 @@ pub struct MemberResult {
     pub finished_at: Option<Instant>,
     /// Every event it emitted.
     pub events: Vec<Event>,
+    /// Its signing key's seed.
+    pub seed: [u8; 32],
+    /// Its coin-flip entropy (its round secrets derive from it).
+    pub entropy: [u8; 32],
 }
 
 /// The result of one run.
@@ -133,7 +137,8 @@ impl RunResult {
     }
 }
 
-fn session_of(seed: u64) -> [u8; 32] {
+/// The coin-flip session of run `seed`.
+pub fn session_of(seed: u64) -> [u8; 32] {
     let mut s = [0u8; 32];
     s[..8].copy_from_slice(&seed.to_le_bytes());
     s[8..16].copy_from_slice(b"sim-sess");
@@ -171,9 +176,11 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
     let start = Instant::ZERO;
     let mut nodes: Vec<CoinFlip<SharedVerifier>> = Vec::with_capacity(n);
     let mut byz: Vec<Option<Byzantine>> = Vec::with_capacity(n);
+    let mut entropies = Vec::with_capacity(n);
     for (i, s) in seeds.iter().enumerate() {
         let mut entropy = [0u8; 32];
         rng.fill_bytes(&mut entropy);
+        entropies.push(entropy);
         let node = CoinFlip::new(
             cfg.clone(),
             Keypair::from_seed(s),
@@ -195,6 +202,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             outcome: None,
             finished_at: None,
             events: Vec::new(),
+            seed: seeds[i],
+            entropy: entropies[i],
         })
         .collect();
     let mut net: Network<Arc<Msg>> = Network::new(sc.net.clone());

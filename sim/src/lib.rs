@@ -14,6 +14,7 @@
 //! - Modelling TCP or Noise: the network delivers whole messages or loses them; the
 //!   real transport is tested by the loopback tests of the `net` crate.
 
+pub mod audits;
 pub mod coinflip;
 pub mod metrics;
 pub mod net;

@@ -64,17 +64,6 @@ impl<T: Config> Pallet<T> {
                 }
                 _ => Error::<T>::BadTranscript,
             })?;
-        // One audit, one connection: receipts another report already showed are another
-        // member's download, not this one's.
-        if let Some(k) = check.connection {
-            ensure!(
-                !ch.connections.contains(&k),
-                Error::<T>::ReceiptsOfAnotherAudit
-            );
-            ch.connections
-                .try_push(k)
-                .expect("one report per member, committee ≤ bound");
-        }
 
         let index = u8::try_from(idx).expect("committee ≤ MAX_COMMITTEE = 32");
         ch.reports
@@ -190,12 +179,9 @@ impl<T: Config> Pallet<T> {
                     usize::from(a.member) == m && settle::accusation_stands(a.count, reports, false)
                 })
         };
-        let tied = |index: &u8| match ch.untied.iter().find(|(i, _)| i == index) {
-            None => true,
-            Some((_, None)) => false,
-            Some((_, Some(mask))) => (0..ch.attestors.len())
-                .filter(|m| mask & (1 << m) != 0)
-                .all(excused),
+        let tied = |index: &u8| {
+            let record = ch.untied.iter().find(|(i, _)| i == index).map(|(_, m)| *m);
+            settle::tied(record, ch.attestors.len(), excused)
         };
         let unpaid: Vec<bool> = ch
             .reports

@@ -548,8 +548,6 @@ pub mod pallet {
         /// The report counts more blocks as verified than its receipts (one connection's,
         /// in sequence) cover.
         UncoveredBlocks,
-        /// Another report of this challenge already showed receipts of this connection.
-        ReceiptsOfAnotherAudit,
     }
 
     #[pallet::genesis_config]

@@ -749,7 +749,6 @@ impl<T: Config> Pallet<T> {
                 budget,
                 reports: BoundedVec::new(),
                 untied: BoundedVec::new(),
-                connections: BoundedVec::new(),
                 accusations: BoundedVec::new(),
                 verdict: None,
                 punished: BoundedVec::new(),

@@ -174,6 +174,21 @@ pub fn plan_escrow(
         .checked_mul(u128::from(periods))
 }
 
+/// Whether a report is tied to the committee's schedule (a condition of its pay).
+/// `untied` is its record: `None` tied (its transcript has every member), `Some(None)`
+/// no transcript, `Some(Some(mask))` the members its transcript leaves out; `excused(m)`
+/// holds for a member convicted by a fraud proof or accused by a strict majority of the
+/// reports (excluded or benched by the others). The simulator judges with this too.
+pub fn tied(untied: Option<Option<u32>>, members: usize, excused: impl Fn(usize) -> bool) -> bool {
+    match untied {
+        None => true,
+        Some(None) => false,
+        Some(Some(mask)) => (0..members.min(32))
+            .filter(|m| mask & (1 << m) != 0)
+            .all(excused),
+    }
+}
+
 /// Whether a withholding accusation stands: a strict majority of the reports accuse the
 /// member and it did not publish its reveal.
 pub fn accusation_stands(count: u8, reports: usize, cleared: bool) -> bool {

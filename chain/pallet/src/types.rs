@@ -464,8 +464,6 @@ pub struct Challenge<AccountId, Balance, BlockNumber> {
     /// no transcript, or the bitmask of members its transcript leaves out). Counted;
     /// paid only if each member left out was convicted or a majority of reports accuse it.
     pub untied: BoundedVec<(u8, Option<u32>), ConstU32<MAX_COMMITTEE>>,
-    /// The audit connections (remote keys) the reports' receipts name, one per report.
-    pub connections: BoundedVec<[u8; 32], ConstU32<MAX_COMMITTEE>>,
     /// Withholding accusations from the reports, one per (member, round), each backed by
     /// the member's signed commit for that round. A report accuses each other member at
     /// most once, so the bound `X · (X − 1)` is never reached: none is dropped.

@@ -4,6 +4,7 @@
 //! datdot-sim coinflip --attestors 100 --byzantine 20% --runs 1000 --seed 7
 //! datdot-sim coinflip --attestors 10 --replay 0x1234abcd   # re-run one failing run
 //! datdot-sim settle --attestors 10 --liars 40% --runs 1000
+//! datdot-sim audits --attestors 10 --byzantine 30% --runs 1000
 //! ```
 //! Exits non-zero if any run breaks an invariant, after printing each failing run's
 //! seed and the command that replays it.
@@ -37,6 +38,28 @@ enum Cmd {
     Coinflip(CoinflipArgs),
     /// Settlement of metric reports when some attestors lie.
     Settle(SettleArgs),
+    /// Coin flip, signed reports and the chain's report checks and pay rules, with
+    /// withholders, equivocators and copying reporters.
+    Audits(AuditsArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct AuditsArgs {
+    /// Committee size.
+    #[arg(long, default_value_t = 10)]
+    attestors: usize,
+    /// Share of byzantine members (withholders, equivocators, three kinds of copier).
+    #[arg(long, default_value = "30%", value_parser = parse_share)]
+    byzantine: f64,
+    /// Share of runs on a lossy network with a partition (safety invariants only).
+    #[arg(long, default_value = "20%", value_parser = parse_share)]
+    lossy: f64,
+    /// Number of runs.
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
+    /// Master seed.
+    #[arg(long, default_value_t = 0, value_parser = parse_seed)]
+    seed: u64,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -430,9 +453,58 @@ fn settle_cmd(a: SettleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn audits_cmd(a: AuditsArgs) -> anyhow::Result<()> {
+    if a.attestors < 3 {
+        bail!("--attestors must be at least 3");
+    }
+    let mut total = datdot_sim::audits::AuditsRun::default();
+    let (mut failed, mut lossy) = (0, 0);
+    for i in 0..a.runs as u64 {
+        let seed = derive(a.seed, i);
+        let r = datdot_sim::audits::run(seed, a.attestors, a.byzantine, a.lossy);
+        lossy += usize::from(r.lossy);
+        if !r.violations.is_empty() {
+            failed += 1;
+            println!(
+                "FAILED seed {seed:#x} (lossy: {}): {:?}",
+                r.lossy, r.violations
+            );
+        }
+        total.honest += r.honest;
+        total.honest_paid += r.honest_paid;
+        total.copiers += r.copiers;
+        total.copiers_unpaid += r.copiers_unpaid;
+        total.withholders += r.withholders;
+        total.withholders_penalised += r.withholders_penalised;
+        total.equivocators += r.equivocators;
+        total.equivocators_proven += r.equivocators_proven;
+    }
+    println!(
+        "audits: {} runs ({} lossy), {} members, {:.0}% byzantine: honest paid {}/{}, copiers unpaid {}/{}, withholders penalised {}/{}, equivocators proven {}/{}, {} runs broke an invariant",
+        a.runs,
+        lossy,
+        a.attestors,
+        a.byzantine * 100.0,
+        total.honest_paid,
+        total.honest,
+        total.copiers_unpaid,
+        total.copiers,
+        total.withholders_penalised,
+        total.withholders,
+        total.equivocators_proven,
+        total.equivocators,
+        failed
+    );
+    if failed > 0 {
+        bail!("{failed} runs broke an invariant");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Coinflip(a) => coinflip_cmd(a),
         Cmd::Settle(a) => settle_cmd(a),
+        Cmd::Audits(a) => audits_cmd(a),
     }
 }
