@@ -276,7 +276,16 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         let budget = flip_end.saturating_duration_since(tokio::time::Instant::now());
         coin_flip(ctx, id, &f, &mut saved, budget).await?;
     }
-    let sf = saved.flip.clone().expect("set above");
+    let mut sf = saved.flip.clone().expect("set above");
+    // A record from before own secrets (`R` agreed, no `own`): derive it from the stored
+    // entropy, as the flip did.
+    if sf.own.is_none() && sf.result.is_some() {
+        let entropy = saved.entropy.as_deref().and_then(|h| hex::decode(h).ok());
+        if let Some(e) = entropy.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+            let s = coinflip::round_secret(&e, &challenge_session(id), sf.round);
+            sf.own = Some(hex::encode(s));
+        }
+    }
 
     // 2. Schedule, audit, report.
     if saved.report.is_none() {
@@ -556,8 +565,13 @@ async fn coin_flip(
 }
 
 /// Our signed reveal of round `round`'s `x`, derived from the stored entropy (wire bytes
-/// of a `coinflip::Msg::Reveal`).
+/// of a `coinflip::Msg::Reveal`). A test-only withholder (feature `byzantine`) keeps
+/// what it withheld: the devnet shows the penalty.
 fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<Vec<u8>> {
+    #[cfg(feature = "byzantine")]
+    if ctx.byzantine == Some(datdot_protocol::coinflip::byzantine::Behaviour::WithholdReveal) {
+        return None;
+    }
     let entropy: [u8; 32] = hex::decode(saved.entropy.as_deref()?)
         .ok()?
         .try_into()

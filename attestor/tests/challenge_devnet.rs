@@ -204,7 +204,7 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             .await,
         );
     }
-    let before: Vec<u128> = {
+    let before: Vec<(u128, u128)> = {
         let mut v = Vec::new();
         for a in &accounts {
             wait_for("an attestor to register", || async {
@@ -212,7 +212,8 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             })
             .await
             .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
-            v.push(chain.free_balance(a).await?);
+            let stake = chain.participant(a).await?.context("registered")?.stake;
+            v.push((chain.free_balance(a).await?, stake));
         }
         v
     };
@@ -322,11 +323,30 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             "plausible metrics"
         );
     }
-    // Each attestor was paid its reward.
-    for (a, b) in accounts.iter().zip(&before) {
+    // Each attestor whose report is tied to the committee's flip was paid its reward.
+    // (On an overloaded CI host the 3-member flip can time out: then every member
+    // audited with a private R, its report counts but is not paid.) Nobody lost stake.
+    for (a, (b, stake)) in accounts.iter().zip(&before) {
         let now = chain.free_balance(a).await?;
-        ensure!(now > *b, "attestor {a} was paid ({b} -> {now})");
+        let index = settled.attestors.0.iter().position(|x| x == a);
+        let untied = settled
+            .untied
+            .0
+            .iter()
+            .any(|(i, _)| Some(usize::from(*i)) == index);
+        ensure!(
+            untied || now > *b,
+            "attestor {a}, its report tied, was paid ({b} -> {now})"
+        );
+        let p = chain.participant(a).await?.context("registered")?;
+        ensure!(
+            p.stake == *stake,
+            "attestor {a} kept its stake: {stake} -> {}",
+            p.stake
+        );
     }
+    let tied = settled.reports.0.len() - settled.untied.0.len();
+    eprintln!("{tied} of 3 reports tied to the committee's flip");
     // The attestor logs and counts its report once its own submission is finalized,
     // which may trail the settlement this test saw.
     wait_for("the restarted attestor to log its report", || async {

@@ -131,17 +131,7 @@ pub enum AuditCheckError {
     },
 }
 
-/// What [`Report::check_audit`] could establish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditCheck {
-    /// Whether the report is tied to the committee's schedule.
-    pub tie: Tie,
-    /// The audit connection's remote key its receipts name (`None`: no receipts). The
-    /// chain refuses a second report with the same one: another member's receipts.
-    pub connection: Option<[u8; 32]>,
-}
-
-/// How a report relates to the committee's schedule.
+/// How a report relates to the committee's schedule ([`Report::check_audit`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tie {
     /// The transcript determines `R`, the reporter's secret opens its reveal, and (for a
@@ -233,15 +223,15 @@ impl Report {
     /// [`crate::schedule::sample`]`(R, s, feed_length, k)` with `k` the number of blocks
     /// sampled. Whatever the transcript, the receipts are one connection's, in sequence,
     /// and cover every block a conclusive audit counts as verified (a member that did
-    /// not download holds no receipt for it). Returns who the transcript leaves out and
-    /// the connection. Pure; the chain calls it on submission.
+    /// not download holds no receipt for it). Returns who the transcript leaves out.
+    /// Pure; the chain calls it on submission.
     pub fn check_audit(
         &self,
         v: &impl Verifier,
         session: &crate::coinflip::SessionId,
         committee: &[[u8; 32]],
         feed_length: u64,
-    ) -> Result<AuditCheck, AuditCheckError> {
+    ) -> Result<Tie, AuditCheckError> {
         let connection = self.receipts.first().map(|r| r.remote);
         let in_sequence = self
             .receipts
@@ -261,10 +251,7 @@ impl Report {
             }
         }
         let Some(t) = &self.coinflip.transcript else {
-            return Ok(AuditCheck {
-                tie: Tie::NoTranscript,
-                connection,
-            });
+            return Ok(Tie::NoTranscript);
         };
         if &t.session != session || t.round != self.coinflip.round {
             return Err(AuditCheckError::WrongFlip);
@@ -293,11 +280,8 @@ impl Report {
                 return Err(AuditCheckError::Sample);
             }
         }
-        Ok(AuditCheck {
-            tie: Tie::Tied {
-                absent: (0..committee.len()).filter(|&i| !present[i]).collect(),
-            },
-            connection,
+        Ok(Tie::Tied {
+            absent: (0..committee.len()).filter(|&i| !present[i]).collect(),
         })
     }
 

@@ -255,7 +255,7 @@ pub fn run(seed: u64, n: usize, share: f64, lossy_share: f64) -> AuditsRun {
         };
         conclusive[i] = rep.metrics.conclusive();
         summaries.push((i, rep.metrics));
-        untied[i] = match check.tie {
+        untied[i] = match check {
             Tie::NoTranscript => Some(None),
             Tie::Tied { absent } if absent.is_empty() => None,
             Tie::Tied { absent } => Some(Some(absent.iter().fold(0u32, |a, m| a | 1 << m))),

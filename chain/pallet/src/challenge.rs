@@ -69,7 +69,7 @@ impl<T: Config> Pallet<T> {
         ch.reports
             .try_push((index, Metrics::from(&report.metrics)))
             .expect("one report per member, committee ≤ bound");
-        let untied = match check.tie {
+        let untied = match check {
             Tie::NoTranscript => Some(None),
             Tie::Tied { absent } if absent.is_empty() => None,
             Tie::Tied { absent } => Some(Some(absent.iter().fold(0u32, |m, i| m | 1 << i))),
