@@ -10,7 +10,8 @@
 //! audit the hoster at their secret times and report. One of them is killed (kill -9)
 //! right after its coin flip and restarted: it resumes from its state file and still
 //! reports. The test checks the outcome on chain: the challenge settled with three
-//! reports and a pass, and each attestor was paid. Then one attestor is restarted in
+//! reports and a pass, each attestor whose report is tied to the flip was paid, and none
+//! lost stake. Then one attestor is restarted in
 //! the test-only equivocating mode (feature `byzantine`); on the next challenge the
 //! honest members prove it and submit the proof, and the chain slashes it.
 #![cfg(feature = "byzantine")]
