@@ -301,20 +301,31 @@ pub fn own_secret(id: ChallengeId, who: u64) -> [u8; 32] {
 
 /// The signed round-0 transcript of challenge `id`'s coin flip among `members`.
 pub fn transcript(id: ChallengeId, members: &[u64]) -> Transcript {
+    transcript_in(id, members, 0)
+}
+
+/// The signed transcript of round `round` of challenge `id`'s coin flip among `members`
+/// (each contributing `x_of(own_secret(id, member))`).
+pub fn transcript_in(id: ChallengeId, members: &[u64], round: u32) -> Transcript {
     let session = crate::session_id(id);
     let x = |a: u64| x_of(&own_secret(id, a));
     Transcript {
         session,
-        round: 0,
+        round,
         commits: members
             .iter()
-            .map(|a| SignedCommit::sign(&kp(*a), session, 0, commit_value(&x(*a))))
+            .map(|a| commit_of(id, *a, round, x(*a)))
             .collect(),
         reveals: members
             .iter()
-            .map(|a| SignedReveal::sign(&kp(*a), session, 0, x(*a)))
+            .map(|a| SignedReveal::sign(&kp(*a), session, round, x(*a)))
             .collect(),
     }
+}
+
+/// `who`'s signed commit to `x` in round `round` of challenge `id`'s flip.
+pub fn commit_of(id: ChallengeId, who: u64, round: u32, x: [u8; 32]) -> SignedCommit {
+    SignedCommit::sign(&kp(who), crate::session_id(id), round, commit_value(&x))
 }
 
 /// `attestor`'s report for challenge `challenge`: good metrics, and — if the challenge

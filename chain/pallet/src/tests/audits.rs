@@ -7,7 +7,7 @@ use frame::testing_prelude::*;
 use crate::mock::*;
 use crate::types::*;
 use crate::{Challenges, Error, Event};
-use datdot_protocol::coinflip::{SignedCommit, SignedReveal, commit_value};
+use datdot_protocol::coinflip::{SignedCommit, SignedReveal, Transcript};
 use datdot_protocol::identity::Ed25519Verifier;
 use datdot_protocol::report::Report;
 use datdot_protocol::schedule::sample;
@@ -25,6 +25,18 @@ fn send(id: ChallengeId, who: u64, r: Report) -> DispatchResult {
 
 fn feed_length() -> u64 {
     Challenges::<Test>::get(0).expect("c").feed_length
+}
+
+/// `who`'s report for challenge 0 with transcript `t` (of a subset, or another round):
+/// its sample under `t`'s `R` and the hoster's receipts for it.
+fn tied_to(t: &Transcript, who: u64, hoster: u64) -> Report {
+    let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
+    let mut rep = report_of(0, who, hoster);
+    rep.coinflip.round = t.round;
+    rep.sampled = sample(&r, &own_secret(0, who), feed_length(), SAMPLES);
+    rep.receipts = receipts_for(hoster, who, &rep.sampled);
+    rep.coinflip.transcript = Some(t.clone());
+    rep
 }
 
 fn paid(who: u64) -> u64 {
@@ -120,13 +132,8 @@ fn a_forged_or_partial_transcript_earns_nothing() {
 
         // m[0] and m[1] flip without m[2]: checked-looking, but incomplete.
         let pair = transcript(0, &m[..2]);
-        let rr = pair.verify(&Ed25519Verifier).expect("valid");
         for a in &m[..2] {
-            let mut r = report_of(0, *a, hoster);
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
-            r.receipts = receipts_for(hoster, *a, &r.sampled);
-            r.coinflip.transcript = Some(pair.clone());
-            assert_ok!(send(0, *a, r));
+            assert_ok!(send(0, *a, tied_to(&pair, *a, hoster)));
         }
         assert_ok!(send(0, m[2], report_of(0, m[2], hoster)));
         let ch = Challenges::<Test>::get(0).expect("c");
@@ -160,13 +167,8 @@ fn a_transcript_without_a_convicted_member_is_checked() {
         ));
         run_to(7);
         let pair = transcript(0, &m[..2]);
-        let rr = pair.verify(&Ed25519Verifier).expect("valid");
         for a in &m[..2] {
-            let mut r = report_of(0, *a, hoster);
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
-            r.receipts = receipts_for(hoster, *a, &r.sampled);
-            r.coinflip.transcript = Some(pair.clone());
-            assert_ok!(send(0, *a, r));
+            assert_ok!(send(0, *a, tied_to(&pair, *a, hoster)));
         }
         run_to(13);
         let ch = Challenges::<Test>::get(0).expect("c");
@@ -193,12 +195,7 @@ fn a_withholder_cannot_clear_an_accusation_with_a_fresh_reveal() {
             let mut r = report_of(0, *a, hoster);
             r.coinflip.round = 1;
             r.coinflip.transcript = None;
-            r.coinflip.accused = vec![SignedCommit::sign(
-                &kp(m[2]),
-                session,
-                1,
-                commit_value(&[4; 32]),
-            )];
+            r.coinflip.accused = vec![commit_of(0, m[2], 1, [4; 32])];
             assert_ok!(send(0, *a, r));
         }
         let mut own = report_of(0, m[2], hoster);
@@ -308,33 +305,12 @@ fn a_benched_withholder_leaves_the_others_paid_and_is_penalised() {
     new_test_ext().execute_with(|| {
         let (_, hoster) = world(2);
         let m = committee(0);
-        let session = crate::session_id(0);
         run_to(7);
-        let mut pair = transcript(0, &m[..2]);
         // Round 1 (round 0 ended offline).
-        for (c, r) in pair.commits.iter_mut().zip(pair.reveals.iter_mut()) {
-            let who = if c.signer == kp(m[0]).public() {
-                m[0]
-            } else {
-                m[1]
-            };
-            *c = SignedCommit::sign(&kp(who), session, 1, c.y);
-            *r = SignedReveal::sign(&kp(who), session, 1, r.x);
-        }
-        pair.round = 1;
-        let rr = pair.verify(&Ed25519Verifier).expect("valid");
+        let pair = transcript_in(0, &m[..2], 1);
         for a in &m[..2] {
-            let mut r = report_of(0, *a, hoster);
-            r.coinflip.round = 1;
-            r.sampled = sample(&rr, &own_secret(0, *a), feed_length(), SAMPLES);
-            r.receipts = receipts_for(hoster, *a, &r.sampled);
-            r.coinflip.transcript = Some(pair.clone());
-            r.coinflip.accused = vec![SignedCommit::sign(
-                &kp(m[2]),
-                session,
-                0,
-                commit_value(&[4; 32]),
-            )];
+            let mut r = tied_to(&pair, *a, hoster);
+            r.coinflip.accused = vec![commit_of(0, m[2], 0, [4; 32])];
             assert_ok!(send(0, *a, r));
         }
         let mut own = report_of(0, m[2], hoster);

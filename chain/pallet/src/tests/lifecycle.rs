@@ -7,7 +7,7 @@ use crate::mock::*;
 use crate::settle::{INITIAL_SCORE, SCORE_STEP};
 use crate::types::*;
 use crate::{Challenges, Contracts, Error, Event, FeedHistory, Feeds, HosterHistory, Participants};
-use datdot_protocol::coinflip::{SignedCommit, commit_value};
+use datdot_protocol::coinflip::commit_value;
 use datdot_protocol::metrics::MetricSummary;
 
 fn committee(id: ChallengeId) -> Vec<u64> {
@@ -346,7 +346,7 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
                     r.coinflip.round = 1;
                     r.coinflip.transcript = None;
                     r.coinflip.accused =
-                        vec![commit(0, m[2], 1, [4; 32]), commit(0, *a, 1, [5; 32])];
+                        vec![commit_of(0, m[2], 1, [4; 32]), commit_of(0, *a, 1, [5; 32])];
                 }
                 assert_ok!(Datdot::submit_report(
                     RuntimeOrigin::signed(*a),
@@ -381,11 +381,6 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
             }
         });
     }
-}
-
-/// `who`'s signed commit to `x` in round `round` of challenge `id`'s flip.
-fn commit(id: ChallengeId, who: u64, round: u32, x: [u8; 32]) -> SignedCommit {
-    SignedCommit::sign(&kp(who), crate::session_id(id), round, commit_value(&x))
 }
 
 pub(crate) fn reveal(
@@ -469,7 +464,7 @@ fn publish_reveal_errors() {
         for a in &m[1..] {
             let mut r = report_of(0, *a, hoster);
             r.coinflip.transcript = None;
-            r.coinflip.accused = vec![commit(0, m[0], 0, [4; 32])];
+            r.coinflip.accused = vec![commit_of(0, m[0], 0, [4; 32])];
             assert_ok!(Datdot::submit_report(
                 RuntimeOrigin::signed(*a),
                 0,
