@@ -30,8 +30,8 @@ async function main () {
       // which is how hypercore-protocol (Rust) encodes Extension.message.
       const buf = c.decode(c.buffer, raw)
       receipts++
-      // version(1) tag(1) hoster(32) feed(32) remote(32) seq(8) count(u32 LE) entries(40 each) sig(64)
-      receiptEntries += buf.readUInt32LE(2 + 32 + 32 + 32 + 8)
+      // version(1) tag(1) chain(32) hoster(32) feed(32) remote(32) seq(8) count(u32 LE) entries(40 each) sig(64)
+      receiptEntries += buf.readUInt32LE(2 + 32 + 32 + 32 + 32 + 8)
     }
   })
   const end = core.registerExtension('datdot/v1/end', { encoding: 'binary' })

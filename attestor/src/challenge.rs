@@ -225,6 +225,7 @@ async fn facts(ctx: &Ctx, id: ChallengeId) -> anyhow::Result<Facts> {
             hoster: PublicKey::from_bytes(&ch.hoster_key)
                 .map_err(|e| anyhow::anyhow!("the hoster's pinned key is invalid: {e}"))?,
             feed: ch.feed_key,
+            chain: ctx.chain.chain_id(),
         },
         feed_id: ch.feed,
         feed_length,
@@ -282,7 +283,8 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     if sf.own.is_none() && sf.result.is_some() {
         let entropy = saved.entropy.as_deref().and_then(|h| hex::decode(h).ok());
         if let Some(e) = entropy.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
-            let s = coinflip::round_secret(&e, &challenge_session(id), sf.round);
+            let s =
+                coinflip::round_secret(&e, &challenge_session(&ctx.chain.chain_id(), id), sf.round);
             sf.own = Some(hex::encode(s));
         }
     }
@@ -466,7 +468,7 @@ async fn coin_flip(
         ctx.state.put(saved)?;
         return Ok(());
     }
-    let session_id = challenge_session(id);
+    let session_id = challenge_session(&ctx.chain.chain_id(), id);
     let cfg = coinflip::Config::within(session_id, f.committee.clone(), budget);
     let entropy = flip_entropy(ctx, saved)?;
     let cf = CoinFlip::new(
@@ -576,7 +578,7 @@ fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<V
         .ok()?
         .try_into()
         .ok()?;
-    let session = challenge_session(id);
+    let session = challenge_session(&ctx.chain.chain_id(), id);
     let x = coinflip::x_of(&coinflip::round_secret(&entropy, &session, round));
     let reveal = coinflip::SignedReveal::sign(&ctx.keypair, session, round, x);
     Some(to_bytes(&Msg::Reveal(reveal)))
@@ -680,6 +682,7 @@ fn build_report(
     let mut receipts = out.receipts;
     receipts.truncate(report::MAX_RECEIPTS);
     let mut r = Report {
+        chain: ctx.chain.chain_id(),
         challenge: id,
         attestor: ctx.keypair.public(),
         hoster: f.hoster.hoster,

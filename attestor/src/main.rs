@@ -133,6 +133,10 @@ enum Cmd {
         /// Requests in flight (default: the config's window).
         #[arg(long)]
         window: Option<usize>,
+        /// The chain the hoster signs receipts for (genesis hash, hex; default zeros: a
+        /// hoster without a chain). Receipts for another chain are counted as bad.
+        #[arg(long)]
+        chain: Option<String>,
     },
 }
 
@@ -262,14 +266,20 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             feed,
             blocks,
             window,
+            chain,
         } => {
             let config = Config::load(&cfg_path).unwrap_or_default();
+            let chain = match chain {
+                Some(c) => key32(&c, "--chain")?,
+                None => [0; 32],
+            };
             let target = AuditTarget {
                 addr: hoster,
                 noise_key: key32(&hoster_noise, "--hoster-noise")?,
                 hoster: PublicKey::from_bytes(&key32(&hoster_signing, "--hoster-signing")?)
                     .map_err(|e| anyhow::anyhow!("--hoster-signing: {e}"))?,
                 feed: key32(&feed, "--feed")?,
+                chain,
             };
             let mut sample = blocks;
             sample.sort_unstable();
@@ -333,7 +343,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             config.validate()?;
             let chain_cfg = config.chain.clone().expect("checked above");
             let ks = datdot_attestor::keystore(&dir)?;
-            let state = State::open(&dir.join(datdot_attestor::STATE_FILE))?;
+            let state_path = dir.join(datdot_attestor::STATE_FILE);
             let swarm_counters = Arc::new(SwarmCounters::default());
             let swarm = Swarm::bind(config.listen, &ks.noise, swarm_counters.clone())
                 .await
@@ -352,6 +362,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             let signer = keys::resolve(&chain_cfg.key).context("[chain] key")?;
             let me = account(&signer);
             let chain = node::connect_patiently(&chain_cfg.url, &counters.chain_errors).await?;
+            // Records are the chain's: a reset dev chain (new genesis) starts afresh.
+            let state = State::open(&state_path, &chain.chain_id())?;
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(

@@ -1,8 +1,12 @@
 //! What the attestor must remember across a restart to still report a challenge: the
 //! challenge's window, the coin flip's result, the signed report once built, whether
 //! it was accepted, and our own signed reveals (to answer a withholding accusation).
-//! One redb table, challenge id → a JSON record (≤ [`MAX_RECORD`] bytes), written in
-//! its own transaction at each step (redb commits are durable).
+//! One redb table per chain, `challenges/<genesis hash hex>`: challenge id → a JSON record
+//! (≤ [`MAX_RECORD`] bytes), written in its own transaction at each step (redb commits
+//! are durable). Challenge ids repeat on a reset dev chain, so records are keyed by the
+//! chain's identity too: a record of the old chain is never applied to the new one's
+//! challenge (its entropy would make us commit twice in a session nobody else is in, its
+//! report would be the old chain's). Other chains' tables are left alone.
 
 use std::path::Path;
 
@@ -11,7 +15,6 @@ use datdot_protocol::codec::{Decode, Encode, Reader, Writer};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-const TABLE: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("challenges");
 /// Largest record accepted (a report is ≤ 64 KiB, hex doubles it).
 pub const MAX_RECORD: usize = 1 << 20;
 
@@ -92,21 +95,30 @@ impl Saved {
     }
 }
 
-/// The attestor's state file.
+/// The attestor's state file, seen for one chain.
 #[derive(Debug)]
 pub struct State {
     db: Database,
+    table: String,
 }
 
 impl State {
-    /// Open (or create) the state file.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Open (or create) the state file, for the records of `chain` (its genesis hash).
+    pub fn open(path: &Path, chain: &[u8; 32]) -> anyhow::Result<Self> {
         let db =
             Database::create(path).with_context(|| format!("opening state {}", path.display()))?;
-        let w = db.begin_write()?;
-        w.open_table(TABLE)?;
+        let st = State {
+            db,
+            table: format!("challenges/{}", hex::encode(chain)),
+        };
+        let w = st.db.begin_write()?;
+        w.open_table(st.def())?;
         w.commit()?;
-        Ok(State { db })
+        Ok(st)
+    }
+
+    fn def(&self) -> TableDefinition<'_, u64, &'static [u8]> {
+        TableDefinition::new(&self.table)
     }
 
     /// Store `s` (replacing what was there).
@@ -115,7 +127,7 @@ impl State {
         anyhow::ensure!(bytes.len() <= MAX_RECORD, "state record too large");
         let w = self.db.begin_write()?;
         {
-            let mut t = w.open_table(TABLE)?;
+            let mut t = w.open_table(self.def())?;
             t.insert(s.challenge, bytes.as_slice())?;
         }
         w.commit()?;
@@ -125,7 +137,7 @@ impl State {
     /// The record of `challenge`.
     pub fn get(&self, challenge: u64) -> anyhow::Result<Option<Saved>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(TABLE)?;
+        let t = r.open_table(self.def())?;
         match t.get(challenge)? {
             Some(v) => decode(challenge, v.value()).map(Some),
             None => Ok(None),
@@ -144,7 +156,7 @@ impl State {
     /// Every record (a record that does not decode is skipped with an error logged).
     pub fn all(&self) -> anyhow::Result<Vec<Saved>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(TABLE)?;
+        let t = r.open_table(self.def())?;
         let mut out = Vec::new();
         for item in t.iter()? {
             let (k, v) = item?;
@@ -160,7 +172,7 @@ impl State {
     pub fn remove(&self, challenge: u64) -> anyhow::Result<()> {
         let w = self.db.begin_write()?;
         {
-            let mut t = w.open_table(TABLE)?;
+            let mut t = w.open_table(self.def())?;
             t.remove(challenge)?;
         }
         w.commit()?;
@@ -193,17 +205,36 @@ mod tests {
         let p = dir.path().join("state.redb");
         let mut s = Saved::new(7, 10, 20, 40);
         {
-            let st = State::open(&p).unwrap();
+            let st = State::open(&p, &[1; 32]).unwrap();
             st.put(&s).unwrap();
             st.update(7, |r| r.submitted = true).unwrap();
             st.put(&Saved::new(8, 1, 2, 3)).unwrap();
             st.remove(8).unwrap();
         }
-        let st = State::open(&p).unwrap();
+        let st = State::open(&p, &[1; 32]).unwrap();
         s.submitted = true;
         assert_eq!(st.get(7).unwrap(), Some(s.clone()));
         assert_eq!(st.all().unwrap(), vec![s]);
         assert_eq!(st.get(8).unwrap(), None);
+    }
+
+    /// A dev chain reset repeats challenge ids. The old code kept one table keyed by the
+    /// id alone and applied the old chain's record (its entropy, flip and report) to the
+    /// new chain's challenge of the same id.
+    #[test]
+    fn a_record_from_a_reset_chain_is_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.redb");
+        let (old, new) = ([1; 32], [2; 32]);
+        let mut s = Saved::new(0, 10, 20, 40);
+        s.entropy = Some(hex::encode([9; 32]));
+        State::open(&p, &old).unwrap().put(&s).unwrap();
+        let st = State::open(&p, &new).unwrap();
+        assert_eq!(st.get(0).unwrap(), None);
+        assert_eq!(st.all().unwrap(), vec![]);
+        st.put(&Saved::new(0, 50, 60, 80)).unwrap();
+        drop(st);
+        assert_eq!(State::open(&p, &old).unwrap().get(0).unwrap(), Some(s));
     }
 
     proptest! {

@@ -45,6 +45,7 @@ async fn publisher() -> (SocketAddr, [u8; 32], [u8; 32]) {
         key,
         core,
         Keypair::from_seed(&[1; 32]),
+        [0; 32],
         100,
     )
     .await
@@ -117,6 +118,7 @@ async fn hoster(prepare: Prepare) -> Hoster {
             noise_key: noise,
             hoster: PublicKey::from_bytes(&signing).unwrap(),
             feed: key,
+            chain: [0; 32],
         },
         _dir: dir,
     }
@@ -299,6 +301,7 @@ async fn unreachable_hoster_is_connect_failed() {
         noise_key: [1; 32],
         hoster: Keypair::from_seed(&[2; 32]).public(),
         feed: Keypair::from_seed(&[3; 32]).public().as_bytes().to_owned(),
+        chain: [0; 32],
     };
     let out = run_audit(&target, short_limits()).await;
     assert_eq!(out.summary.outcome, Outcome::ConnectFailed);

@@ -74,6 +74,7 @@ async fn author(seed: u8) -> (SocketAddr, [u8; 32], [u8; 32], Vec<u8>) {
         key,
         core,
         Keypair::from_seed(&[1; 32]),
+        [0; 32], // a publisher's source: for no chain
         100,
     )
     .await

@@ -23,13 +23,16 @@ fn report(kp: &Keypair, hoster: &Keypair) -> Report {
     metrics.requests = 32;
     metrics.ok_blocks = 32;
     Report {
+        chain: [6; 32],
         challenge: 1,
         attestor: kp.public(),
         hoster: hoster.public(),
         feed: [4; 32],
         sampled: (0..32).collect(),
         received_root: [0; 32],
-        receipts: vec![SignedReceipt::sign(hoster, [4; 32], [5; 32], 0, entries)],
+        receipts: vec![SignedReceipt::sign(
+            hoster, [6; 32], [4; 32], [5; 32], 0, entries,
+        )],
         metrics,
         failures: vec![],
         coinflip: CoinFlipRecord {

@@ -161,14 +161,15 @@ impl LocalFeed {
         Ok(w.into_bytes())
     }
 
-    /// Serve the feed on `listen` (receipts signed by `signer`) until the process ends:
-    /// the source hosters fetch from. Returns the bound address and Noise key.
+    /// Serve the feed on `listen` (receipts signed by `signer`, for no chain: a
+    /// publisher's source is not audited) until the process ends: the source hosters
+    /// fetch from. Returns the bound address and Noise key.
     pub async fn serve(
         &self,
         listen: SocketAddr,
         signer: Keypair,
     ) -> anyhow::Result<(SocketAddr, [u8; 32])> {
-        Ok(datdot_net::seed(listen, self.key, self.core.clone(), signer, 100).await?)
+        Ok(datdot_net::seed(listen, self.key, self.core.clone(), signer, [0; 32], 100).await?)
     }
 }
 

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let _ = receipt.verify_for(
         &Ed25519Verifier,
+        &receipt.chain,
         &receipt.hoster,
         &receipt.feed,
         &receipt.remote,

@@ -70,6 +70,10 @@ pub struct HookParams {
     pub store: Arc<Store>,
     /// Counters.
     pub counters: Arc<HookCounters>,
+    /// Where the chain's identity goes once connected: what receipts are signed for
+    /// (also kept in [`crate::CHAIN_ID_FILE`], so a restarted hoster signs for it before
+    /// it reconnects).
+    pub chain_id: tokio::sync::watch::Sender<[u8; 32]>,
 }
 
 struct Ctx {
@@ -88,7 +92,12 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
     let signer = keys::resolve(&p.chain.key).context("[chain] key")?;
     let me = account(&signer);
     let chain = node::connect_patiently(&p.chain.url, &p.counters.chain_errors).await?;
-    info!(account = %me, url = %p.chain.url, "connected to the chain");
+    let id = chain.chain_id();
+    if *p.chain_id.borrow() != id {
+        crate::save_chain_id(&p.dir, &id)?;
+        p.chain_id.send_replace(id);
+    }
+    info!(account = %me, url = %p.chain.url, chain = %hex::encode(id), "connected to the chain");
     let ctx = Arc::new(Ctx {
         p,
         chain,
@@ -306,6 +315,7 @@ async fn ensure_held(
                 continue;
             };
             let opts = FetchOptions {
+                chain: peer.hoster.as_ref().map(|_| ctx.chain.chain_id()),
                 // A registered hoster signs receipts with its registered key.
                 hoster: peer
                     .hoster

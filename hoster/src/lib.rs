@@ -109,6 +109,7 @@ pub async fn run(
         }
     });
     let signer = Keypair::from_seed(&ks.signing);
+    let (chain_id, receipts_for) = tokio::sync::watch::channel(load_chain_id(dir));
     let hook = match &config.chain {
         Some(chain) => Some(hook::run(hook::HookParams {
             dir: dir.to_path_buf(),
@@ -119,12 +120,14 @@ pub async fn run(
             limits,
             store: store.clone(),
             counters: hook_counters,
+            chain_id,
         })),
         None => None,
     };
     on_ready(listen, metrics_addr);
     let cfg = ServeConfig {
         signer: Arc::new(signer),
+        chain: receipts_for,
         receipt_every: config.receipt_every,
         counters,
     };
@@ -154,6 +157,26 @@ pub async fn run(
     // quietly: report it.
     hooked.context("chain hook")?;
     serving.await?;
+    Ok(())
+}
+
+/// The identity (genesis hash) of the chain this hoster last connected to, 64 hex.
+pub const CHAIN_ID_FILE: &str = "chain-id";
+
+/// The chain id saved in `dir`, or zeros (no chain yet, or an unreadable file).
+fn load_chain_id(dir: &Path) -> [u8; 32] {
+    std::fs::read_to_string(dir.join(CHAIN_ID_FILE))
+        .ok()
+        .and_then(|h| hex::decode(h.trim()).ok())
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default()
+}
+
+/// Save the chain id in `dir` (atomically: write, then rename).
+pub(crate) fn save_chain_id(dir: &Path, id: &[u8; 32]) -> anyhow::Result<()> {
+    let tmp = dir.join(format!("{CHAIN_ID_FILE}.tmp"));
+    std::fs::write(&tmp, hex::encode(id))?;
+    std::fs::rename(&tmp, dir.join(CHAIN_ID_FILE))?;
     Ok(())
 }
 

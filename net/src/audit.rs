@@ -31,7 +31,7 @@ use std::time::Duration;
 use datdot_protocol::audit::{Audit, AuditConfig, AuditEvent, BlockResult, Misbehavior};
 use datdot_protocol::fraud::FraudProof;
 use datdot_protocol::hash::Hash;
-use datdot_protocol::identity::{Ed25519Verifier, PublicKey, Signature};
+use datdot_protocol::identity::{ChainId, Ed25519Verifier, PublicKey, Signature};
 use datdot_protocol::metrics::{Failure, FailureKind, MetricSummary, Outcome};
 use datdot_protocol::receipt::SignedReceipt;
 use datdot_protocol::time::Instant;
@@ -64,6 +64,8 @@ pub struct AuditTarget {
     pub hoster: PublicKey,
     /// The feed's public key.
     pub feed: [u8; 32],
+    /// The chain the challenge is on (receipts must be signed for it).
+    pub chain: ChainId,
 }
 
 /// How to audit.
@@ -669,6 +671,7 @@ impl Run<'_> {
                     let seq = self.out.receipts.len() as u64;
                     let ok = r.verify_for(
                         &Ed25519Verifier,
+                        &self.target.chain,
                         &self.target.hoster,
                         &self.target.feed,
                         my_key,

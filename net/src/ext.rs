@@ -89,6 +89,7 @@ mod tests {
         let kp = Keypair::from_seed(&[7; 32]);
         let r = SignedReceipt::sign(
             &kp,
+            [9; 32],
             [1; 32],
             [2; 32],
             0,

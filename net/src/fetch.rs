@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use datdot_protocol::identity::{Ed25519Verifier, PublicKey};
+use datdot_protocol::identity::{ChainId, Ed25519Verifier, PublicKey};
 use datdot_protocol::receipt::SignedReceipt;
 use datdot_protocol::tree::leaf_hash;
 use futures::StreamExt;
@@ -29,6 +29,8 @@ pub struct FetchOptions {
     /// The hoster's signing key, if known: receipts must be signed by it. Without it,
     /// receipts must verify and all be signed by one key.
     pub hoster: Option<PublicKey>,
+    /// The chain receipts must be signed for, if known; without it, all for one chain.
+    pub chain: Option<ChainId>,
     /// Only these block indices (e.g. an audit sample); `None` = every missing block.
     pub only: Option<Vec<u64>>,
     /// How long to wait for the final receipt after all blocks arrived (default 5 s).
@@ -85,6 +87,7 @@ struct State<'a> {
     acked: bool,
     report: FetchReport,
     hoster: Option<PublicKey>,
+    chain: Option<ChainId>,
     only: Option<Vec<u64>>,
     started: Instant,
 }
@@ -171,6 +174,7 @@ pub async fn fetch(
         acked: false,
         report: FetchReport::default(),
         hoster: opts.hoster,
+        chain: opts.chain,
         only: opts.only.clone(),
         started: Instant::now(),
     };
@@ -442,9 +446,17 @@ impl State<'_> {
 
     fn receipt(&mut self, r: SignedReceipt) -> Result<(), SessionError> {
         let hoster = *self.hoster.get_or_insert(r.hoster);
+        let chain = *self.chain.get_or_insert(r.chain);
         let seq = self.report.receipts.len() as u64;
-        r.verify_for(&Ed25519Verifier, &hoster, &self.key, &self.my_key, seq)
-            .map_err(|e| Misbehaviour::BadReceipt(e.to_string()))?;
+        r.verify_for(
+            &Ed25519Verifier,
+            &chain,
+            &hoster,
+            &self.key,
+            &self.my_key,
+            seq,
+        )
+        .map_err(|e| Misbehaviour::BadReceipt(e.to_string()))?;
         for e in &r.entries {
             if self.report.hashes.get(&e.index) != Some(&e.hash) {
                 return Err(Misbehaviour::BadReceipt(format!(

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datdot_protocol::identity::Keypair;
+use datdot_protocol::identity::{ChainId, Keypair};
 use datdot_protocol::receipt::ReceiptSigner;
 use datdot_protocol::tree::leaf_hash;
 use futures::StreamExt;
@@ -53,14 +53,15 @@ impl FeedSource for SingleFeed {
 }
 
 /// Serve one feed on a new listener at `addr` (port 0 for any) with a fresh Noise
-/// identity, receipts signed by `signer` every `receipt_every` blocks, until the runtime
-/// ends: a publisher seeding its own feed, a bench, a test. Returns the bound address
-/// and the Noise key readers pin.
+/// identity, receipts signed by `signer` for `chain` (zeros: none) every
+/// `receipt_every` blocks, until the runtime ends: a publisher seeding its own feed, a
+/// bench, a test. Returns the bound address and the Noise key readers pin.
 pub async fn seed(
     addr: std::net::SocketAddr,
     key: [u8; 32],
     core: Hypercore,
     signer: Keypair,
+    chain: ChainId,
     receipt_every: usize,
 ) -> std::io::Result<(std::net::SocketAddr, [u8; 32])> {
     let counters = Arc::new(Counters::default());
@@ -75,6 +76,7 @@ pub async fn seed(
     let src = Arc::new(SingleFeed::new(key, core));
     let cfg = ServeConfig {
         signer: Arc::new(signer),
+        chain: tokio::sync::watch::channel(chain).1,
         receipt_every,
         counters,
     };
@@ -113,6 +115,9 @@ pub struct Counters {
 pub struct ServeConfig {
     /// The hoster's signing identity (receipts).
     pub signer: Arc<Keypair>,
+    /// The chain receipts are signed for (its genesis hash; zeros for a hoster without
+    /// one, which no chain accepts as evidence), read when a channel opens.
+    pub chain: tokio::sync::watch::Receiver<ChainId>,
     /// Blocks per receipt (SPEC default 100).
     pub receipt_every: usize,
     /// Counters to update.
@@ -211,7 +216,12 @@ pub async fn serve(
                         channel,
                         queue,
                         core,
-                        receipts: ReceiptSigner::new(key, remote, cfg.receipt_every),
+                        receipts: ReceiptSigner::new(
+                            *cfg.chain.borrow(),
+                            key,
+                            remote,
+                            cfg.receipt_every,
+                        ),
                         synced: false,
                     });
                 }

@@ -23,10 +23,35 @@ async fn fetch_all(
     let core = reader(key).await;
     let opts = FetchOptions {
         hoster: Some(srv.signer.public()),
+        chain: Some(common::CHAIN),
         ..FetchOptions::default()
     };
     let report = fetch(conn, key, &core, &opts, &mut |_| {}).await?;
     Ok((core, report))
+}
+
+/// A reader that expects receipts for its chain ends the session at the first receipt
+/// signed for another one (a hoster's receipts are evidence only on their chain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_for_another_chain_are_refused() {
+    let w = writer(150, 1024, None).await;
+    let key = key_of(&w);
+    let feeds = Feeds::default();
+    feeds.0.lock().unwrap().push((key, w.clone()));
+    let srv = server(feeds, test_limits()).await;
+    let conn = dial(srv.addr, Expect::Key(srv.key), &test_limits())
+        .await
+        .unwrap();
+    let core = reader(key).await;
+    let opts = FetchOptions {
+        hoster: Some(srv.signer.public()),
+        chain: Some([0x44; 32]),
+        ..FetchOptions::default()
+    };
+    let err = fetch(conn, key, &core, &opts, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another chain"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,6 +76,8 @@ pub enum Scope {
     },
     /// While serving a feed.
     Feed {
+        /// The chain the hoster's receipt was signed for.
+        chain: crate::identity::ChainId,
         /// The feed key.
         feed: [u8; 32],
     },
@@ -227,7 +229,10 @@ impl FraudProof {
                 Ok(Verdict {
                     kind: FraudKind::BadData,
                     offender: receipt.hoster,
-                    scope: Scope::Feed { feed: receipt.feed },
+                    scope: Scope::Feed {
+                        chain: receipt.chain,
+                        feed: receipt.feed,
+                    },
                 })
             }
         }
@@ -520,6 +525,7 @@ mod tests {
         let corrupted = crate::tree::leaf_hash(b"not block 6");
         let receipt = SignedReceipt::sign(
             &hoster,
+            [8; 32],
             feed_key,
             [1; 32],
             0,
@@ -541,7 +547,13 @@ mod tests {
         };
         let v = p.verify(&V).unwrap();
         assert_eq!((v.kind, v.offender), (FraudKind::BadData, hoster.public()));
-        assert_eq!(v.scope, Scope::Feed { feed: feed_key });
+        assert_eq!(
+            v.scope,
+            Scope::Feed {
+                chain: [8; 32],
+                feed: feed_key
+            }
+        );
         round_trip(&p);
         // The honest entry is no fraud; the wrong entry index is unrelated.
         let p5 = build::block_proof(&leaves, 5, 0, |m| Signature(sk.sign(m).to_bytes())).unwrap();
@@ -576,6 +588,7 @@ mod tests {
         // doctored path. The root signature exposes it.
         let honest = SignedReceipt::sign(
             &hoster,
+            [8; 32],
             feed_key,
             [1; 32],
             1,

@@ -10,6 +10,13 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
+/// A chain's identity: the hash of its genesis block. Every signed message names the
+/// chain it is for (coin-flip messages through their session id, receipts and reports
+/// in a field), so nothing signed for one chain, or for a dev chain before a reset,
+/// verifies on another. The dev chain's genesis carries a random salt drawn at each
+/// start, so a reset is a new chain.
+pub type ChainId = [u8; 32];
+
 /// The kinds of signed message. Each maps to its own signing context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -1,7 +1,8 @@
 //! Receipts: the hoster's signed statement of what it served on a connection
 //! (SPEC §3.6).
 //!
-//! A receipt names the feed, the connection's remote Noise key (so it cannot be
+//! A receipt names the chain the hoster serves for (its genesis hash), the feed, the
+//! connection's remote Noise key (so it cannot be
 //! replayed to another reader), a per-connection sequence number, and the block
 //! indices with their Hypercore leaf hashes (`BLAKE2b-256(0x00 || u64_le(len) || data)`).
 //! A receipt for a hash that the feed's signed merkle tree contradicts is a bad-data
@@ -11,7 +12,7 @@ use alloc::vec::Vec;
 
 use crate::codec::{Decode, DecodeError, Encode, Message, Reader, Writer};
 use crate::hash::Hash;
-use crate::identity::{Domain, Keypair, PublicKey, Signature, Verifier};
+use crate::identity::{ChainId, Domain, Keypair, PublicKey, Signature, Verifier};
 
 /// Most entries in one receipt.
 pub const MAX_RECEIPT_ENTRIES: usize = 1024;
@@ -28,6 +29,8 @@ pub struct ReceiptEntry {
 /// A hoster-signed receipt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedReceipt {
+    /// The chain the hoster serves for (genesis hash; zeros for a hoster without one).
+    pub chain: ChainId,
     /// The hoster's signing key.
     pub hoster: PublicKey,
     /// The feed's public key.
@@ -69,10 +72,14 @@ pub enum ReceiptError {
     /// Empty or over-long entry list.
     #[error("receipt has {0} entries")]
     Entries(usize),
+    /// Signed for another chain (or a dev chain before a reset).
+    #[error("receipt is for another chain")]
+    WrongChain,
 }
 
 fn payload(r: &SignedReceipt) -> Vec<u8> {
     let mut w = Writer::new();
+    w.array(&r.chain);
     r.hoster.encode(&mut w);
     w.array(&r.feed);
     w.array(&r.remote);
@@ -85,12 +92,14 @@ impl SignedReceipt {
     /// Sign a receipt.
     pub fn sign(
         kp: &Keypair,
+        chain: ChainId,
         feed: [u8; 32],
         remote: [u8; 32],
         seq: u64,
         entries: Vec<ReceiptEntry>,
     ) -> Self {
         let mut r = SignedReceipt {
+            chain,
             hoster: kp.public(),
             feed,
             remote,
@@ -117,11 +126,15 @@ impl SignedReceipt {
     pub fn verify_for(
         &self,
         v: &impl Verifier,
+        chain: &ChainId,
         hoster: &PublicKey,
         feed: &[u8; 32],
         my_key: &[u8; 32],
         expected_seq: u64,
     ) -> Result<(), ReceiptError> {
+        if &self.chain != chain {
+            return Err(ReceiptError::WrongChain);
+        }
         if &self.hoster != hoster {
             return Err(ReceiptError::WrongHoster);
         }
@@ -146,6 +159,7 @@ impl SignedReceipt {
 /// what it returns.
 #[derive(Debug)]
 pub struct ReceiptSigner {
+    chain: ChainId,
     feed: [u8; 32],
     remote: [u8; 32],
     every: usize,
@@ -154,10 +168,11 @@ pub struct ReceiptSigner {
 }
 
 impl ReceiptSigner {
-    /// For `feed` served to the peer with Noise key `remote`; a receipt every `every`
-    /// blocks (clamped to `1..=MAX_RECEIPT_ENTRIES`; SPEC default 100).
-    pub fn new(feed: [u8; 32], remote: [u8; 32], every: usize) -> Self {
+    /// For `feed` served on `chain` to the peer with Noise key `remote`; a receipt every
+    /// `every` blocks (clamped to `1..=MAX_RECEIPT_ENTRIES`; SPEC default 100).
+    pub fn new(chain: ChainId, feed: [u8; 32], remote: [u8; 32], every: usize) -> Self {
         ReceiptSigner {
+            chain,
             feed,
             remote,
             every: every.clamp(1, MAX_RECEIPT_ENTRIES),
@@ -180,7 +195,7 @@ impl ReceiptSigner {
             return None;
         }
         let entries = core::mem::take(&mut self.pending);
-        let r = SignedReceipt::sign(kp, self.feed, self.remote, self.seq, entries);
+        let r = SignedReceipt::sign(kp, self.chain, self.feed, self.remote, self.seq, entries);
         self.seq += 1;
         Some(r)
     }
@@ -204,6 +219,7 @@ impl Decode for ReceiptEntry {
 
 impl Encode for SignedReceipt {
     fn encode(&self, w: &mut Writer) {
+        w.array(&self.chain);
         self.hoster.encode(w);
         w.array(&self.feed);
         w.array(&self.remote);
@@ -213,9 +229,10 @@ impl Encode for SignedReceipt {
     }
 }
 impl Decode for SignedReceipt {
-    const MIN_SIZE: usize = 32 * 3 + 8 + 4 + 64;
+    const MIN_SIZE: usize = 32 * 4 + 8 + 4 + 64;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(SignedReceipt {
+            chain: r.array()?,
             hoster: PublicKey::decode(r)?,
             feed: r.array()?,
             remote: r.array()?,
@@ -245,7 +262,7 @@ mod tests {
     #[test]
     fn signer_emits_every_n_and_at_end() {
         let kp = Keypair::from_seed(&[3; 32]);
-        let mut s = ReceiptSigner::new([1; 32], [2; 32], 3);
+        let mut s = ReceiptSigner::new([6; 32], [1; 32], [2; 32], 3);
         let mut out = Vec::new();
         for i in 0..7 {
             out.extend(s.served(&kp, i, [i as u8; 32]));
@@ -257,6 +274,7 @@ mod tests {
         for (seq, r) in out.iter().enumerate() {
             r.verify_for(
                 &Ed25519Verifier,
+                &[6; 32],
                 &kp.public(),
                 &[1; 32],
                 &[2; 32],
@@ -274,23 +292,50 @@ mod tests {
             index: 5,
             hash: [9; 32],
         }];
-        let r = SignedReceipt::sign(&kp, [1; 32], [2; 32], 0, e);
+        let r = SignedReceipt::sign(&kp, [6; 32], [1; 32], [2; 32], 0, e);
         let v = Ed25519Verifier;
         let pk = kp.public();
         assert_eq!(
-            r.verify_for(&v, &pk, &[1; 32], &[7; 32], 0),
+            r.verify_for(&v, &[6; 32], &pk, &[1; 32], &[7; 32], 0),
             Err(ReceiptError::WrongConnection)
         );
         assert_eq!(
-            r.verify_for(&v, &pk, &[8; 32], &[2; 32], 0),
+            r.verify_for(&v, &[6; 32], &pk, &[8; 32], &[2; 32], 0),
             Err(ReceiptError::WrongFeed)
         );
         assert!(matches!(
-            r.verify_for(&v, &pk, &[1; 32], &[2; 32], 1),
+            r.verify_for(&v, &[6; 32], &pk, &[1; 32], &[2; 32], 1),
             Err(ReceiptError::Sequence { .. })
         ));
         let mut t = r.clone();
         t.entries[0].index = 6;
         assert_eq!(t.verify(&v), Err(ReceiptError::Signature));
+    }
+
+    /// Replay across chains: a receipt a hoster signed on a dev chain before its reset
+    /// (same keys, same feed, same reader) is refused on the new chain, and relabelling
+    /// it breaks the signature.
+    #[test]
+    fn a_receipt_from_another_chain_is_refused() {
+        let kp = Keypair::from_seed(&[3; 32]);
+        let e = vec![ReceiptEntry {
+            index: 5,
+            hash: [9; 32],
+        }];
+        let (old, new) = ([6; 32], [7; 32]);
+        let r = SignedReceipt::sign(&kp, old, [1; 32], [2; 32], 0, e);
+        let v = Ed25519Verifier;
+        let pk = kp.public();
+        assert_eq!(r.verify_for(&v, &old, &pk, &[1; 32], &[2; 32], 0), Ok(()));
+        assert_eq!(
+            r.verify_for(&v, &new, &pk, &[1; 32], &[2; 32], 0),
+            Err(ReceiptError::WrongChain)
+        );
+        let mut relabelled = r;
+        relabelled.chain = new;
+        assert_eq!(
+            relabelled.verify_for(&v, &new, &pk, &[1; 32], &[2; 32], 0),
+            Err(ReceiptError::Signature)
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! member's own secret (from which the chain recomputes `R` and this member's sample),
 //! or, for a flip that failed, the signed commits of the members it accuses of
 //! withholding. Encoding: the wire codec with tag `0x50`; a typical report (32 samples,
-//! one 32-entry receipt, no failures, a 10-member transcript) is ≈ 5.4 KB, and decoders
+//! one 32-entry receipt, no failures, a 10-member transcript) is ≈ 5.5 KB, and decoders
 //! reject anything above [`Report::MAX_SIZE`] (64 KiB).
 
 use alloc::vec::Vec;
@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use crate::codec::{Decode, DecodeError, Encode, Message, Reader, Writer};
 use crate::coinflip::{SignedCommit, Transcript};
 use crate::hash::{Hash, merkle_root};
-use crate::identity::{Domain, Keypair, PublicKey, Signature, Verifier};
+use crate::identity::{ChainId, Domain, Keypair, PublicKey, Signature, Verifier};
 use crate::metrics::{Failure, MetricSummary};
 use crate::receipt::{ReceiptError, SignedReceipt};
 
@@ -52,6 +52,9 @@ pub struct CoinFlipRecord {
 /// A report, signed by its attestor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// The chain the challenge is on (its genesis hash): a report for a dev chain before
+    /// a reset, where challenge ids repeat, is refused by the new one.
+    pub chain: ChainId,
     /// The chain's challenge id.
     pub challenge: u64,
     /// The reporting attestor.
@@ -163,6 +166,7 @@ impl Report {
     }
 
     fn encode_body(&self, w: &mut Writer) {
+        w.array(&self.chain);
         w.u64(self.challenge);
         self.attestor.encode(w);
         self.hoster.encode(w);
@@ -192,14 +196,17 @@ impl Report {
         self
     }
 
-    /// Check the attestor's signature, every receipt (signed by `hoster`, for `feed`),
-    /// and the metric summary's consistency. Pure; the chain calls it on submission.
+    /// Check the attestor's signature, every receipt (signed by `hoster`, on `chain`, for
+    /// `feed`), and the metric summary's consistency. Pure; the chain calls it on submission.
     pub fn verify(&self, v: &impl Verifier) -> Result<(), ReportError> {
         if !v.verify(&self.attestor, Domain::Report, &self.payload(), &self.sig) {
             return Err(ReportError::Signature);
         }
         for (index, r) in self.receipts.iter().enumerate() {
             let bad = |error| ReportError::Receipt { index, error };
+            if r.chain != self.chain {
+                return Err(bad(ReceiptError::WrongChain));
+            }
             if r.hoster != self.hoster {
                 return Err(bad(ReceiptError::WrongHoster));
             }
@@ -325,6 +332,7 @@ impl Encode for Report {
 impl Decode for Report {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Report {
+            chain: r.array()?,
             challenge: r.u64()?,
             attestor: PublicKey::decode(r)?,
             hoster: PublicKey::decode(r)?,

@@ -79,6 +79,7 @@ fn confirm() -> impl Strategy<Value = SignedConfirm> {
 }
 fn receipt() -> impl Strategy<Value = SignedReceipt> {
     (
+        any::<[u8; 32]>(),
         key(),
         any::<[u8; 32]>(),
         any::<[u8; 32]>(),
@@ -86,7 +87,8 @@ fn receipt() -> impl Strategy<Value = SignedReceipt> {
         prop::collection::vec((any::<u64>(), any::<[u8; 32]>()), 0..20),
         sig(),
     )
-        .prop_map(|(hoster, feed, remote, seq, e, sig)| SignedReceipt {
+        .prop_map(|(chain, hoster, feed, remote, seq, e, sig)| SignedReceipt {
+            chain,
             hoster,
             feed,
             remote,
@@ -224,7 +226,7 @@ fn summary() -> impl Strategy<Value = MetricSummary> {
 }
 fn report() -> impl Strategy<Value = Report> {
     (
-        any::<u64>(),
+        (any::<[u8; 32]>(), any::<u64>()),
         (key(), key()),
         any::<[u8; 32]>(),
         prop::collection::vec(any::<u64>(), 0..40),
@@ -242,7 +244,7 @@ fn report() -> impl Strategy<Value = Report> {
     )
         .prop_map(
             |(
-                challenge,
+                (chain, challenge),
                 (attestor, hoster),
                 feed,
                 sampled,
@@ -253,6 +255,7 @@ fn report() -> impl Strategy<Value = Report> {
                 (round, transcript, own_secret, accused),
                 sig,
             )| Report {
+                chain,
                 challenge,
                 attestor,
                 hoster,
@@ -361,11 +364,12 @@ fn typical_report_size_matches_the_documented_figure() {
             hash: [3; 32],
         })
         .collect();
-    let receipt = SignedReceipt::sign(&hoster, [4; 32], [5; 32], 0, entries);
+    let receipt = SignedReceipt::sign(&hoster, [7; 32], [4; 32], [5; 32], 0, entries);
     let mut metrics = MetricSummary::empty(Outcome::Completed);
     metrics.requests = 32;
     metrics.ok_blocks = 32;
     let r = Report {
+        chain: [7; 32],
         challenge: 1,
         attestor: kp.public(),
         hoster: hoster.public(),
@@ -386,7 +390,7 @@ fn typical_report_size_matches_the_documented_figure() {
     .sign(&kp);
     assert_eq!(
         to_bytes(&r).len(),
-        5_388,
+        5_452,
         "update report.rs docs and DESIGN.md"
     );
 }

@@ -112,6 +112,9 @@ fn connection(seed: u64, i: usize) -> [u8; 32] {
 }
 
 /// The hoster's receipt for `sampled` on member `i`'s connection.
+/// The simulated chain's identity.
+const CHAIN: [u8; 32] = [0x5d; 32];
+
 fn receipt(hoster: &Keypair, seed: u64, i: usize, sampled: &[u64]) -> SignedReceipt {
     let entries = sampled
         .iter()
@@ -120,7 +123,7 @@ fn receipt(hoster: &Keypair, seed: u64, i: usize, sampled: &[u64]) -> SignedRece
             hash: blake2b256(&[b"sim/leaf", &index.to_le_bytes()]),
         })
         .collect();
-    SignedReceipt::sign(hoster, [7; 32], connection(seed, i), 0, entries)
+    SignedReceipt::sign(hoster, CHAIN, [7; 32], connection(seed, i), 0, entries)
 }
 
 /// The signed commits of the members every offline round of `m`'s flip named.
@@ -163,6 +166,7 @@ fn report_of(seed: u64, i: usize, all: &[MemberResult], role: Role, hoster: &Key
     };
     let sampled = sample(&r, &own, FEED_LENGTH, SAMPLES);
     let mut rep = Report {
+        chain: CHAIN,
         challenge: seed,
         attestor: Keypair::from_seed(&m.seed).public(),
         hoster: hoster.public(),

@@ -178,6 +178,7 @@ async fn serve_memory_feed(blocks: u64) -> (std::net::SocketAddr, [u8; 32], [u8;
         key,
         core,
         Keypair::from_seed(&[5; 32]),
+        [0; 32],
         100,
     )
     .await
@@ -193,6 +194,7 @@ async fn audit_bench() {
         noise_key: nk,
         hoster: signer.public(),
         feed: key,
+        chain: [0; 32],
     };
     let cfg = AuditConfig::new(
         Duration::from_secs(10),

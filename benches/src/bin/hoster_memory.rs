@@ -63,7 +63,7 @@ fn main() {
         let l = Listener::bind("127.0.0.1:0".parse().unwrap(), NoiseIdentity::generate(), Limits::default(), counters.clone()).await.unwrap();
         let (paddr, pkey) = (l.local_addr().unwrap(), l.public_key());
         let src = Arc::new(SingleFeed::new(key, w));
-        let cfg = ServeConfig { signer: Arc::new(Keypair::from_seed(&[1; 32])), receipt_every: 100, counters };
+        let cfg = ServeConfig { signer: Arc::new(Keypair::from_seed(&[1; 32])), chain: tokio::sync::watch::channel([0; 32]).1, receipt_every: 100, counters };
         tokio::spawn(l.run(move |c| {
             let (src, cfg) = (src.clone(), cfg.clone());
             async move {

@@ -181,6 +181,7 @@ fn main() {
             key,
             writer.clone(),
             Keypair::from_seed(&[1; 32]),
+            [0; 32],
             100,
         )
         .await

@@ -87,6 +87,17 @@ pub struct Rejected {
     pub doc: String,
 }
 
+/// The node at our URL serves another chain than the one this client connected to (a
+/// dev chain started again): connect a new client, and start over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the chain was reset: genesis 0x{} is now 0x{}; reconnect", hex::encode(.was), hex::encode(.now))]
+pub struct ChainReset {
+    /// The genesis hash we connected to.
+    pub was: [u8; 32],
+    /// The one the node serves now.
+    pub now: [u8; 32],
+}
+
 /// A Datdot event and the finalized block it was emitted in.
 #[derive(Debug)]
 pub struct BlockEvent {
@@ -217,6 +228,41 @@ impl ChainClient {
         &self.api
     }
 
+    /// The chain's identity: its genesis hash, read when this client connected (what
+    /// coin-flip sessions, reports and receipts are signed for).
+    pub fn chain_id(&self) -> [u8; 32] {
+        self.api.genesis_hash().0
+    }
+
+    /// The genesis hash the node at our URL serves now. A dev chain started again is a
+    /// new chain (its genesis has a new salt): everything this client signs would be
+    /// for the old one.
+    pub async fn served_chain_id(&self) -> Result<[u8; 32]> {
+        let h: Option<String> = self
+            .rpc
+            .request("chain_getBlockHash", subxt_rpcs::rpc_params![0u32])
+            .await
+            .context("reading the genesis hash")?;
+        let h = h.context("the node has no genesis block")?;
+        let bytes = hex::decode(h.trim_start_matches("0x")).context("genesis hash is not hex")?;
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("genesis hash is not 32 bytes"))
+    }
+
+    /// An error if the node now serves another chain than the one we connected to.
+    async fn ensure_same_chain(&self) -> Result<()> {
+        let now = self.served_chain_id().await?;
+        anyhow::ensure!(
+            now == self.chain_id(),
+            ChainReset {
+                was: self.chain_id(),
+                now,
+            }
+        );
+        Ok(())
+    }
+
     /// Sign `call` with `signer`, submit it and wait until it is finalized; returns its
     /// events. Refusals come back as [`Rejected`].
     async fn submit<Call: subxt::transactions::Payload>(
@@ -244,7 +290,12 @@ impl ChainClient {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e.context(format!("submitting {what}"))),
+                Err(e) => {
+                    // A reset chain refuses what we sign for the old one (its genesis
+                    // hash is in every signature): say so instead of "bad signature".
+                    self.ensure_same_chain().await?;
+                    return Err(e.context(format!("submitting {what}")));
+                }
             }
         };
         let finalized = tokio::time::timeout(FINALIZE_WAIT, progress.wait_for_finalized_success())

@@ -9,16 +9,17 @@
 //! feed's source), confirm hosting, receive the
 //! challenge event over the subscription, check refusals (stake too low, report too
 //! early, not in the committee), submit three signed reports, and read back the settled
-//! verdict, the history, scores, balances and the SLA selection. Finally restart the
-//! devnet (`scripts/devnet-chain stop` / `start`, same port) and check that the same
-//! client reconnects and submits again.
+//! verdict, the history, scores, balances and the SLA selection; a report signed for
+//! another chain is refused. Finally restart the devnet (`scripts/devnet-chain stop` /
+//! `start`, same port): the restarted chain has a new genesis hash, the old client
+//! reconnects but refuses to sign for the old chain (`ChainReset`), a new client submits.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    ChainClient, ChallengeNotice, PlanTerms, Rejected, Role, SlaTerms, UNIT, Verdict, account,
-    endpoint, keys,
+    ChainClient, ChainReset, ChallengeNotice, PlanTerms, Rejected, Role, SlaTerms, UNIT, Verdict,
+    account, endpoint, keys,
 };
 use datdot_protocol::codec::{self, Encode, Writer};
 use datdot_protocol::coinflip::{
@@ -91,6 +92,8 @@ fn feed() -> ([u8; 32], Vec<u8>) {
 struct Flip<'a> {
     members: Vec<&'a ProtocolKey>,
     feed_length: u64,
+    /// The chain the flip and the report are signed for.
+    chain: [u8; 32],
 }
 
 fn own_of(k: &ProtocolKey) -> [u8; 32] {
@@ -104,7 +107,7 @@ fn report(
     feed: [u8; 32],
     flip: &Flip<'_>,
 ) -> Vec<u8> {
-    let session = challenge_session(n.challenge);
+    let session = challenge_session(&flip.chain, n.challenge);
     let x = |k: &ProtocolKey| x_of(&own_of(k));
     let t = Transcript {
         session,
@@ -130,11 +133,19 @@ fn report(
             hash: [1; 32],
         })
         .collect();
-    let receipt = SignedReceipt::sign(hoster, feed, *me.public().as_bytes(), 0, entries);
+    let receipt = SignedReceipt::sign(
+        hoster,
+        flip.chain,
+        feed,
+        *me.public().as_bytes(),
+        0,
+        entries,
+    );
     let mut metrics = good_metrics();
     metrics.requests = sampled.len() as u32;
     metrics.ok_blocks = metrics.requests;
     let r = Report {
+        chain: flip.chain,
         challenge: n.challenge,
         attestor: me.public(),
         hoster: hoster.public(),
@@ -342,6 +353,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             .await?
             .context("challenge stored")?
             .feed_length,
+        chain: chain.chain_id(),
     };
     // Refusals: too early, and a report signed by someone not on the committee.
     let (i0, first) = attestors
@@ -372,6 +384,29 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         rejected(&outsider) == Some("NotInCommittee"),
         "{outsider:#}"
     );
+    // The chain's identity is the genesis hash the node reports, and a report (with its
+    // flip and receipts) signed for another chain is refused.
+    ensure!(chain.chain_id() == chain.served_chain_id().await?);
+    let elsewhere = Flip {
+        members: flip.members.clone(),
+        chain: [0x11; 32],
+        ..flip
+    };
+    let replayed = chain
+        .submit_report(
+            first,
+            notice.challenge,
+            report(
+                &notice,
+                &attestor_keys[i0],
+                &hoster_key,
+                feed_key,
+                &elsewhere,
+            ),
+        )
+        .await
+        .expect_err("another chain's report");
+    ensure!(rejected(&replayed) == Some("WrongChain"), "{replayed:#}");
 
     // Three reports; the last one settles.
     let hoster_before = chain.free_balance(&account(&hoster)).await?;
@@ -455,8 +490,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
     };
     ensure!(chain.select(&strict).await?.is_empty());
 
-    // The node restarts (chopsticks starts again from genesis): the same client
-    // reconnects by itself and keeps working.
+    // The node restarts (chopsticks starts again from a genesis with a new salt): the
+    // same client reconnects by itself and reads, but it is a new chain, so the client
+    // refuses to sign for the old one and says why; a new client works.
+    let old_chain = chain.chain_id();
     devnet.restart()?;
     let mut head = Err(anyhow::anyhow!("not tried"));
     for _ in 0..40 {
@@ -467,19 +504,38 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     head.context("the client did not reconnect after the restart")?;
-    chain
-        .register(
-            &keys::dev("attestor-4")?,
-            Role::Attestor,
-            attestor_stake,
-            endpoint(
-                "127.0.0.1:4004",
-                noise_key(4),
-                *protocol_key(14).public().as_bytes(),
-            ),
-            0,
-        )
+    ensure!(
+        chain.served_chain_id().await? != old_chain,
+        "a reset is a new chain"
+    );
+    let register = |c: &ChainClient| {
+        let c = c.clone();
+        async move {
+            c.register(
+                &keys::dev("attestor-4")?,
+                Role::Attestor,
+                attestor_stake,
+                endpoint(
+                    "127.0.0.1:4004",
+                    noise_key(4),
+                    *protocol_key(14).public().as_bytes(),
+                ),
+                0,
+            )
+            .await
+        }
+    };
+    let stale = register(&chain)
         .await
-        .context("submitting over the reconnected client")?;
+        .expect_err("signed for the old chain");
+    ensure!(
+        stale.downcast_ref::<ChainReset>().is_some(),
+        "the old client says the chain was reset: {stale:#}"
+    );
+    let fresh = ChainClient::connect(&devnet.url()).await?;
+    ensure!(fresh.chain_id() != old_chain);
+    register(&fresh)
+        .await
+        .context("submitting over a new client")?;
     Ok(())
 }

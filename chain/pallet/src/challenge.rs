@@ -17,6 +17,17 @@ use crate::settle::{self, HosterAction};
 use crate::types::*;
 
 impl<T: Config> Pallet<T> {
+    /// This chain's identity: its genesis hash (kept by `frame_system` forever; on a
+    /// real chain known from block 1, in `TestExternalities` the `[69; 32]` placeholder).
+    pub fn chain_id() -> [u8; 32] {
+        let h = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+        let mut id = [0; 32];
+        let bytes = h.as_ref();
+        let n = bytes.len().min(32);
+        id[..n].copy_from_slice(&bytes[..n]);
+        id
+    }
+
     pub(crate) fn do_submit_report(
         who: T::AccountId,
         id: ChallengeId,
@@ -37,6 +48,7 @@ impl<T: Config> Pallet<T> {
             Error::<T>::AlreadyReported
         );
         let report: Report = codec::from_bytes(bytes).map_err(|_| Error::<T>::MalformedReport)?;
+        ensure!(report.chain == Self::chain_id(), Error::<T>::WrongChain);
         ensure!(report.challenge == id, Error::<T>::WrongChallenge);
         ensure!(
             report.attestor.as_bytes() == &ch.keys[idx],
@@ -54,7 +66,7 @@ impl<T: Config> Pallet<T> {
         // from `R` and the secret the report opens. A transcript that does not verify or
         // a sample that is not the scheduled one is refused; no transcript (the flip
         // failed), or one that leaves members out, is counted and judged at settlement.
-        let session = session_id(id);
+        let session = session_id(&report.chain, id);
         let check = report
             .check_audit(&Ed25519Verifier, &session, &ch.keys, ch.feed_length)
             .map_err(|e| match e {
@@ -350,7 +362,10 @@ impl<T: Config> Pallet<T> {
         let offender_key = verdict.offender.as_bytes();
         let offender = match verdict.scope {
             Scope::CoinFlip { session, .. } => {
-                ensure!(session == session_id(id), Error::<T>::WrongSession);
+                ensure!(
+                    session == session_id(&Self::chain_id(), id),
+                    Error::<T>::WrongSession
+                );
                 let i = ch
                     .keys
                     .iter()
@@ -358,7 +373,8 @@ impl<T: Config> Pallet<T> {
                     .ok_or(Error::<T>::OffenderNotInChallenge)?;
                 ch.attestors[i].clone()
             }
-            Scope::Feed { feed } => {
+            Scope::Feed { chain, feed } => {
+                ensure!(chain == Self::chain_id(), Error::<T>::WrongChain);
                 ensure!(
                     feed == ch.feed_key && offender_key == &ch.hoster_key,
                     Error::<T>::OffenderNotInChallenge
@@ -440,7 +456,10 @@ impl<T: Config> Pallet<T> {
         let Ok(Msg::Reveal(reveal)) = codec::from_bytes::<Msg>(bytes) else {
             return Err(Error::<T>::MalformedReveal.into());
         };
-        ensure!(reveal.session == session_id(id), Error::<T>::WrongSession);
+        ensure!(
+            reveal.session == session_id(&Self::chain_id(), id),
+            Error::<T>::WrongSession
+        );
         ensure!(
             reveal.signer.as_bytes() == &ch.keys[idx],
             Error::<T>::WrongSigningKey

@@ -29,10 +29,14 @@
 //! - Re-judging the SLA from raw samples: the chain trusts the median of signed
 //!   summaries; liars are bounded by the median and flagged as outliers.
 //!
-//! ## Session ids
-//! The coin flip of challenge `id` runs in session
-//! `BLAKE2b-256("datdot/v1/session" || id as u64 LE)` ([`session_id`]); fraud proofs and
-//! reveals name their session, which maps them back to the challenge.
+//! ## Chain identity and session ids
+//! The chain's identity is its genesis hash ([`Pallet::chain_id`]); the dev chain's
+//! genesis carries a random [`ChainSalt`], so a reset dev chain is a new chain. The coin
+//! flip of challenge `id` runs in session
+//! `BLAKE2b-256("datdot/v1/session" || genesis hash || id as u64 LE)` ([`session_id`]);
+//! fraud proofs and reveals name their session, which maps them back to the challenge,
+//! and reports and receipts name the chain: evidence signed for another chain (or for
+//! this dev chain before a reset, where challenge ids repeat) is refused.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -60,9 +64,10 @@ pub use weights::WeightInfo;
 
 pub use datdot_protocol::coinflip::SESSION_CONTEXT;
 
-/// The coin-flip session id of a challenge (`datdot_protocol::coinflip::challenge_session`).
-pub fn session_id(challenge: ChallengeId) -> [u8; 32] {
-    datdot_protocol::coinflip::challenge_session(challenge)
+/// The coin-flip session id of a challenge on `chain`
+/// (`datdot_protocol::coinflip::challenge_session`).
+pub fn session_id(chain: &[u8; 32], challenge: ChallengeId) -> [u8; 32] {
+    datdot_protocol::coinflip::challenge_session(chain, challenge)
 }
 
 /// Largest report accepted (the protocol's `Report::MAX_SIZE`).
@@ -213,6 +218,11 @@ pub mod pallet {
         #[pallet::constant]
         type MaxAttestors: Get<u32>;
     }
+
+    /// Set in genesis only (the dev chain draws it at random at every start), so that a
+    /// reset dev chain has a new genesis hash: a new chain identity.
+    #[pallet::storage]
+    pub type ChainSalt<T: Config> = StorageValue<_, [u8; 32], ValueQuery>;
 
     /// Registered hosters and attestors.
     #[pallet::storage]
@@ -548,12 +558,17 @@ pub mod pallet {
         /// The report counts more blocks as verified than its receipts (one connection's,
         /// in sequence) cover.
         UncoveredBlocks,
+        /// The report or receipt was signed for another chain (or for this dev chain
+        /// before a reset).
+        WrongChain,
     }
 
     #[pallet::genesis_config]
     #[derive(frame::prelude::DefaultNoBound)]
     pub struct GenesisConfig<T: Config> {
-        /// Unused; the genesis build endows the pallet account with the existential deposit.
+        /// [`ChainSalt`]. The build also endows the pallet account with the existential
+        /// deposit.
+        pub salt: [u8; 32],
         #[serde(skip)]
         pub _config: core::marker::PhantomData<T>,
     }
@@ -561,6 +576,7 @@ pub mod pallet {
     #[pallet::genesis_build]
     impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
         fn build(&self) {
+            ChainSalt::<T>::put(self.salt);
             // The pallet account never goes below the existential deposit (all payouts
             // keep it alive), so tracked funds are never lost to dust removal.
             let ed = <T::Currency as fungible::Inspect<T::AccountId>>::minimum_balance();

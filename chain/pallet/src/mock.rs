@@ -287,11 +287,22 @@ pub fn receipts_for(hoster: u64, attestor: u64, sampled: &[u64]) -> Vec<SignedRe
         .collect();
     vec![SignedReceipt::sign(
         &kp(hoster),
+        chain(),
         feed_key(),
         connection(attestor),
         0,
         entries,
     )]
+}
+
+/// The mock chain's identity (`frame_system`'s genesis placeholder hash).
+pub fn chain() -> [u8; 32] {
+    Datdot::chain_id()
+}
+
+/// The coin-flip session of challenge `id` on the mock chain.
+pub fn session_id(id: ChallengeId) -> [u8; 32] {
+    crate::session_id(&chain(), id)
 }
 
 /// The own coin-flip secret member `who` uses in challenge `id`.
@@ -307,7 +318,7 @@ pub fn transcript(id: ChallengeId, members: &[u64]) -> Transcript {
 /// The signed transcript of round `round` of challenge `id`'s coin flip among `members`
 /// (each contributing `x_of(own_secret(id, member))`).
 pub fn transcript_in(id: ChallengeId, members: &[u64], round: u32) -> Transcript {
-    let session = crate::session_id(id);
+    let session = session_id(id);
     let x = |a: u64| x_of(&own_secret(id, a));
     Transcript {
         session,
@@ -325,7 +336,7 @@ pub fn transcript_in(id: ChallengeId, members: &[u64], round: u32) -> Transcript
 
 /// `who`'s signed commit to `x` in round `round` of challenge `id`'s flip.
 pub fn commit_of(id: ChallengeId, who: u64, round: u32, x: [u8; 32]) -> SignedCommit {
-    SignedCommit::sign(&kp(who), crate::session_id(id), round, commit_value(&x))
+    SignedCommit::sign(&kp(who), session_id(id), round, commit_value(&x))
 }
 
 /// `attestor`'s report for challenge `challenge`: good metrics, and — if the challenge
@@ -343,6 +354,7 @@ pub fn report_of(challenge: ChallengeId, attestor: u64, hoster: u64) -> Report {
     };
     let receipts = receipts_for(hoster, attestor, &sampled);
     Report {
+        chain: chain(),
         challenge,
         attestor: kp(attestor).public(),
         hoster: kp(hoster).public(),

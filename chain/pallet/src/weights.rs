@@ -91,14 +91,14 @@ impl<DB: Get<RuntimeDbWeight>> WeightInfo for DatdotWeight<DB> {
         // accused commits, receipts — arrives in ≥ 164 bytes and costs < 100 µs) + a
         // settlement touching every committee member.
         let c = u64::from(super::types::MAX_COMMITTEE);
-        cpu(100 + u64::from(b) + 20 * c).saturating_add(DB::get().reads_writes(6 + c, 8 + c))
+        cpu(100 + u64::from(b) + 20 * c).saturating_add(DB::get().reads_writes(7 + c, 8 + c))
     }
     fn submit_fraud_proof(b: u32, h: u32) -> Weight {
         cpu(100 + u64::from(b) + 5 * u64::from(h))
-            .saturating_add(DB::get().reads_writes(8 + u64::from(h), 10))
+            .saturating_add(DB::get().reads_writes(9 + u64::from(h), 10))
     }
     fn publish_reveal() -> Weight {
-        cpu(200).saturating_add(DB::get().reads_writes(3, 1))
+        cpu(200).saturating_add(DB::get().reads_writes(4, 1))
     }
     fn task(a: u32) -> Weight {
         let c = u64::from(super::types::MAX_COMMITTEE);

@@ -3,14 +3,18 @@
 //!
 //! ## Goals
 //! - Build both from the real runtime (AccountId32, MultiAddress), natively: no node.
-//! - Deterministic output, so CI can check the committed `chain/metadata.scale`.
+//! - Deterministic output, so CI can check the committed `chain/metadata.scale`; the
+//!   spec is a function of the wasm and a 32-byte genesis salt (`scripts/devnet-chain
+//!   start` draws a random one, so a reset dev chain has a new genesis hash: a new chain
+//!   identity, and nothing signed before the reset verifies after it).
 //!
 //! ## Non-goals
 //! - Building the wasm (see `scripts/build-wasm`): the spec embeds the bytes it is given.
 
 use anyhow::{Context, Result};
 use datdot_runtime::{
-    AccountId, Balance, BalancesConfig, Runtime, RuntimeGenesisConfig, SystemConfig, UNIT,
+    AccountId, Balance, BalancesConfig, DatdotConfig, Runtime, RuntimeGenesisConfig, SystemConfig,
+    UNIT,
 };
 use frame::runtime::prelude::Sr25519Keyring;
 use frame::runtime::testing_prelude::BuildStorage;
@@ -48,15 +52,19 @@ pub fn dev_accounts() -> Vec<AccountId> {
     out
 }
 
-/// Genesis storage (without `:code`) as sorted `(key, value)` pairs.
-pub fn genesis_storage() -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Genesis storage (without `:code`) with the pallet's genesis `salt`, as sorted
+/// `(key, value)` pairs.
+pub fn genesis_storage(salt: [u8; 32]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let config = RuntimeGenesisConfig {
         system: SystemConfig::default(),
         balances: BalancesConfig {
             balances: dev_accounts().into_iter().map(|a| (a, DEV_FUNDS)).collect(),
             ..Default::default()
         },
-        ..Default::default()
+        datdot: DatdotConfig {
+            salt,
+            ..Default::default()
+        },
     };
     let storage = config
         .build_storage()
@@ -75,10 +83,10 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The raw chain spec JSON with `wasm` as `:code`.
-pub fn raw_chain_spec(wasm: &[u8]) -> Result<serde_json::Value> {
+/// The raw chain spec JSON with `wasm` as `:code` and the genesis `salt`.
+pub fn raw_chain_spec(wasm: &[u8], salt: [u8; 32]) -> Result<serde_json::Value> {
     let mut top = serde_json::Map::new();
-    for (k, v) in genesis_storage()? {
+    for (k, v) in genesis_storage(salt)? {
         top.insert(hex(&k), serde_json::Value::String(hex(&v)));
     }
     top.insert(hex(b":code"), serde_json::Value::String(hex(wasm)));
@@ -117,9 +125,26 @@ mod tests {
         assert_eq!(&current[..4], b"meta");
     }
 
+    /// Two dev chains started with different salts have different genesis states (so
+    /// different genesis hashes); the same salt gives the same state.
+    #[test]
+    fn the_salt_makes_a_new_genesis() {
+        let a = genesis_storage([1; 32]).expect("genesis");
+        assert_eq!(a, genesis_storage([1; 32]).expect("genesis"));
+        assert_ne!(a, genesis_storage([2; 32]).expect("genesis"));
+        let key = |s: &[u8; 32]| {
+            genesis_storage(*s)
+                .expect("genesis")
+                .into_iter()
+                .find(|(_, v)| v == s)
+                .map(|(k, _)| k)
+        };
+        assert!(key(&[7; 32]).is_some(), "the salt is stored");
+    }
+
     #[test]
     fn genesis_funds_dev_accounts_and_the_pallet_pot() {
-        let spec = raw_chain_spec(b"\0asm").expect("spec");
+        let spec = raw_chain_spec(b"\0asm", [0; 32]).expect("spec");
         let top = spec["genesis"]["raw"]["top"].as_object().expect("top");
         assert_eq!(
             top.get("0x3a636f6465").and_then(|v| v.as_str()),

@@ -28,10 +28,12 @@ fn spec_holds_the_given_wasm_as_code_and_the_library_genesis() {
     let wasm_path = dir.path().join("runtime.wasm");
     std::fs::write(&wasm_path, &wasm).unwrap();
     let out = dir.path().join("spec.json");
+    let salt = [0xa5; 32];
     let run = tool()
         .arg("spec")
         .arg("--wasm")
         .arg(&wasm_path)
+        .args(["--salt", &hex::encode(salt)])
         .arg(&out)
         .output()
         .unwrap();
@@ -44,7 +46,7 @@ fn spec_holds_the_given_wasm_as_code_and_the_library_genesis() {
     let top = spec["genesis"]["raw"]["top"].as_object().expect("raw top");
     // `:code` is the well-known storage key 0x3a636f6465.
     assert_eq!(top["0x3a636f6465"].as_str(), Some(hex(&wasm).as_str()));
-    for (k, v) in datdot_chain_spec::genesis_storage().unwrap() {
+    for (k, v) in datdot_chain_spec::genesis_storage(salt).unwrap() {
         assert_eq!(
             top[&hex(&k)].as_str(),
             Some(hex(&v).as_str()),
@@ -77,4 +79,10 @@ fn bad_usage_and_missing_wasm_are_errors() {
         .unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("reading /nonexistent"));
+    let run = tool()
+        .args(["spec", "--wasm", "/dev/null", "--salt", "12", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("64 hex digits"));
 }

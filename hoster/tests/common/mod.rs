@@ -62,6 +62,7 @@ pub async fn serve_feed(key: [u8; 32], core: Hypercore) -> (SocketAddr, [u8; 32]
         key,
         core,
         Keypair::from_seed(&[1; 32]),
+        [0; 32],
         100,
     )
     .await

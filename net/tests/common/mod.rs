@@ -1,6 +1,10 @@
 //! Shared fixtures for the loopback tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+/// The chain the test servers sign receipts for.
+#[allow(dead_code)] // not every test binary names it
+pub const CHAIN: [u8; 32] = [0x33; 32];
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -109,6 +113,7 @@ pub async fn server(feeds: Feeds, limits: Limits) -> Server {
     let signer = Arc::new(Keypair::from_seed(&[5; 32]));
     let cfg = ServeConfig {
         signer: signer.clone(),
+        chain: tokio::sync::watch::channel(CHAIN).1,
         receipt_every: 100,
         counters: counters.clone(),
     };

@@ -60,11 +60,13 @@ use crate::fraud::FraudProof; // for the doc links above
 /// Domain prefix of the coin-flip session ids of chain challenges.
 pub const SESSION_CONTEXT: &[u8] = b"datdot/v1/session";
 
-/// The coin-flip session id of chain challenge `id`:
-/// `BLAKE2b-256("datdot/v1/session" || id as u64 LE)` (the chain checks fraud proofs and
-/// published reveals against it).
-pub fn challenge_session(id: u64) -> SessionId {
-    crate::hash::blake2b256(&[SESSION_CONTEXT, &id.to_le_bytes()])
+/// The coin-flip session id of challenge `id` on `chain`:
+/// `BLAKE2b-256("datdot/v1/session" || genesis hash || id as u64 LE)` (the chain checks
+/// fraud proofs and published reveals against it). Every commit, reveal and
+/// confirmation signs its session, so none made for one chain (or for a dev chain before
+/// a reset, where challenge ids repeat) is evidence on another.
+pub fn challenge_session(chain: &crate::identity::ChainId, id: u64) -> SessionId {
+    crate::hash::blake2b256(&[SESSION_CONTEXT, chain, &id.to_le_bytes()])
 }
 
 #[cfg(test)]

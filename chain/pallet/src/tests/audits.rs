@@ -152,7 +152,7 @@ fn a_transcript_without_a_convicted_member_is_checked() {
     new_test_ext().execute_with(|| {
         let (_, hoster) = world(2);
         let m = committee(0);
-        let session = crate::session_id(0);
+        let session = session_id(0);
         let e = datdot_protocol::fraud::FraudProof::Equivocation {
             a: SignedCommit::sign(&kp(m[2]), session, 0, [1; 32]),
             b: SignedCommit::sign(&kp(m[2]), session, 0, [2; 32]),
@@ -189,7 +189,7 @@ fn a_withholder_cannot_clear_an_accusation_with_a_fresh_reveal() {
     new_test_ext().execute_with(|| {
         let (_, hoster) = world(2);
         let m = committee(0);
-        let session = crate::session_id(0);
+        let session = session_id(0);
         run_to(7);
         for a in &m[..2] {
             let mut r = report_of(0, *a, hoster);
@@ -228,7 +228,7 @@ fn accusations_about_invented_rounds_do_not_count() {
     new_test_ext().execute_with(|| {
         let (_, hoster) = world(2);
         let m = committee(0);
-        let session = crate::session_id(0);
+        let session = session_id(0);
         run_to(7);
         let mut forged = SignedCommit::sign(&kp(m[2]), session, 5, [4; 32]);
         forged.y = [5; 32];
@@ -238,7 +238,7 @@ fn accusations_about_invented_rounds_do_not_count() {
         r.coinflip.accused = vec![
             forged,
             // Another challenge's session.
-            SignedCommit::sign(&kp(m[1]), crate::session_id(1), 5, [4; 32]),
+            SignedCommit::sign(&kp(m[1]), session_id(1), 5, [4; 32]),
             // The accuser's own commit.
             SignedCommit::sign(&kp(m[0]), session, 5, [4; 32]),
         ];
@@ -344,6 +344,7 @@ fn a_report_without_its_own_receipts_is_refused() {
         let mut second = receipts_for(hoster, m[2], &two.sampled[..1]);
         second[0] = datdot_protocol::receipt::SignedReceipt::sign(
             &kp(hoster),
+            chain(),
             feed_key(),
             connection(m[2]),
             1,

@@ -10,7 +10,7 @@ use frame::testing_prelude::*;
 
 use crate::mock::*;
 use crate::types::*;
-use crate::{Challenges, Contracts, Error, Event, Participants, session_id};
+use crate::{Challenges, Contracts, Error, Event, Participants};
 
 type ProofBytes = BoundedVec<u8, ConstU32<{ crate::MAX_FRAUD_PROOF_BYTES }>>;
 
@@ -30,6 +30,7 @@ fn bad_data(hoster: u64) -> FraudProof {
         .expect("block 1");
     let receipt = SignedReceipt::sign(
         &kp(hoster),
+        chain(),
         feed_key(),
         [0; 32],
         0,
@@ -210,6 +211,7 @@ fn forked_root_cannot_frame_hoster() {
             .expect("block 1 of the fork");
         let honest = SignedReceipt::sign(
             &kp(hoster),
+            chain(),
             feed_key(),
             [0; 32],
             0,

@@ -397,8 +397,7 @@ fn reveal_of(
     round: u32,
     x: [u8; 32],
 ) -> BoundedVec<u8, ConstU32<{ crate::MAX_REVEAL_BYTES }>> {
-    let r =
-        datdot_protocol::coinflip::SignedReveal::sign(&kp(who), crate::session_id(id), round, x);
+    let r = datdot_protocol::coinflip::SignedReveal::sign(&kp(who), session_id(id), round, x);
     datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(r))
         .try_into()
         .expect("small")
@@ -437,12 +436,7 @@ fn publish_reveal_errors() {
             Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[1], 0)),
             Error::<Test>::WrongSigningKey
         );
-        let r = datdot_protocol::coinflip::SignedReveal::sign(
-            &kp(m[0]),
-            crate::session_id(0),
-            0,
-            [4; 32],
-        );
+        let r = datdot_protocol::coinflip::SignedReveal::sign(&kp(m[0]), session_id(0), 0, [4; 32]);
         let mut forged = r.clone();
         forged.x = [5; 32];
         let bytes: BoundedVec<u8, _> =
@@ -652,13 +646,20 @@ fn publish_refused_while_the_agenda_is_full() {
 #[test]
 fn session_id_is_the_documented_hash() {
     let id: ChallengeId = 0x0102;
+    let chain = [7; 32];
     let mut input = b"datdot/v1/session".to_vec();
+    input.extend_from_slice(&chain);
     input.extend_from_slice(&id.to_le_bytes());
     assert_eq!(
-        crate::session_id(id),
+        crate::session_id(&chain, id),
         datdot_protocol::hash::blake2b256(&[&input])
     );
-    assert_ne!(crate::session_id(1), crate::session_id(2));
+    assert_ne!(crate::session_id(&chain, 1), crate::session_id(&chain, 2));
+    assert_ne!(crate::session_id(&chain, 1), crate::session_id(&[8; 32], 1));
+    new_test_ext().execute_with(|| {
+        assert_eq!(crate::Pallet::<Test>::chain_id(), [69; 32]);
+        assert_eq!(session_id(id), crate::session_id(&[69; 32], id));
+    });
 }
 
 /// A member too late to audit through its own trouble (a restart, a late event) reports

@@ -1,6 +1,7 @@
 //! Unit tests of the pallet in `TestExternalities`, one file per area.
 
 mod audits;
+mod chains;
 mod fraud;
 mod lifecycle;
 mod plans;
