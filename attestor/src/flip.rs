@@ -156,6 +156,8 @@ impl<F: FnMut(&Fraud)> Pump<F> {
     /// will happen.
     fn pump(&mut self) -> bool {
         let mut rng = rand::rngs::OsRng;
+        #[cfg(feature = "byzantine")]
+        let mut sent = Vec::new();
         while let Some(t) = self.cf.poll_transmit() {
             let Some(&to) = self.index.get(t.to.as_bytes()) else {
                 continue;
@@ -177,8 +179,12 @@ impl<F: FnMut(&Fraud)> Pump<F> {
                     .entry(r.round)
                     .or_insert_with(|| r.clone());
             }
+            #[cfg(feature = "byzantine")]
+            sent.extend(crash::kind(&msg, &self.me));
             self.session.send(to, msg);
         }
+        #[cfg(feature = "byzantine")]
+        crash::after_sending(&sent);
         while let Some(e) = self.cf.poll_event() {
             match e {
                 Event::Fraud {
@@ -243,6 +249,48 @@ impl<F: FnMut(&Fraud)> Pump<F> {
                     None => futures::future::pending().await,
                 }
             } => self.cf.handle_timeout(instant(epoch)),
+        }
+    }
+}
+
+/// Test-only crash points (feature `byzantine`): with [`crash::ENV`] set to `commit`,
+/// `echo`, `reveal` or `confirm`, the process aborts — no destructor runs, nothing is
+/// flushed: what kill -9 does — 300 ms after it first sent its own message of that kind
+/// (time for it to reach the peers), so a test can kill a member at each step of a flip.
+#[cfg(feature = "byzantine")]
+pub mod crash {
+    use std::sync::OnceLock;
+
+    use datdot_protocol::coinflip::Msg;
+    use datdot_protocol::identity::PublicKey;
+
+    /// The environment variable naming the step.
+    pub const ENV: &str = "DATDOT_TEST_ABORT_AFTER";
+
+    fn step() -> Option<&'static str> {
+        static STEP: OnceLock<Option<String>> = OnceLock::new();
+        STEP.get_or_init(|| std::env::var(ENV).ok()).as_deref()
+    }
+
+    /// The step `m` is, if it is our own commit, echo, reveal or confirmation.
+    pub(super) fn kind(m: &Msg, me: &PublicKey) -> Option<&'static str> {
+        match m {
+            Msg::Commit(c) if c.signer == *me => Some("commit"),
+            Msg::Echo { .. } => Some("echo"),
+            Msg::Reveal(r) if r.signer == *me => Some("reveal"),
+            Msg::Confirm(c) if c.signer == *me => Some("confirm"),
+            _ => None,
+        }
+    }
+
+    /// Abort if one of the steps just sent is the crash point.
+    pub(super) fn after_sending(sent: &[&'static str]) {
+        if let Some(s) = step()
+            && sent.contains(&s)
+        {
+            eprintln!("test crash point: aborting after sending our {s}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::process::abort();
         }
     }
 }

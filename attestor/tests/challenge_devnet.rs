@@ -11,7 +11,10 @@
 //! right after its coin flip and restarted: it resumes from its state file and still
 //! reports. The test checks the outcome on chain: the challenge settled with three
 //! reports and a pass, each attestor whose report is tied to the flip was paid, and none
-//! lost stake. Then one attestor is restarted in
+//! lost stake. Then kill -9 at each step of a flip: one attestor aborts right after it
+//! first sent its commit, echo, reveal or confirmation (a test-only crash point), one
+//! challenge each, and is restarted: no fraud proof names it, it keeps its stake, the
+//! hoster passes. Then one attestor is restarted in
 //! the test-only equivocating mode (feature `byzantine`); on the next challenge the
 //! honest members prove it and submit the proof, and the chain slashes it.
 #![cfg(feature = "byzantine")]
@@ -96,6 +99,11 @@ impl Drop for Attestor {
 }
 
 fn start(dir: &Path, url: &str, key: &str, extra: &[&str]) -> Attestor {
+    start_with(dir, url, key, extra, &[])
+}
+
+/// [`start`] with extra environment variables.
+fn start_with(dir: &Path, url: &str, key: &str, extra: &[&str], env: &[(&str, &str)]) -> Attestor {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -110,6 +118,7 @@ fn start(dir: &Path, url: &str, key: &str, extra: &[&str]) -> Attestor {
             "RUST_LOG",
             "info,datdot_attestor=debug,hypercore=warn,hypercore_protocol=warn",
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -367,6 +376,169 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
     )
     .await?;
 
+    // 1b. kill -9 at each step of a flip. attestor-5 aborts (test-only crash point: no
+    // destructor, no flush, like kill -9) 300 ms after it first sent its own commit, echo,
+    // reveal or confirmation, one challenge each, and is restarted at once. It resumes
+    // with the entropy it stored before its first message, so it signs again only what
+    // it signed before, and answers the withholding accusations of the peers that lost
+    // it mid-round with the reveal that entropy gives: no fraud proof convicts it, no
+    // accusation stands, it keeps its stake, and the hoster still passes. (With fresh
+    // entropy on restart, the old behaviour, a run of this test failed at the first step:
+    // attestor-5 was punished.)
+    let crashed = accounts[0];
+    let crashed_stake = chain
+        .participant(&crashed)
+        .await?
+        .context("attestor-5")?
+        .stake;
+    let steps = ["commit", "echo", "reveal", "confirm"];
+    let (src_addr, src_noise, key, root) = author(93).await;
+    let published = chain
+        .publish(
+            &keys::dev("publisher-3")?,
+            key,
+            root,
+            PlanTerms {
+                // Spare periods: a challenge drawn while attestor-5 restarts is skipped.
+                periods: 2 * steps.len() as u32,
+                ..plan()
+            },
+            endpoint(&src_addr.to_string(), src_noise, signing),
+        )
+        .await?;
+    let steps_contract = published.contracts.first().context("a contract")?.0;
+    let log5 = dirs[0].join("run.log");
+    let following = |l: &Path| {
+        std::fs::read_to_string(l)
+            .unwrap_or_default()
+            .matches("following challenges")
+            .count()
+    };
+    let mut last_deadline = 0;
+    for step in steps {
+        drop(atts.remove(0));
+        let before = following(&log5);
+        let d = dirs[0].clone();
+        let u = url.clone();
+        let mut a = tokio::task::spawn_blocking(move || {
+            start_with(
+                &d,
+                &u,
+                "dev:attestor-5",
+                &[],
+                &[("DATDOT_TEST_ABORT_AFTER", step)],
+            )
+        })
+        .await?;
+        // It must be following the chain before the challenge is drawn: one announced
+        // while it was down is not its to see, so it is let run its course first.
+        wait_for("attestor-5 to follow the chain", || async {
+            Ok((following(&log5) > before).then_some(()))
+        })
+        .await?;
+        while let Ok(n) = challenges.try_recv() {
+            if n.contract == steps_contract {
+                wait_for("a challenge attestor-5 missed to settle", || async {
+                    Ok(chain
+                        .challenge(n.challenge)
+                        .await?
+                        .filter(|c| c.verdict.is_some()))
+                })
+                .await?;
+            }
+        }
+        // Between challenges the chain is hurried on (a block every 250 ms); never
+        // during one, whose windows are counted in blocks.
+        let notice = loop {
+            tokio::select! {
+                n = challenges.recv() => {
+                    let n = n.context("challenge follower ended")?;
+                    if n.contract == steps_contract {
+                        break n;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(250)) => chain.dev_new_blocks(1).await?,
+            }
+        };
+        ensure!(notice.attestors.contains(&crashed), "attestor-5 is drawn");
+        let aborted = wait_for(&format!("attestor-5 to abort after its {step}"), || {
+            let status = a.child.try_wait();
+            async move { Ok(status?) }
+        })
+        .await
+        .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+        ensure!(
+            !aborted.success(),
+            "the crash point aborted it: {aborted:?}"
+        );
+        drop(a);
+        atts.insert(
+            0,
+            start_async(dirs[0].clone(), url.clone(), "dev:attestor-5", &[]).await,
+        );
+        let settled = wait_for(
+            &format!("the challenge with a crash after the {step} to settle"),
+            || async {
+                Ok(chain
+                    .challenge(notice.challenge)
+                    .await?
+                    .filter(|c| c.verdict.is_some()))
+            },
+        )
+        .await
+        .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+        ensure!(
+            matches!(settled.verdict, Some(Verdict::Pass)),
+            "crash after the {step}: the hoster passes ({:?})",
+            settled.verdict
+        );
+        ensure!(
+            !settled.punished.0.contains(&crashed),
+            "crash after the {step}: not punished"
+        );
+        // Accusations are judged when the report window closes; one stands unless the
+        // accused published the reveal that opens the commit it carries.
+        let me = settled
+            .attestors
+            .0
+            .iter()
+            .position(|a| *a == crashed)
+            .context("in the committee")?;
+        let accused = settled
+            .accusations
+            .0
+            .iter()
+            .filter(|a| usize::from(a.member) == me)
+            .count();
+        wait_for(
+            &format!("attestor-5 to answer the accusations after its {step}"),
+            || async {
+                let ch = chain.challenge(notice.challenge).await?.context("kept")?;
+                Ok(ch
+                    .accusations
+                    .0
+                    .iter()
+                    .all(|a| usize::from(a.member) != me || a.cleared)
+                    .then_some(()))
+            },
+        )
+        .await
+        .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
+        let p = chain.participant(&crashed).await?.context("attestor-5")?;
+        ensure!(
+            p.stake == crashed_stake,
+            "crash after the {step}: attestor-5 kept its stake ({crashed_stake} -> {})",
+            p.stake
+        );
+        last_deadline = last_deadline.max(u64::from(notice.report_deadline));
+        eprintln!(
+            "crash after the {step}: challenge {} settled {:?}, {} reports, accused in {accused} round(s), all answered",
+            notice.challenge,
+            settled.verdict,
+            settled.reports.0.len()
+        );
+    }
+
     // 2. attestor-6 comes back equivocating (test-only mode): on the next challenge the
     // honest members prove it and the chain slashes it.
     let liar = accounts[1];
@@ -444,6 +616,18 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
     ensure!(
         submitter == accounts[0] || submitter == accounts[2],
         "an honest attestor's proof was the one accepted (submitter {submitter})"
+    );
+    // Every crash step's report window has closed by now (or is waited for, without
+    // hurrying the chain): no withholding accusation against attestor-5 stood.
+    wait_for("the crash steps' report windows to close", || async {
+        Ok((chain.head().await? > last_deadline).then_some(()))
+    })
+    .await?;
+    let p = chain.participant(&crashed).await?.context("attestor-5")?;
+    ensure!(
+        p.stake == crashed_stake,
+        "attestor-5 kept its stake after the report windows closed ({crashed_stake} -> {})",
+        p.stake
     );
     drop(atts);
     Ok(())

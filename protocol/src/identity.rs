@@ -10,12 +10,20 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
-/// A chain's identity: the hash of its genesis block. Every signed message names the
-/// chain it is for (coin-flip messages through their session id, receipts and reports
-/// in a field), so nothing signed for one chain, or for a dev chain before a reset,
-/// verifies on another. The dev chain's genesis carries a random salt drawn at each
-/// start, so a reset is a new chain.
+/// A chain's identity ([`chain_id`]). Every signed message names the chain it is for
+/// (coin-flip messages through their session id, receipts and reports in a field), so
+/// nothing signed for one chain, or for a dev chain before a reset, verifies on another.
 pub type ChainId = [u8; 32];
+
+/// The identity of the chain whose genesis hash is `genesis` and whose datdot genesis
+/// salt is `salt`: `BLAKE2b-256("datdot/v1/chain" || genesis || salt)`. The dev chain
+/// draws a random salt at every start, so a reset is a new chain. The salt is needed
+/// besides the genesis hash: chopsticks reports block 0's hash as the genesis state's
+/// `System.BlockHash(0)` (`0x45…45`, whatever the rest of the state), the same for every
+/// dev chain; on a real node the genesis hash alone would separate them.
+pub fn chain_id(genesis: &[u8; 32], salt: &[u8; 32]) -> ChainId {
+    crate::hash::blake2b256(&[b"datdot/v1/chain", genesis, salt])
+}
 
 /// The kinds of signed message. Each maps to its own signing context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

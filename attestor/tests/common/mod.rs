@@ -13,12 +13,27 @@ pub fn bin() -> Command {
 }
 
 /// A free loopback port (bound then released).
+/// A port for a member process to listen on, below the kernel's ephemeral range
+/// (32768–60999 here): a port from `bind(0)` is free only until the process binds it,
+/// and meanwhile any outgoing connection on the machine may take it as its local port
+/// (a CI run lost a member that way: "member 1 printed no line"). Ports come from a
+/// counter with a per-process random base in 20000–29999, each checked bindable.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + rand::random::<u16>() % 10_000,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_000, "no free port below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// `init` + `info --json` in `dir`: (noise, signing) hex.

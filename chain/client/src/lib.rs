@@ -90,9 +90,9 @@ pub struct Rejected {
 /// The node at our URL serves another chain than the one this client connected to (a
 /// dev chain started again): connect a new client, and start over.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the chain was reset: genesis 0x{} is now 0x{}; reconnect", hex::encode(.was), hex::encode(.now))]
+#[error("the chain was reset: chain id 0x{} is now 0x{}; reconnect", hex::encode(.was), hex::encode(.now))]
 pub struct ChainReset {
-    /// The genesis hash we connected to.
+    /// The chain id we connected to.
     pub was: [u8; 32],
     /// The one the node serves now.
     pub now: [u8; 32],
@@ -146,6 +146,8 @@ pub struct Published {
 pub struct ChainClient {
     api: OnlineClient<SubstrateConfig>,
     rpc: RpcClient,
+    /// [`ChainClient::chain_id`], read at connect.
+    chain_id: [u8; 32],
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -220,7 +222,13 @@ impl ChainClient {
         let api = OnlineClient::<SubstrateConfig>::from_rpc_client_with_config(config, rpc.clone())
             .await
             .context("reading the chain's metadata")?;
-        Ok(ChainClient { api, rpc })
+        let mut c = ChainClient {
+            api,
+            rpc,
+            chain_id: [0; 32],
+        };
+        c.chain_id = c.served_chain_id().await?;
+        Ok(c)
     }
 
     /// The underlying subxt client (for queries this crate does not wrap).
@@ -228,15 +236,16 @@ impl ChainClient {
         &self.api
     }
 
-    /// The chain's identity: its genesis hash, read when this client connected (what
-    /// coin-flip sessions, reports and receipts are signed for).
+    /// The chain's identity (`datdot_protocol::identity::chain_id` of its genesis hash
+    /// and `Datdot.ChainSalt`), read when this client connected: what coin-flip
+    /// sessions, reports and receipts are signed for.
     pub fn chain_id(&self) -> [u8; 32] {
-        self.api.genesis_hash().0
+        self.chain_id
     }
 
-    /// The genesis hash the node at our URL serves now. A dev chain started again is a
-    /// new chain (its genesis has a new salt): everything this client signs would be
-    /// for the old one.
+    /// The identity of the chain the node at our URL serves now. A dev chain started
+    /// again is a new chain (its genesis has a new salt): everything this client signs
+    /// would be for the old one.
     pub async fn served_chain_id(&self) -> Result<[u8; 32]> {
         let h: Option<String> = self
             .rpc
@@ -245,9 +254,13 @@ impl ChainClient {
             .context("reading the genesis hash")?;
         let h = h.context("the node has no genesis block")?;
         let bytes = hex::decode(h.trim_start_matches("0x")).context("genesis hash is not hex")?;
-        bytes
+        let genesis: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| anyhow::anyhow!("genesis hash is not 32 bytes"))
+            .map_err(|_| anyhow::anyhow!("genesis hash is not 32 bytes"))?;
+        let salt = self
+            .read("ChainSalt", datdot::storage().datdot().chain_salt(), ())
+            .await?;
+        Ok(datdot_protocol::identity::chain_id(&genesis, &salt))
     }
 
     /// An error if the node now serves another chain than the one we connected to.
@@ -271,6 +284,11 @@ impl ChainClient {
         call: &Call,
         signer: &Keypair,
     ) -> Result<subxt::extrinsics::ExtrinsicEvents<SubstrateConfig>> {
+        // Never sign for a chain we did not connect to: a dev chain started again may
+        // accept the old chain's transactions (chopsticks gives every dev chain the same
+        // genesis hash, which is what a transaction signs), and everything we built for
+        // the old one (sessions, reports) names the old chain id.
+        self.ensure_same_chain().await?;
         let mut attempt = 1;
         let progress = loop {
             let res = tokio::time::timeout(FINALIZE_WAIT, async {
@@ -290,12 +308,7 @@ impl ChainClient {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                     attempt += 1;
                 }
-                Err(e) => {
-                    // A reset chain refuses what we sign for the old one (its genesis
-                    // hash is in every signature): say so instead of "bad signature".
-                    self.ensure_same_chain().await?;
-                    return Err(e.context(format!("submitting {what}")));
-                }
+                Err(e) => return Err(e.context(format!("submitting {what}"))),
             }
         };
         let finalized = tokio::time::timeout(FINALIZE_WAIT, progress.wait_for_finalized_success())

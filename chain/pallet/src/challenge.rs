@@ -17,15 +17,16 @@ use crate::settle::{self, HosterAction};
 use crate::types::*;
 
 impl<T: Config> Pallet<T> {
-    /// This chain's identity: its genesis hash (kept by `frame_system` forever; on a
-    /// real chain known from block 1, in `TestExternalities` the `[69; 32]` placeholder).
+    /// This chain's identity (`datdot_protocol::identity::chain_id`) from its genesis
+    /// hash — `BlockHash(0)`, which `frame_system` keeps forever (known from block 1; in
+    /// `TestExternalities` the `[69; 32]` placeholder) — and [`crate::ChainSalt`].
     pub fn chain_id() -> [u8; 32] {
         let h = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
-        let mut id = [0; 32];
+        let mut genesis = [0; 32];
         let bytes = h.as_ref();
         let n = bytes.len().min(32);
-        id[..n].copy_from_slice(&bytes[..n]);
-        id
+        genesis[..n].copy_from_slice(&bytes[..n]);
+        datdot_protocol::identity::chain_id(&genesis, &crate::ChainSalt::<T>::get())
     }
 
     pub(crate) fn do_submit_report(

@@ -30,8 +30,9 @@
 //!   summaries; liars are bounded by the median and flagged as outliers.
 //!
 //! ## Chain identity and session ids
-//! The chain's identity is its genesis hash ([`Pallet::chain_id`]); the dev chain's
-//! genesis carries a random [`ChainSalt`], so a reset dev chain is a new chain. The coin
+//! The chain's identity is `BLAKE2b-256("datdot/v1/chain" || genesis hash || ChainSalt)`
+//! ([`Pallet::chain_id`]); the dev chain's genesis carries a random [`ChainSalt`], so a
+//! reset dev chain is a new chain. The coin
 //! flip of challenge `id` runs in session
 //! `BLAKE2b-256("datdot/v1/session" || genesis hash || id as u64 LE)` ([`session_id`]);
 //! fraud proofs and reveals name their session, which maps them back to the challenge,

@@ -295,7 +295,7 @@ pub fn receipts_for(hoster: u64, attestor: u64, sampled: &[u64]) -> Vec<SignedRe
     )]
 }
 
-/// The mock chain's identity (`frame_system`'s genesis placeholder hash).
+/// The mock chain's identity (from `frame_system`'s genesis placeholder hash).
 pub fn chain() -> [u8; 32] {
     Datdot::chain_id()
 }

@@ -1,8 +1,8 @@
 //! Replays across chains and dev-chain resets (issue 12, item 6). A reset dev chain
 //! starts its challenge ids from 0 again with the same keys, so before the chain's
 //! identity was part of what is signed, what a member or hoster signed on the old chain
-//! was evidence on the new one. The mock chain's identity is `[69; 32]`; `OLD` stands for
-//! the same chain before a reset (the dev chain's genesis salt makes it differ).
+//! was evidence on the new one. `OLD` stands for the same chain before a reset (the dev
+//! chain's genesis salt makes its identity differ).
 
 use datdot_protocol::codec;
 use datdot_protocol::coinflip::SignedCommit;

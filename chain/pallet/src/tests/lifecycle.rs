@@ -657,8 +657,16 @@ fn session_id_is_the_documented_hash() {
     assert_ne!(crate::session_id(&chain, 1), crate::session_id(&chain, 2));
     assert_ne!(crate::session_id(&chain, 1), crate::session_id(&[8; 32], 1));
     new_test_ext().execute_with(|| {
-        assert_eq!(crate::Pallet::<Test>::chain_id(), [69; 32]);
-        assert_eq!(session_id(id), crate::session_id(&[69; 32], id));
+        // The mock genesis: `frame_system`'s `[69; 32]` placeholder hash, a zero salt.
+        let mock = datdot_protocol::identity::chain_id(&[69; 32], &[0; 32]);
+        assert_eq!(crate::Pallet::<Test>::chain_id(), mock);
+        assert_eq!(session_id(id), crate::session_id(&mock, id));
+        crate::ChainSalt::<Test>::put([1; 32]);
+        assert_ne!(
+            crate::Pallet::<Test>::chain_id(),
+            mock,
+            "the salt is part of it"
+        );
     });
 }
 
