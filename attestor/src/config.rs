@@ -17,8 +17,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Prometheus `/metrics` endpoint (default `127.0.0.1:9300`).
     pub metrics: SocketAddr,
-    /// Blocks sampled per audit (default 32; every committee member must use the same
-    /// value for members to check each other's samples).
+    /// Blocks sampled per audit (default 32). With a chain, its `AuditSamples` constant
+    /// replaces it: the chain refuses a report that sampled another number of blocks.
     pub samples: u32,
     /// Block requests in flight during an audit, like an ordinary reader (default 16).
     pub window: usize,
@@ -199,7 +199,7 @@ impl Config {
              listen = \"{}\"\n\
              # Prometheus metrics endpoint (GET /metrics).\n\
              metrics = \"{}\"\n\
-             # Blocks sampled per audit (the whole committee must use the same value).\n\
+             # Blocks sampled per audit (with a chain, the chain's AuditSamples is used).\n\
              samples = {}\n\
              # Block requests in flight during an audit.\n\
              window = {}\n\

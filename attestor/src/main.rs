@@ -133,7 +133,7 @@ enum Cmd {
         /// Requests in flight (default: the config's window).
         #[arg(long)]
         window: Option<usize>,
-        /// The chain the hoster signs receipts for (genesis hash, hex; default zeros: a
+        /// The chain the hoster signs receipts for (its chain id, hex; default zeros: a
         /// hoster without a chain). Receipts for another chain are counted as bad.
         #[arg(long)]
         chain: Option<String>,
@@ -364,6 +364,16 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             let chain = node::connect_patiently(&chain_cfg.url, &counters.chain_errors).await?;
             // Records are the chain's: a reset dev chain (new genesis) starts afresh.
             let state = State::open(&state_path, &chain.chain_id())?;
+            // The chain says how many blocks an audit samples (it refuses other counts).
+            let samples = chain.audit_samples().await?;
+            if samples != config.samples {
+                tracing::info!(
+                    config = config.samples,
+                    chain = samples,
+                    "the chain's AuditSamples overrides `samples`"
+                );
+                config.samples = samples;
+            }
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(

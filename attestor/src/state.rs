@@ -1,7 +1,7 @@
 //! What the attestor must remember across a restart to still report a challenge: the
 //! challenge's window, the coin flip's result, the signed report once built, whether
 //! it was accepted, and our own signed reveals (to answer a withholding accusation).
-//! One redb table per chain, `challenges/<genesis hash hex>`: challenge id → a JSON record
+//! One redb table per chain, `challenges/<chain id hex>`: challenge id → a JSON record
 //! (≤ [`MAX_RECORD`] bytes), written in its own transaction at each step (redb commits
 //! are durable). Challenge ids repeat on a reset dev chain, so records are keyed by the
 //! chain's identity too: a record of the old chain is never applied to the new one's
@@ -103,7 +103,7 @@ pub struct State {
 }
 
 impl State {
-    /// Open (or create) the state file, for the records of `chain` (its genesis hash).
+    /// Open (or create) the state file, for the records of `chain` (its chain id).
     pub fn open(path: &Path, chain: &[u8; 32]) -> anyhow::Result<Self> {
         let db =
             Database::create(path).with_context(|| format!("opening state {}", path.display()))?;

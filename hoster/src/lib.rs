@@ -160,7 +160,7 @@ pub async fn run(
     Ok(())
 }
 
-/// The identity (genesis hash) of the chain this hoster last connected to, 64 hex.
+/// The id (`datdot_protocol::identity::chain_id`) of the chain this hoster last connected to, 64 hex.
 pub const CHAIN_ID_FILE: &str = "chain-id";
 
 /// The chain id saved in `dir`, or zeros (no chain yet, or an unreadable file).

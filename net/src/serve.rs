@@ -115,7 +115,7 @@ pub struct Counters {
 pub struct ServeConfig {
     /// The hoster's signing identity (receipts).
     pub signer: Arc<Keypair>,
-    /// The chain receipts are signed for (its genesis hash; zeros for a hoster without
+    /// The chain receipts are signed for (its chain id; zeros for a hoster without
     /// one, which no chain accepts as evidence), read when a channel opens.
     pub chain: tokio::sync::watch::Receiver<ChainId>,
     /// Blocks per receipt (SPEC default 100).

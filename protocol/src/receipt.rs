@@ -1,7 +1,7 @@
 //! Receipts: the hoster's signed statement of what it served on a connection
 //! (SPEC §3.6).
 //!
-//! A receipt names the chain the hoster serves for (its genesis hash), the feed, the
+//! A receipt names the chain the hoster serves for (its chain id), the feed, the
 //! connection's remote Noise key (so it cannot be
 //! replayed to another reader), a per-connection sequence number, and the block
 //! indices with their Hypercore leaf hashes (`BLAKE2b-256(0x00 || u64_le(len) || data)`).
@@ -29,7 +29,7 @@ pub struct ReceiptEntry {
 /// A hoster-signed receipt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedReceipt {
-    /// The chain the hoster serves for (genesis hash; zeros for a hoster without one).
+    /// The chain the hoster serves for ([`ChainId`]; zeros for a hoster without one).
     pub chain: ChainId,
     /// The hoster's signing key.
     pub hoster: PublicKey,

@@ -52,7 +52,7 @@ pub struct CoinFlipRecord {
 /// A report, signed by its attestor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// The chain the challenge is on (its genesis hash): a report for a dev chain before
+    /// The chain the challenge is on (its [`ChainId`]): a report for a dev chain before
     /// a reset, where challenge ids repeat, is refused by the new one.
     pub chain: ChainId,
     /// The chain's challenge id.

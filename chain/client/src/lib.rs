@@ -263,6 +263,15 @@ impl ChainClient {
         Ok(datdot_protocol::identity::chain_id(&genesis, &salt))
     }
 
+    /// Blocks every audit samples (the runtime constant `Datdot.AuditSamples`; the chain
+    /// refuses a conclusive report that sampled another number).
+    pub async fn audit_samples(&self) -> Result<u32> {
+        let at = self.at().await?;
+        at.constants()
+            .entry(datdot::constants().datdot().audit_samples())
+            .context("reading the AuditSamples constant")
+    }
+
     /// An error if the node now serves another chain than the one we connected to.
     async fn ensure_same_chain(&self) -> Result<()> {
         let now = self.served_chain_id().await?;

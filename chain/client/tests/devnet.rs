@@ -94,6 +94,8 @@ struct Flip<'a> {
     feed_length: u64,
     /// The chain the flip and the report are signed for.
     chain: [u8; 32],
+    /// Blocks an audit samples (the chain's `AuditSamples`).
+    samples: u32,
 }
 
 fn own_of(k: &ProtocolKey) -> [u8; 32] {
@@ -124,7 +126,7 @@ fn report(
             .collect(),
     };
     let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
-    let sampled = sample(&r, &own_of(me), flip.feed_length, 3);
+    let sampled = sample(&r, &own_of(me), flip.feed_length, flip.samples);
     // The hoster's receipt for them, on this member's audit connection.
     let entries = sampled
         .iter()
@@ -354,6 +356,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
             .context("challenge stored")?
             .feed_length,
         chain: chain.chain_id(),
+        samples: chain.audit_samples().await?,
     };
     // Refusals: too early, and a report signed by someone not on the committee.
     let (i0, first) = attestors

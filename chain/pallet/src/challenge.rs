@@ -67,6 +67,15 @@ impl<T: Config> Pallet<T> {
         // from `R` and the secret the report opens. A transcript that does not verify or
         // a sample that is not the scheduled one is refused; no transcript (the flip
         // failed), or one that leaves members out, is counted and judged at settlement.
+        // As many blocks as the chain asks for: a lazy member cannot audit one block
+        // (the right one for its `R` and secret) and be paid as for the full sample.
+        if report.metrics.conclusive() {
+            let k = u64::from(T::AuditSamples::get()).min(ch.feed_length);
+            ensure!(
+                report.sampled.len() as u64 == k,
+                Error::<T>::NotTheScheduledSample
+            );
+        }
         let session = session_id(&report.chain, id);
         let check = report
             .check_audit(&Ed25519Verifier, &session, &ch.keys, ch.feed_length)

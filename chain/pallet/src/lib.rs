@@ -34,7 +34,7 @@
 //! ([`Pallet::chain_id`]); the dev chain's genesis carries a random [`ChainSalt`], so a
 //! reset dev chain is a new chain. The coin
 //! flip of challenge `id` runs in session
-//! `BLAKE2b-256("datdot/v1/session" || genesis hash || id as u64 LE)` ([`session_id`]);
+//! `BLAKE2b-256("datdot/v1/session" || chain id || id as u64 LE)` ([`session_id`]);
 //! fraud proofs and reveals name their session, which maps them back to the challenge,
 //! and reports and receipts name the chain: evidence signed for another chain (or for
 //! this dev chain before a reset, where challenge ids repeat) is refused.
@@ -170,6 +170,10 @@ pub mod pallet {
         /// Blocks from a challenge's start to its end (the audit window).
         #[pallet::constant]
         type ChallengeDuration: Get<BlockNumberFor<Self>>;
+        /// Blocks every audit samples (at most the feed's length): attestors read it, and
+        /// a conclusive report that sampled another number of blocks is refused.
+        #[pallet::constant]
+        type AuditSamples: Get<u32>;
         /// Blocks after `end` in which reports (and reveals) are accepted.
         #[pallet::constant]
         type ReportWindow: Get<BlockNumberFor<Self>>;
@@ -221,7 +225,8 @@ pub mod pallet {
     }
 
     /// Set in genesis only (the dev chain draws it at random at every start), so that a
-    /// reset dev chain has a new genesis hash: a new chain identity.
+    /// reset dev chain has a new chain identity (chopsticks gives every dev chain the
+    /// same genesis hash, so the salt is what tells them apart).
     #[pallet::storage]
     pub type ChainSalt<T: Config> = StorageValue<_, [u8; 32], ValueQuery>;
 

@@ -59,6 +59,7 @@ impl pallet_datdot::Config for Test {
     type ChallengePeriod = ConstU64<20>;
     type ChallengeJitter = ChallengeJitter;
     type ChallengeDuration = ConstU64<5>;
+    type AuditSamples = ConstU32<SAMPLES>;
     type ReportWindow = ConstU64<5>;
     type FraudWindow = ConstU64<20>;
     type AttestorsPerChallenge = ConstU32<3>;

@@ -145,6 +145,7 @@ impl pallet_datdot::Config for Runtime {
     type ChallengePeriod = ConstU32<36>;
     type ChallengeJitter = ConstU32<5>;
     type ChallengeDuration = ConstU32<10>;
+    type AuditSamples = ConstU32<32>;
     type ReportWindow = ConstU32<20>;
     type FraudWindow = ConstU32<100>;
     // SPEC §3: X = 10 by default; fewer eligible attestors (≥ MinAttestors) are all drawn.

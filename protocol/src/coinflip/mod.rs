@@ -61,7 +61,7 @@ use crate::fraud::FraudProof; // for the doc links above
 pub const SESSION_CONTEXT: &[u8] = b"datdot/v1/session";
 
 /// The coin-flip session id of challenge `id` on `chain`:
-/// `BLAKE2b-256("datdot/v1/session" || genesis hash || id as u64 LE)` (the chain checks
+/// `BLAKE2b-256("datdot/v1/session" || chain id || id as u64 LE)` (the chain checks
 /// fraud proofs and published reveals against it). Every commit, reveal and
 /// confirmation signs its session, so none made for one chain (or for a dev chain before
 /// a reset, where challenge ids repeat) is evidence on another.

@@ -39,6 +39,27 @@ fn tied_to(t: &Transcript, who: u64, hoster: u64) -> Report {
     rep
 }
 
+/// A member that audits one block instead of the chain's `AuditSamples` — the right
+/// block for its `R` and secret, with the hoster's receipt for it — is refused (the old
+/// code took `k` from the report, so a one-block audit passed every check).
+#[test]
+fn a_one_block_audit_is_refused() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        run_to(7);
+        let t = transcript(0, &m);
+        let r = t.verify(&Ed25519Verifier).expect("a valid transcript");
+        let mut lazy = report_of(0, m[1], hoster);
+        lazy.sampled = sample(&r, &own_secret(0, m[1]), feed_length(), 1);
+        lazy.receipts = receipts_for(hoster, m[1], &lazy.sampled);
+        lazy.metrics.requests = 1;
+        lazy.metrics.ok_blocks = 1;
+        assert_noop!(send(0, m[1], lazy), Error::<Test>::NotTheScheduledSample);
+        assert_ok!(send(0, m[1], report_of(0, m[1], hoster)));
+    });
+}
+
 fn paid(who: u64) -> u64 {
     free(who) - (FUNDS - ATTESTOR_STAKE)
 }
