@@ -768,7 +768,14 @@ async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> 
     }
 }
 
-/// Until the deadline: answer withholding accusations against us with our signed
+/// The last block the chain takes an accused member's reveal: one report window (the
+/// blocks from `end` to the report deadline) after the report deadline.
+fn answer_deadline(job: &Job) -> u64 {
+    let deadline = u64::from(job.report_deadline);
+    deadline + deadline.saturating_sub(u64::from(job.end))
+}
+
+/// Until the answer deadline: answer withholding accusations against us with our signed
 /// reveal. (Fraud proofs were submitted as they were found.)
 async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::Result<()> {
     let block = Duration::from_millis(ctx.block_ms);
@@ -776,7 +783,7 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
     let mut answered: Vec<u32> = Vec::new();
     loop {
         let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
-        if head > u64::from(job.report_deadline) {
+        if head > answer_deadline(&job) {
             return Ok(());
         }
         let Some(ch) = ctx

@@ -530,7 +530,10 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             "crash after the {step}: attestor-5 kept its stake ({crashed_stake} -> {})",
             p.stake
         );
-        last_deadline = last_deadline.max(u64::from(notice.report_deadline));
+        // Accusations are judged the block after the answer window (one report window
+        // after the deadline) closes.
+        let window = u64::from(notice.report_deadline - notice.end);
+        last_deadline = last_deadline.max(u64::from(notice.report_deadline) + window + 1);
         eprintln!(
             "crash after the {step}: challenge {} settled {:?}, {} reports, accused in {accused} round(s), all answered",
             notice.challenge,

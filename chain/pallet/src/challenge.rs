@@ -146,8 +146,9 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Report window over: settle if the last report did not, judge accusations, and
-    /// keep the challenge for the fraud window.
+    /// Report window over: settle if the last report did not, give the accused one more
+    /// report window to publish their reveals, and keep the challenge for the fraud
+    /// window.
     pub(crate) fn close_challenge(now: BlockNumberFor<T>, id: ChallengeId) {
         let Some(mut ch) = Challenges::<T>::get(id) else {
             return;
@@ -155,6 +156,29 @@ impl<T: Config> Pallet<T> {
         if ch.verdict.is_none() {
             Self::settle(id, &mut ch);
         }
+        Challenges::<T>::insert(id, ch);
+        Self::schedule(
+            now.saturating_add(T::ReportWindow::get()),
+            AgendaTask::JudgeAccusations(id),
+        );
+        Self::schedule(
+            now.saturating_add(T::FraudWindow::get()),
+            AgendaTask::Prune(id),
+        );
+    }
+
+    /// The last block an accused member may publish its reveal: one report window
+    /// after the report deadline (an accusation made in the last report block still
+    /// leaves a whole window to answer it).
+    pub(crate) fn answer_deadline(ch: &ChallengeOf<T>) -> BlockNumberFor<T> {
+        ch.report_deadline.saturating_add(T::ReportWindow::get())
+    }
+
+    /// Answer window over: penalise every withholding accusation that stands.
+    pub(crate) fn judge_accusations(id: ChallengeId) {
+        let Some(ch) = Challenges::<T>::get(id) else {
+            return;
+        };
         let reports = ch.reports.len();
         for a in ch.accusations.iter() {
             if settle::accusation_stands(a.count, reports, a.cleared) {
@@ -168,11 +192,6 @@ impl<T: Config> Pallet<T> {
                 Self::adjust_score(&who, false);
             }
         }
-        Challenges::<T>::insert(id, ch);
-        Self::schedule(
-            now.saturating_add(T::FraudWindow::get()),
-            AgendaTask::Prune(id),
-        );
     }
 
     /// Judge, pay, penalise and record. Mutates `ch` (the caller stores it).
@@ -457,7 +476,7 @@ impl<T: Config> Pallet<T> {
     ) -> DispatchResult {
         let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
         let now = frame_system::Pallet::<T>::block_number();
-        ensure!(now <= ch.report_deadline, Error::<T>::TooLate);
+        ensure!(now <= Self::answer_deadline(&ch), Error::<T>::TooLate);
         let idx = ch
             .attestors
             .iter()

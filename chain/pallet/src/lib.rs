@@ -504,7 +504,7 @@ pub mod pallet {
         NotInCommittee,
         /// Reports are accepted from the challenge's end on.
         TooEarly,
-        /// The report deadline passed.
+        /// The report deadline (for a reveal: the answer deadline) passed.
         TooLate,
         /// This attestor already reported.
         AlreadyReported,
@@ -610,6 +610,10 @@ pub mod pallet {
                 "the costliest agenda task (and a block's stepping) fits the agenda's weight share"
             );
             let x = T::AttestorsPerChallenge::get();
+            assert!(
+                T::FraudWindow::get() > T::ReportWindow::get(),
+                "accusations are judged (ReportWindow after the deadline) before the challenge is pruned (FraudWindow after it)"
+            );
             assert!(T::MinAttestors::get() >= 1, "MinAttestors ≥ 1");
             assert!(
                 T::MinAttestors::get() <= x && x <= MAX_COMMITTEE,
@@ -741,8 +745,8 @@ pub mod pallet {
         }
 
         /// Publish one's signed coin-flip reveal (a `datdot_protocol::coinflip::Msg::Reveal`
-        /// in our wire encoding) before the report deadline, clearing withholding
-        /// accusations for that round.
+        /// in our wire encoding) until one report window after the report deadline,
+        /// clearing the withholding accusation for that round if it opens its commit.
         #[pallet::call_index(9)]
         #[pallet::weight(T::WeightInfo::publish_reveal())]
         pub fn publish_reveal(

@@ -640,6 +640,7 @@ impl<T: Config> Pallet<T> {
                 }
             }
             AgendaTask::Settle(id) => Self::close_challenge(now, id),
+            AgendaTask::JudgeAccusations(id) => Self::judge_accusations(id),
             AgendaTask::Prune(id) => Challenges::<T>::remove(id),
             AgendaTask::ConfirmTimeout(id) => {
                 let pending = Contracts::<T>::get(id)

@@ -501,4 +501,8 @@ pub enum AgendaTask {
     /// is uniform over the `left + 1` blocks and known to nobody before its block's
     /// randomness (the agenda, which anyone can read, says only "not before").
     ChallengeDraw(ContractId, u32),
+    /// Answer window over (one report window after the report deadline): judge the
+    /// withholding accusations, so that one made in the last report block can still be
+    /// answered.
+    JudgeAccusations(ChallengeId),
 }

@@ -231,13 +231,51 @@ fn a_withholder_cannot_clear_an_accusation_with_a_fresh_reveal() {
             Datdot::publish_reveal(RuntimeOrigin::signed(m[2]), 0, bytes),
             Error::<Test>::RevealDoesNotOpenTheCommit
         );
-        run_to(13);
+        run_to(18);
         assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
         assert!(events().contains(&Event::Penalised {
             who: m[2],
             amount: 40,
             reason: crate::PenaltyReason::Withholding
         }));
+    });
+}
+
+/// An accusation made in the last report block can still be answered: the accused has
+/// one more report window to publish the reveal that opens its commit. (The old code
+/// refused reveals, and judged accusations, from the block after the report deadline,
+/// so an honest member accused in the last block was penalised.)
+#[test]
+fn an_accusation_in_the_last_report_block_can_still_be_answered() {
+    new_test_ext().execute_with(|| {
+        let (_, hoster) = world(2);
+        let m = committee(0);
+        let deadline = Challenges::<Test>::get(0).expect("c").report_deadline;
+        run_to(7);
+        assert_ok!(send(0, m[2], report_of(0, m[2], hoster)));
+        run_to(deadline);
+        for a in &m[..2] {
+            let mut r = report_of(0, *a, hoster);
+            r.coinflip.round = 1;
+            r.coinflip.transcript = None;
+            r.coinflip.accused = vec![commit_of(0, m[2], 1, [4; 32])];
+            assert_ok!(send(0, *a, r));
+        }
+        run_to(deadline + 1);
+        let reveal = SignedReveal::sign(&kp(m[2]), session_id(0), 1, [4; 32]);
+        let bytes =
+            datdot_protocol::codec::to_bytes(&datdot_protocol::coinflip::Msg::Reveal(reveal))
+                .try_into()
+                .expect("small");
+        assert_ok!(Datdot::publish_reveal(
+            RuntimeOrigin::signed(m[2]),
+            0,
+            bytes
+        ));
+        run_to(deadline + 1 + 5);
+        assert_eq!(stake(m[2]), ATTESTOR_STAKE);
+        let penalised = |e: &Event<Test>| matches!(e, Event::Penalised { who, .. } if *who == m[2]);
+        assert!(!events().iter().any(penalised));
     });
 }
 
@@ -339,6 +377,8 @@ fn a_benched_withholder_leaves_the_others_paid_and_is_penalised() {
         assert_ok!(send(0, m[2], own));
         run_to(13);
         assert_eq!((paid(m[0]), paid(m[1]), paid(m[2])), (REWARD, REWARD, 0));
+        // Judged when the answer window (one report window) is over.
+        run_to(18);
         assert_eq!(stake(m[2]), ATTESTOR_STAKE - 40);
     });
 }

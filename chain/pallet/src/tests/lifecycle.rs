@@ -373,7 +373,7 @@ fn withholding_accusations_penalise_unless_the_reveal_is_published() {
                     reveal(0, m[2], 1)
                 ));
             }
-            run_to(13);
+            run_to(18);
             let penalised = stake(m[2]) < ATTESTOR_STAKE;
             assert_eq!(penalised, !publish_reveal);
             if penalised {
@@ -488,7 +488,8 @@ fn publish_reveal_errors() {
             who: m[0],
             round: 0
         }));
-        run_to(13);
+        // Reveals are taken until one report window after the deadline (12 + 5).
+        run_to(18);
         assert_noop!(
             Datdot::publish_reveal(RuntimeOrigin::signed(m[0]), 0, reveal(0, m[0], 1)),
             Error::<Test>::TooLate
