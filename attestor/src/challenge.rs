@@ -770,9 +770,13 @@ async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> 
 
 /// The last block the chain takes an accused member's reveal: one report window (the
 /// blocks from `end` to the report deadline) after the report deadline.
+pub(crate) fn answer_deadline_of(end: u32, report_deadline: u32) -> u64 {
+    let deadline = u64::from(report_deadline);
+    deadline + deadline.saturating_sub(u64::from(end))
+}
+
 fn answer_deadline(job: &Job) -> u64 {
-    let deadline = u64::from(job.report_deadline);
-    deadline + deadline.saturating_sub(u64::from(job.end))
+    answer_deadline_of(job.end, job.report_deadline)
 }
 
 /// Until the answer deadline: answer withholding accusations against us with our signed
