@@ -17,13 +17,22 @@ async fn fetch_all(
     srv: &Server,
     key: [u8; 32],
 ) -> Result<(hypercore::Hypercore, datdot_net::FetchReport), SessionError> {
+    fetch_for(srv, key, common::CHAIN).await
+}
+
+/// [`fetch_all`], expecting receipts signed for `chain`.
+async fn fetch_for(
+    srv: &Server,
+    key: [u8; 32],
+    chain: [u8; 32],
+) -> Result<(hypercore::Hypercore, datdot_net::FetchReport), SessionError> {
     let conn = dial(srv.addr, Expect::Key(srv.key), &test_limits())
         .await
         .unwrap();
     let core = reader(key).await;
     let opts = FetchOptions {
         hoster: Some(srv.signer.public()),
-        chain: Some(common::CHAIN),
+        chain: Some(chain),
         ..FetchOptions::default()
     };
     let report = fetch(conn, key, &core, &opts, &mut |_| {}).await?;
@@ -39,18 +48,7 @@ async fn receipts_for_another_chain_are_refused() {
     let feeds = Feeds::default();
     feeds.0.lock().unwrap().push((key, w.clone()));
     let srv = server(feeds, test_limits()).await;
-    let conn = dial(srv.addr, Expect::Key(srv.key), &test_limits())
-        .await
-        .unwrap();
-    let core = reader(key).await;
-    let opts = FetchOptions {
-        hoster: Some(srv.signer.public()),
-        chain: Some([0x44; 32]),
-        ..FetchOptions::default()
-    };
-    let err = fetch(conn, key, &core, &opts, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = fetch_for(&srv, key, [0x44; 32]).await.unwrap_err();
     assert!(err.to_string().contains("another chain"), "{err}");
 }
 

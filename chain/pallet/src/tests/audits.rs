@@ -60,6 +60,18 @@ fn a_one_block_audit_is_refused() {
     });
 }
 
+/// Members `accusers` report challenge 0 without a transcript, accusing `accused` of
+/// withholding in round 1 with its signed commit to `[4; 32]`.
+fn accuse_in_round_1(accusers: &[u64], accused: u64, hoster: u64) {
+    for a in accusers {
+        let mut r = report_of(0, *a, hoster);
+        r.coinflip.round = 1;
+        r.coinflip.transcript = None;
+        r.coinflip.accused = vec![commit_of(0, accused, 1, [4; 32])];
+        assert_ok!(send(0, *a, r));
+    }
+}
+
 fn paid(who: u64) -> u64 {
     free(who) - (FUNDS - ATTESTOR_STAKE)
 }
@@ -212,13 +224,7 @@ fn a_withholder_cannot_clear_an_accusation_with_a_fresh_reveal() {
         let m = committee(0);
         let session = session_id(0);
         run_to(7);
-        for a in &m[..2] {
-            let mut r = report_of(0, *a, hoster);
-            r.coinflip.round = 1;
-            r.coinflip.transcript = None;
-            r.coinflip.accused = vec![commit_of(0, m[2], 1, [4; 32])];
-            assert_ok!(send(0, *a, r));
-        }
+        accuse_in_round_1(&m[..2], m[2], hoster);
         let mut own = report_of(0, m[2], hoster);
         own.coinflip.transcript = None;
         assert_ok!(send(0, m[2], own));
@@ -254,13 +260,7 @@ fn an_accusation_in_the_last_report_block_can_still_be_answered() {
         run_to(7);
         assert_ok!(send(0, m[2], report_of(0, m[2], hoster)));
         run_to(deadline);
-        for a in &m[..2] {
-            let mut r = report_of(0, *a, hoster);
-            r.coinflip.round = 1;
-            r.coinflip.transcript = None;
-            r.coinflip.accused = vec![commit_of(0, m[2], 1, [4; 32])];
-            assert_ok!(send(0, *a, r));
-        }
+        accuse_in_round_1(&m[..2], m[2], hoster);
         run_to(deadline + 1);
         let reveal = SignedReveal::sign(&kp(m[2]), session_id(0), 1, [4; 32]);
         let bytes =
