@@ -383,8 +383,10 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
     // it signed before, and answers the withholding accusations of the peers that lost
     // it mid-round with the reveal that entropy gives: no fraud proof convicts it, no
     // accusation stands, it keeps its stake, and the hoster still passes. (With fresh
-    // entropy on restart, the old behaviour, a run of this test failed at the first step:
-    // attestor-5 was punished.)
+    // entropy on restart, the old behaviour, two runs of this test failed: at the commit
+    // step attestor-5 was punished for an equivocation, at the echo step it could not
+    // answer its accusation. Which step catches it depends on whether the peers are
+    // still in the crashed round when it is back.)
     let crashed = accounts[0];
     let crashed_stake = chain
         .participant(&crashed)
