@@ -280,13 +280,15 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let mut sf = saved.flip.clone().expect("set above");
     // A record from before own secrets (`R` agreed, no `own`): derive it from the stored
     // entropy, as the flip did.
-    if sf.own.is_none() && sf.result.is_some() {
-        let entropy = saved.entropy.as_deref().and_then(|h| hex::decode(h).ok());
-        if let Some(e) = entropy.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
-            let s =
-                coinflip::round_secret(&e, &challenge_session(&ctx.chain.chain_id(), id), sf.round);
-            sf.own = Some(hex::encode(s));
-        }
+    if sf.own.is_none()
+        && sf.result.is_some()
+        && let Some(e) = stored_entropy(&saved)
+    {
+        sf.own = Some(hex::encode(coinflip::round_secret(
+            &e,
+            &session_of(ctx, id),
+            sf.round,
+        )));
     }
 
     // 2. Schedule, audit, report.
@@ -468,7 +470,7 @@ async fn coin_flip(
         ctx.state.put(saved)?;
         return Ok(());
     }
-    let session_id = challenge_session(&ctx.chain.chain_id(), id);
+    let session_id = session_of(ctx, id);
     let cfg = coinflip::Config::within(session_id, f.committee.clone(), budget);
     let entropy = flip_entropy(ctx, saved)?;
     let cf = CoinFlip::new(
@@ -566,6 +568,16 @@ async fn coin_flip(
     Ok(())
 }
 
+/// The coin-flip session of challenge `id` on our chain.
+fn session_of(ctx: &Ctx, id: ChallengeId) -> coinflip::SessionId {
+    challenge_session(&ctx.chain.chain_id(), id)
+}
+
+/// The flip's entropy as stored before its first message, if any.
+fn stored_entropy(saved: &Saved) -> Option<[u8; 32]> {
+    hex::decode(saved.entropy.as_deref()?).ok()?.try_into().ok()
+}
+
 /// Our signed reveal of round `round`'s `x`, derived from the stored entropy (wire bytes
 /// of a `coinflip::Msg::Reveal`). A test-only withholder (feature `byzantine`) keeps
 /// what it withheld: the devnet shows the penalty.
@@ -574,11 +586,8 @@ fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<V
     if ctx.byzantine == Some(datdot_protocol::coinflip::byzantine::Behaviour::WithholdReveal) {
         return None;
     }
-    let entropy: [u8; 32] = hex::decode(saved.entropy.as_deref()?)
-        .ok()?
-        .try_into()
-        .ok()?;
-    let session = challenge_session(&ctx.chain.chain_id(), id);
+    let entropy = stored_entropy(saved)?;
+    let session = session_of(ctx, id);
     let x = coinflip::x_of(&coinflip::round_secret(&entropy, &session, round));
     let reveal = coinflip::SignedReveal::sign(&ctx.keypair, session, round, x);
     Some(to_bytes(&Msg::Reveal(reveal)))
@@ -587,12 +596,7 @@ fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<V
 /// This challenge's coin-flip entropy: the stored one after a restart, else fresh and
 /// stored (durably) before the machine exists, so before anything is signed or sent.
 fn flip_entropy(ctx: &Ctx, saved: &mut Saved) -> anyhow::Result<[u8; 32]> {
-    let stored = saved
-        .entropy
-        .as_deref()
-        .and_then(|h| hex::decode(h).ok())
-        .and_then(|v| <[u8; 32]>::try_from(v).ok());
-    if let Some(e) = stored {
+    if let Some(e) = stored_entropy(saved) {
         info!("coin flip: resuming with the stored entropy (the same commits as before)");
         return Ok(e);
     }
@@ -770,13 +774,9 @@ async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> 
 
 /// The last block the chain takes an accused member's reveal: one report window (the
 /// blocks from `end` to the report deadline) after the report deadline.
-pub(crate) fn answer_deadline_of(end: u32, report_deadline: u32) -> u64 {
+pub(crate) fn answer_deadline(end: u32, report_deadline: u32) -> u64 {
     let deadline = u64::from(report_deadline);
     deadline + deadline.saturating_sub(u64::from(end))
-}
-
-fn answer_deadline(job: &Job) -> u64 {
-    answer_deadline_of(job.end, job.report_deadline)
 }
 
 /// Until the answer deadline: answer withholding accusations against us with our signed
@@ -787,7 +787,7 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
     let mut answered: Vec<u32> = Vec::new();
     loop {
         let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
-        if head > answer_deadline(&job) {
+        if head > answer_deadline(job.end, job.report_deadline) {
             return Ok(());
         }
         let Some(ch) = ctx

@@ -54,8 +54,7 @@ pub async fn run(ctx: Arc<Ctx>, reg: Registration) -> anyhow::Result<()> {
         if u64::from(s.report_deadline) + KEEP_BLOCKS < head {
             ctx.state.remove(s.challenge)?;
         } else if u64::from(s.report_deadline) >= head
-            || (s.submitted
-                && crate::challenge::answer_deadline_of(s.end, s.report_deadline) >= head)
+            || (s.submitted && crate::challenge::answer_deadline(s.end, s.report_deadline) >= head)
         {
             // A submitted report still has accusations to answer until the answer
             // deadline.

@@ -29,6 +29,11 @@ impl<T: Config> Pallet<T> {
         datdot_protocol::identity::chain_id(&genesis, &crate::ChainSalt::<T>::get())
     }
 
+    /// The coin-flip session of challenge `id` on this chain.
+    fn session(id: ChallengeId) -> [u8; 32] {
+        session_id(&Self::chain_id(), id)
+    }
+
     pub(crate) fn do_submit_report(
         who: T::AccountId,
         id: ChallengeId,
@@ -63,10 +68,6 @@ impl<T: Config> Pallet<T> {
         report
             .verify(&Ed25519Verifier)
             .map_err(|_| Error::<T>::InvalidReport)?;
-        // Tied to the schedule: `R` from the committee's transcript, this member's sample
-        // from `R` and the secret the report opens. A transcript that does not verify or
-        // a sample that is not the scheduled one is refused; no transcript (the flip
-        // failed), or one that leaves members out, is counted and judged at settlement.
         // As many blocks as the chain asks for: a lazy member cannot audit one block
         // (the right one for its `R` and secret) and be paid as for the full sample.
         if report.metrics.conclusive() {
@@ -76,6 +77,10 @@ impl<T: Config> Pallet<T> {
                 Error::<T>::NotTheScheduledSample
             );
         }
+        // Tied to the schedule: `R` from the committee's transcript, this member's sample
+        // from `R` and the secret the report opens. A transcript that does not verify or
+        // a sample that is not the scheduled one is refused; no transcript (the flip
+        // failed), or one that leaves members out, is counted and judged at settlement.
         let session = session_id(&report.chain, id);
         let check = report
             .check_audit(&Ed25519Verifier, &session, &ch.keys, ch.feed_length)
@@ -391,10 +396,7 @@ impl<T: Config> Pallet<T> {
         let offender_key = verdict.offender.as_bytes();
         let offender = match verdict.scope {
             Scope::CoinFlip { session, .. } => {
-                ensure!(
-                    session == session_id(&Self::chain_id(), id),
-                    Error::<T>::WrongSession
-                );
+                ensure!(session == Self::session(id), Error::<T>::WrongSession);
                 let i = ch
                     .keys
                     .iter()
@@ -486,7 +488,7 @@ impl<T: Config> Pallet<T> {
             return Err(Error::<T>::MalformedReveal.into());
         };
         ensure!(
-            reveal.session == session_id(&Self::chain_id(), id),
+            reveal.session == Self::session(id),
             Error::<T>::WrongSession
         );
         ensure!(
