@@ -10,13 +10,13 @@
 //! audit the hoster at their secret times and report. One of them is killed (kill -9)
 //! right after its coin flip and restarted: it resumes from its state file and still
 //! reports. The test checks the outcome on chain: the challenge settled with three
-//! reports and a pass, each attestor whose report is tied to the flip was paid, and none
-//! lost stake. Then kill -9 at each step of a flip: one attestor aborts right after it
-//! first sent its commit, echo, reveal or confirmation (a test-only crash point), one
-//! challenge each, and is restarted: no fraud proof names it, it keeps its stake, the
-//! hoster passes. Then one attestor is restarted in
-//! the test-only equivocating mode (feature `byzantine`); on the next challenge the
-//! honest members prove it and submit the proof, and the chain slashes it.
+//! reports and a pass, each attestor whose report is tied to the flip and no outlier was
+//! paid, and none lost stake. Then kill -9 at each step of a flip: one attestor aborts
+//! right after it first sent its commit, echo, reveal or confirmation (a test-only crash
+//! point), one challenge each, and is restarted: no fraud proof names it, it keeps its
+//! stake, the hoster passes. Then one attestor is restarted in the test-only equivocating
+//! mode (feature `byzantine`); on the next challenge the honest members prove it and
+//! submit the proof, and the chain slashes it.
 #![cfg(feature = "byzantine")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,11 +29,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
     AccountId32, ChainClient, ContractState, Event, PlanTerms, SlaTerms, UNIT, Verdict, account,
-    endpoint, keys,
+    endpoint, keys, summary,
 };
 use datdot_hoster::{ChainConfig as HosterChain, Config as HosterConfig};
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{Keypair, Signature};
+use datdot_protocol::metrics::{aggregate, outliers};
 use datdot_protocol::tree::build;
 use datdot_testkit::{BlockMode, DevChain, metric, scrape};
 use ed25519_dalek::{Signer, SigningKey};
@@ -334,9 +335,19 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             "plausible metrics"
         );
     }
-    // Each attestor whose report is tied to the committee's flip was paid its reward.
-    // (On an overloaded CI host the 3-member flip can time out: then every member
-    // audited with a private R, its report counts but is not paid.) Nobody lost stake.
+    // Each attestor whose report is tied to the committee's flip and is no outlier was
+    // paid its reward. (On an overloaded CI host the 3-member flip can time out: then
+    // every member audited with a private R, its report counts but is not paid. And a
+    // starved audit can measure a throughput 4× off the median: the chain's outlier rule,
+    // recomputed here with the same function, then withholds the reward, as it should.)
+    // Nobody lost stake.
+    let summaries: Vec<_> = settled.reports.0.iter().map(|(_, m)| summary(m)).collect();
+    let median = aggregate(&summaries).context("reports")?;
+    let flagged = outliers(
+        &summaries,
+        &median,
+        chain.outlier_tolerance_percent().await?,
+    );
     for (a, (b, stake)) in accounts.iter().zip(&before) {
         let now = chain.free_balance(a).await?;
         let index = settled.attestors.0.iter().position(|x| x == a);
@@ -345,9 +356,20 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
             .0
             .iter()
             .any(|(i, _)| Some(usize::from(*i)) == index);
+        let outlier = settled
+            .reports
+            .0
+            .iter()
+            .zip(&flagged)
+            .any(|((i, _), o)| *o && Some(usize::from(*i)) == index);
+        if outlier {
+            eprintln!("attestor {a}: its report is an outlier, not paid");
+        }
         ensure!(
-            untied || now > *b,
-            "attestor {a}, its report tied, was paid ({b} -> {now})"
+            untied || outlier || now > *b,
+            "attestor {a}, its report tied and no outlier, was not paid ({b} -> {now}); \
+             reports {:?}, median {median:?}",
+            settled.reports.0
         );
         let p = chain.participant(a).await?.context("registered")?;
         ensure!(

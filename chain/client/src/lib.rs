@@ -272,6 +272,17 @@ impl ChainClient {
             .context("reading the AuditSamples constant")
     }
 
+    /// How far (percent) a report's availability may stray from the committee's median
+    /// before settlement flags it an outlier (the runtime constant
+    /// `Datdot.OutlierTolerancePercent`, the `tolerance_percent` of
+    /// `datdot_protocol::metrics::outliers`).
+    pub async fn outlier_tolerance_percent(&self) -> Result<u32> {
+        let at = self.at().await?;
+        at.constants()
+            .entry(datdot::constants().datdot().outlier_tolerance_percent())
+            .context("reading the OutlierTolerancePercent constant")
+    }
+
     /// An error if the node now serves another chain than the one we connected to.
     async fn ensure_same_chain(&self) -> Result<()> {
         let now = self.served_chain_id().await?;
