@@ -174,6 +174,13 @@ pub mod pallet {
         /// a conclusive report that sampled another number of blocks is refused.
         #[pallet::constant]
         type AuditSamples: Get<u32>;
+        /// Most blocks a published feed may have: hosters fetch and store every block
+        /// of a feed they are assigned, so the chain refuses what no hoster should take.
+        #[pallet::constant]
+        type MaxFeedLength: Get<u64>;
+        /// Most bytes (the signed tree's total size) a published feed may have.
+        #[pallet::constant]
+        type MaxFeedBytes: Get<u64>;
         /// Blocks after `end` in which reports (and reveals) are accepted.
         #[pallet::constant]
         type ReportWindow: Get<BlockNumberFor<Self>>;
@@ -567,6 +574,9 @@ pub mod pallet {
         /// The report or receipt was signed for another chain (or for this dev chain
         /// before a reset).
         WrongChain,
+        /// The signed tree has more blocks than `MaxFeedLength` or more bytes than
+        /// `MaxFeedBytes`.
+        FeedTooLarge,
     }
 
     #[pallet::genesis_config]

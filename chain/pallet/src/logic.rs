@@ -290,6 +290,15 @@ impl<T: Config> Pallet<T> {
         let tree_hash = root
             .verify(&feed_key)
             .map_err(|_| Error::<T>::RootNotSigned)?;
+        let bytes = root
+            .roots
+            .iter()
+            .try_fold(0u64, |sum, r| sum.checked_add(r.size));
+        ensure!(
+            root.length <= T::MaxFeedLength::get()
+                && bytes.is_some_and(|b| b <= T::MaxFeedBytes::get()),
+            Error::<T>::FeedTooLarge
+        );
         let escrow = settle::plan_escrow(
             plan.replicas,
             plan.periods,

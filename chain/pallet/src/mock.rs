@@ -60,6 +60,9 @@ impl pallet_datdot::Config for Test {
     type ChallengeJitter = ChallengeJitter;
     type ChallengeDuration = ConstU64<5>;
     type AuditSamples = ConstU32<SAMPLES>;
+    // The test feed (64 blocks of 100 bytes) is exactly at both limits.
+    type MaxFeedLength = ConstU64<64>;
+    type MaxFeedBytes = ConstU64<6400>;
     type ReportWindow = ConstU64<5>;
     type FraudWindow = ConstU64<20>;
     type AttestorsPerChallenge = ConstU32<3>;
@@ -194,8 +197,23 @@ pub fn feed_sign(signer: &SigningKey, msg: &[u8; 80]) -> Signature {
 }
 
 pub fn signed_root_by(signer: &SigningKey) -> Vec<u8> {
-    let leaves = leaves();
-    let proof = build::block_proof(&leaves, 0, 0, |m| feed_sign(signer, m)).expect("block 0");
+    root_bytes(&leaves(), signer)
+}
+
+/// The test feed author's signed root over `blocks`, ready to publish.
+pub fn signed_root_of(blocks: &[Vec<u8>]) -> BoundedVec<u8, ConstU32<{ crate::MAX_ROOT_BYTES }>> {
+    let leaves: Vec<TreeNode> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| build::leaf(i as u64, b))
+        .collect();
+    root_bytes(&leaves, &feed_signing_key())
+        .try_into()
+        .expect("small")
+}
+
+fn root_bytes(leaves: &[TreeNode], signer: &SigningKey) -> Vec<u8> {
+    let proof = build::block_proof(leaves, 0, 0, |m| feed_sign(signer, m)).expect("block 0");
     let root: SignedTreeRoot = proof.root;
     let mut w = Writer::new();
     root.encode(&mut w);

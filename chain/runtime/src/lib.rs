@@ -146,6 +146,9 @@ impl pallet_datdot::Config for Runtime {
     type ChallengeJitter = ConstU32<5>;
     type ChallengeDuration = ConstU32<10>;
     type AuditSamples = ConstU32<32>;
+    // 2^24 blocks, 1 TiB: what one hoster can be asked to fetch and keep.
+    type MaxFeedLength = ConstU64<{ 1 << 24 }>;
+    type MaxFeedBytes = ConstU64<{ 1 << 40 }>;
     type ReportWindow = ConstU32<20>;
     type FraudWindow = ConstU32<100>;
     // SPEC §3: X = 10 by default; fewer eligible attestors (≥ MinAttestors) are all drawn.

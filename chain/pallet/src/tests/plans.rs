@@ -142,6 +142,14 @@ fn publish_errors() {
             go(feed_key(), trailing.try_into().expect("small"), plan(1, 1)),
             Error::<Test>::MalformedSignedRoot
         );
+        // A feed over MaxFeedLength (65 blocks) or MaxFeedBytes (64 × 101 bytes): no
+        // hoster is asked to fetch it.
+        for blocks in [vec![vec![1u8; 100]; 65], vec![vec![1u8; 101]; 64]] {
+            assert_noop!(
+                go(feed_key(), signed_root_of(&blocks), plan(1, 1)),
+                Error::<Test>::FeedTooLarge
+            );
+        }
         let other = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
         assert_noop!(
             go(
