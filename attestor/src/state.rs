@@ -107,6 +107,8 @@ impl State {
     pub fn open(path: &Path, chain: &[u8; 32]) -> anyhow::Result<Self> {
         let db =
             Database::create(path).with_context(|| format!("opening state {}", path.display()))?;
+        // Round secrets live here until the report reveals them.
+        datdot_node::keystore::owner_only(path)?;
         let st = State {
             db,
             table: format!("challenges/{}", hex::encode(chain)),
@@ -206,6 +208,9 @@ mod tests {
         let mut s = Saved::new(7, 10, 20, 40);
         {
             let st = State::open(&p, &[1; 32]).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "round secrets are the owner's only");
             st.put(&s).unwrap();
             st.update(7, |r| r.submitted = true).unwrap();
             st.put(&Saved::new(8, 1, 2, 3)).unwrap();

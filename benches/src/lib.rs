@@ -1,8 +1,12 @@
 //! Fixtures for datdot's criterion benches (`cargo bench -p datdot-benches`).
 //!
+//! [`hoster_proc`] runs a real `datdot-hoster` for the bench binaries.
+//!
 //! Feeds are built with `datdot_protocol::tree::build` (cross-checked against the
 //! `hypercore` crate in the protocol crate's tests), so benches need neither the
 //! `hypercore` crate nor a tokio runtime.
+
+pub mod hoster_proc;
 
 use datdot_protocol::identity::{PublicKey, Signature};
 use datdot_protocol::tree::{BlockProof, TreeNode, build};

@@ -89,6 +89,8 @@ impl LocalFeed {
             .build()
             .await
             .context("creating the feed")?;
+        // The oplog header holds the secret key: owner only.
+        datdot_node::keystore::owner_only(&core_dir)?;
         let blocks = size.div_ceil(BLOCK as u64);
         let mut rng = rand::rngs::OsRng;
         let mut done = 0u64;
@@ -123,6 +125,8 @@ impl LocalFeed {
             )
         })?;
         let key = secret.verifying_key().to_bytes();
+        // Feeds made before the oplog was restricted are repaired here.
+        datdot_node::keystore::owner_only(&dir.join(CORE_DIR))?;
         let core = store::open_core(&dir.join(CORE_DIR), &key).await?;
         Ok(LocalFeed {
             dir: dir.to_path_buf(),
@@ -187,6 +191,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(f.length(), 4);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let core = dir.path().join(CORE_DIR);
+        assert_eq!(mode(&core), 0o700);
+        assert_eq!(
+            mode(&core.join("oplog")),
+            0o600,
+            "the oplog holds the secret key"
+        );
         let key = f.key;
         drop(f);
         let f = LocalFeed::open(dir.path()).await.unwrap();

@@ -46,6 +46,15 @@ pub struct ChainConfig {
     /// an unspecified address such as `0.0.0.0`, which cannot be dialled).
     #[serde(default)]
     pub advertise: Option<SocketAddr>,
+    /// Most blocks of a feed this hoster fetches (default 2^24, the dev chain's
+    /// `MaxFeedLength`): an assignment of a longer feed is not fetched (the chain then
+    /// replaces this hoster), whatever the publisher signed.
+    #[serde(default = "default_max_feed_length")]
+    pub max_feed_length: u64,
+}
+
+fn default_max_feed_length() -> u64 {
+    1 << 24
 }
 
 fn default_stake() -> u64 {
@@ -65,6 +74,7 @@ impl ChainConfig {
             stake: default_stake(),
             capacity: default_capacity(),
             advertise: None,
+            max_feed_length: default_max_feed_length(),
         }
     }
 
@@ -88,8 +98,15 @@ impl ChainConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Concurrent connections (default 256).
+    /// Established sessions at once (default 256); past it a newcomer evicts the
+    /// least recently useful idle session.
     pub max_connections: usize,
+    /// Established sessions from one address (default 64).
+    pub max_connections_per_ip: usize,
+    /// Handshakes in progress at once (default 64; the oldest makes room).
+    pub max_handshakes: usize,
+    /// Handshakes in progress from one address (default 16).
+    pub max_handshakes_per_ip: usize,
     /// Largest frame in bytes (default 4 MiB).
     pub max_frame: usize,
     /// Messages queued from one peer before it counts as a flood (default 512).
@@ -109,6 +126,9 @@ impl Default for LimitsConfig {
         let l = Limits::default();
         LimitsConfig {
             max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+            max_handshakes: l.max_handshakes,
+            max_handshakes_per_ip: l.max_handshakes_per_ip,
             max_frame: l.max_frame,
             max_queued: l.max_queued,
             request_window: l.request_window,
@@ -137,6 +157,9 @@ impl Config {
         let c = &self.limits;
         Limits {
             max_connections: c.max_connections,
+            max_connections_per_ip: c.max_connections_per_ip,
+            max_handshakes: c.max_handshakes,
+            max_handshakes_per_ip: c.max_handshakes_per_ip,
             max_frame: c.max_frame,
             max_queued: c.max_queued,
             request_window: c.request_window,

@@ -238,6 +238,16 @@ async fn handle(ctx: &Ctx, a: &Assignment) -> anyhow::Result<()> {
         confirm_by = ?deadline,
         "assigned a feed"
     );
+    if feed.length > ctx.p.chain.max_feed_length {
+        warn!(
+            contract,
+            feed = c.feed,
+            length = feed.length,
+            max = ctx.p.chain.max_feed_length,
+            "feed longer than [chain] max_feed_length: not fetching it"
+        );
+        return Ok(());
+    }
     ensure_held(ctx, c.feed, key, feed.length, deadline).await?;
     let Some(deadline) = deadline else {
         info!(contract, "active contract; feed held and served");

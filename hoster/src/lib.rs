@@ -135,9 +135,13 @@ pub async fn run(
         let (store, cfg) = (store.clone(), cfg.clone());
         async move {
             let peer = conn.peer_addr();
+            // One line per session that was served data; the rest (failed or empty
+            // sessions, which any peer can cause) only within the peer-log budget.
             match serve(conn, store.as_ref(), &cfg).await {
-                Ok(s) => info!(%peer, blocks = s.blocks, bytes = s.bytes, receipts = s.receipts, "session ended"),
-                Err(e) => info!(%peer, "session ended: {e}"),
+                Ok(s) if s.blocks > 0 => info!(%peer, blocks = s.blocks, bytes = s.bytes, receipts = s.receipts, "session ended"),
+                Ok(_) if datdot_net::listen::peer_log_allowed() => info!(%peer, "session ended: nothing served"),
+                Err(e) if datdot_net::listen::peer_log_allowed() => info!(%peer, "session ended: {e}"),
+                _ => {}
             }
         }
     });

@@ -667,6 +667,11 @@ impl Run<'_> {
                 Some(Pending::Late { .. } | Pending::Leaf { .. }) | None => {}
             },
             Message::Extension(e) => match DatdotMsg::decode(&e) {
+                // A hoster signs at most one receipt per block served to us, plus the
+                // final one: more are counted bad unverified (bounded memory and CPU).
+                Ok(Some(DatdotMsg::Receipt(_))) if self.out.receipts.len() > self.served.len() => {
+                    self.out.bad_receipts = self.out.bad_receipts.saturating_add(1);
+                }
                 Ok(Some(DatdotMsg::Receipt(r))) => {
                     let seq = self.out.receipts.len() as u64;
                     let ok = r.verify_for(
@@ -681,14 +686,14 @@ impl Run<'_> {
                         Ok(()) => self.out.receipts.push(*r),
                         Err(e) => {
                             debug!(hoster = %self.target.addr, "bad receipt: {e}");
-                            self.out.bad_receipts += 1;
+                            self.out.bad_receipts = self.out.bad_receipts.saturating_add(1);
                         }
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
                     debug!(hoster = %self.target.addr, "bad extension: {e}");
-                    self.out.bad_receipts += 1;
+                    self.out.bad_receipts = self.out.bad_receipts.saturating_add(1);
                 }
             },
             _ => {}

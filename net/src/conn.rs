@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::error::ConnectError;
 use crate::frame::{FrameShared, Framed};
+use crate::guard::GuardedCipher;
 use crate::identity::{NoiseIdentity, hex};
 use crate::limits::Limits;
 
@@ -55,6 +56,11 @@ impl Connection {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
     }
+    /// The replication protocol, for a replication loop of the caller's own (and the
+    /// hostile-peer tests). Events that came with the handshake are lost.
+    pub fn into_protocol(self) -> Protocol {
+        self.protocol
+    }
     /// Bytes read from / written to the socket so far.
     pub fn bytes(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -65,12 +71,13 @@ impl Connection {
     }
 }
 
-fn framed(tcp: TcpStream, limits: &Limits) -> (Framed, Arc<FrameShared>) {
+/// Our framing over `tcp`, taking frames of at most `max_frame` after the handshake.
+fn framed(tcp: TcpStream, limits: &Limits, max_frame: usize) -> (Framed, Arc<FrameShared>) {
     let shared = Arc::new(FrameShared::default());
     let f = Framed::new(
         tcp,
         shared.clone(),
-        limits.max_frame,
+        max_frame,
         limits.frames_per_poll,
         limits.max_unsent,
     );
@@ -89,7 +96,10 @@ async fn finish_handshake(
         loop {
             tokio::select! {
                 ev = protocol.next() => match ev {
-                    Some(Ok(Event::Handshake(remote))) => return Ok(remote),
+                    Some(Ok(Event::Handshake(remote))) => {
+                        shared.established.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(remote);
+                    }
                     Some(Ok(ev)) => {
                         if early.len() >= limits.max_channels {
                             return Err(ConnectError::Handshake("too many events before the handshake finished".into()));
@@ -124,18 +134,44 @@ pub async fn dial(
     expect: Expect,
     limits: &Limits,
 ) -> Result<Connection, ConnectError> {
-    let tcp = tokio::time::timeout(limits.handshake_timeout, TcpStream::connect(addr))
+    dial_from(None, addr, expect, limits).await
+}
+
+/// [`dial`] from local address `from` (any port), if given: a multi-homed node's
+/// chosen source address, or a test's 127.0.0.0/8 address.
+pub async fn dial_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    expect: Expect,
+    limits: &Limits,
+) -> Result<Connection, ConnectError> {
+    let tcp_err = |source| ConnectError::Tcp {
+        addr: addr.to_string(),
+        source,
+    };
+    let connect = async {
+        match from {
+            None => TcpStream::connect(addr).await,
+            Some(ip) => {
+                let socket = match ip {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await
+            }
+        }
+    };
+    let tcp = tokio::time::timeout(limits.handshake_timeout, connect)
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limits.handshake_timeout))?
-        .map_err(|source| ConnectError::Tcp {
-            addr: addr.to_string(),
-            source,
-        })?;
+        .map_err(tcp_err)?;
     let _ = tcp.set_nodelay(true);
-    let (io, shared) = framed(tcp, limits);
+    let (io, shared) = framed(tcp, limits, limits.max_frame);
     let cipher =
         Cipher::new_dht_init_with_pattern(Some(Box::new(io)), HandshakePattern::XX, None, &[])
             .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let cipher = GuardedCipher::new(cipher, shared.clone());
     let conn = finish_handshake(Protocol::new(Box::new(cipher)), shared, limits, addr).await?;
     if let Expect::Key(k) = expect
         && conn.remote_key != k
@@ -159,7 +195,7 @@ pub async fn accept(
         source,
     })?;
     let _ = tcp.set_nodelay(true);
-    let (io, shared) = framed(tcp, limits);
+    let (io, shared) = framed(tcp, limits, limits.max_request_frame);
     let cipher = Cipher::resp_from_private_with_pattern(
         Some(Box::new(io)),
         &identity.snow_keypair(),
@@ -167,5 +203,6 @@ pub async fn accept(
         &[],
     )
     .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let cipher = GuardedCipher::new(cipher, shared.clone());
     finish_handshake(Protocol::new(Box::new(cipher)), shared, limits, peer_addr).await
 }

@@ -30,6 +30,10 @@ pub enum FrameError {
     /// Socket error.
     #[error("socket error: {0}")]
     Io(io::ErrorKind),
+    /// A decrypted frame the decode guard refused (it could abort or panic the decoder,
+    /// or does not decode); see [`crate::guard`].
+    #[error("frame refused by the decode guard: {0}")]
+    Refused(crate::guard::GuardError),
 }
 
 impl FrameError {
@@ -37,7 +41,7 @@ impl FrameError {
     pub fn is_misbehaviour(&self) -> bool {
         matches!(
             self,
-            FrameError::Oversized { .. } | FrameError::Truncated { .. }
+            FrameError::Oversized { .. } | FrameError::Truncated { .. } | FrameError::Refused(_)
         )
     }
 }
@@ -104,7 +108,7 @@ pub enum SessionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Misbehaviour {
-    /// Framing violation (oversized or truncated frame).
+    /// Framing violation (oversized, truncated or refused frame).
     #[error("{0}")]
     Frame(FrameError),
     /// The protocol layer could not decode or decrypt what the peer sent.

@@ -22,6 +22,7 @@ use tracing::debug;
 use crate::conn::Connection;
 use crate::error::{FrameError, Misbehaviour, SessionError};
 use crate::ext::DatdotMsg;
+use crate::screen::{Asked, screen_answer};
 
 /// What to fetch and what to expect.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +44,8 @@ pub struct FetchOptions {
 pub enum Progress {
     /// The peer's feed length is known (after the verified upgrade).
     Length {
-        /// Blocks to fetch in this session.
+        /// At most this many blocks to fetch in this session (blocks held out of order
+        /// are skipped as they come up).
         todo: u64,
         /// Feed length.
         length: u64,
@@ -82,7 +84,7 @@ struct State<'a> {
     next_id: u64,
     upgrade_id: Option<u64>,
     in_flight: HashMap<u64, u64>,
-    todo: Vec<u64>,
+    todo: Todo,
     remote_length: Option<u64>,
     acked: bool,
     report: FetchReport,
@@ -169,7 +171,7 @@ pub async fn fetch(
         next_id: 1,
         upgrade_id: None,
         in_flight: HashMap::new(),
-        todo: Vec::new(),
+        todo: Todo::default(),
         remote_length: None,
         acked: false,
         report: FetchReport::default(),
@@ -243,6 +245,37 @@ pub async fn fetch(
     let _ = st.channel.close().await;
     st.report.length = st.core.info().length;
     Ok(st.report)
+}
+
+/// Blocks still to request: the listed ones (reversed, popped from the back), then
+/// `next..end`, produced one at a time (a feed's signed length may be huge; nothing is
+/// materialised per block). Blocks already held are skipped when popped.
+#[derive(Debug, Default)]
+struct Todo {
+    only: Vec<u64>,
+    next: u64,
+    end: u64,
+}
+
+impl Todo {
+    fn pop(&mut self) -> Option<u64> {
+        if let Some(i) = self.only.pop() {
+            return Some(i);
+        }
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.only.is_empty() && self.next >= self.end
+    }
+
+    /// At most this many blocks left.
+    fn len(&self) -> u64 {
+        self.only.len() as u64 + self.end.saturating_sub(self.next)
+    }
 }
 
 fn storage(e: hypercore::HypercoreError) -> SessionError {
@@ -339,7 +372,14 @@ impl State<'_> {
             }
             Message::Data(d) => {
                 if Some(d.request) == self.upgrade_id {
-                    let length = d.upgrade.as_ref().map(|u| u.start + u.length).unwrap_or(0);
+                    let length = d
+                        .upgrade
+                        .as_ref()
+                        .map(|u| u.start.saturating_add(u.length))
+                        .unwrap_or(0);
+                    if let Err(reason) = screen_answer(&d, Asked::Upgrade) {
+                        return Err(Misbehaviour::BadUpgrade { length, reason }.into());
+                    }
                     match self.core.verify_and_apply_proof(d.into_proof()).await {
                         Ok(true) => {}
                         Ok(false) => {
@@ -365,6 +405,9 @@ impl State<'_> {
                 let Some(index) = self.in_flight.remove(&d.request) else {
                     return Err(Misbehaviour::Unsolicited(d.request).into());
                 };
+                if let Err(reason) = screen_answer(&d, Asked::Block(index)) {
+                    return Err(Misbehaviour::BadBlock { index, reason }.into());
+                }
                 let Some(block) = d.block.as_ref() else {
                     return Err(Misbehaviour::BadBlock {
                         index,
@@ -372,13 +415,6 @@ impl State<'_> {
                     }
                     .into());
                 };
-                if block.index != index {
-                    return Err(Misbehaviour::BadBlock {
-                        index,
-                        reason: format!("answer carries block {} instead", block.index),
-                    }
-                    .into());
-                }
                 let hash = leaf_hash(&block.value);
                 let bytes = block.value.len() as u64;
                 match self.core.verify_and_apply_proof(d.into_proof()).await {
@@ -428,20 +464,30 @@ impl State<'_> {
 
     fn start(&mut self, length: u64, progress: &mut (dyn FnMut(Progress) + Send)) {
         self.remote_length = Some(length);
-        let mut todo: Vec<u64> = match &self.only {
-            Some(only) => only
-                .iter()
-                .copied()
-                .filter(|i| *i < length && !self.core.has(*i))
-                .collect(),
-            None => (0..length).filter(|i| !self.core.has(*i)).collect(),
+        self.todo = match &self.only {
+            Some(only) => {
+                let mut only: Vec<u64> = only
+                    .iter()
+                    .copied()
+                    .filter(|i| *i < length && !self.core.has(*i))
+                    .collect();
+                only.reverse(); // popped from the back: ascending order
+                Todo {
+                    only,
+                    ..Todo::default()
+                }
+            }
+            // Lazily: a signed length can be anything up to 2^62.
+            None => Todo {
+                only: Vec::new(),
+                next: self.core.info().contiguous_length.min(length),
+                end: length,
+            },
         };
-        todo.reverse(); // popped from the back: ascending order
         progress(Progress::Length {
-            todo: todo.len() as u64,
+            todo: self.todo.len(),
             length,
         });
-        self.todo = todo;
     }
 
     fn receipt(&mut self, r: SignedReceipt) -> Result<(), SessionError> {

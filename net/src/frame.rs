@@ -3,8 +3,11 @@
 //! `hypercore_handshake`'s `Cipher`, which panics (`todo!`) on any I/O error other than
 //! EOF / reset that its transport returns.
 //!
-//! Reading: frames larger than [`crate::Limits::max_frame`] are refused *before* any
-//! allocation; at most `frames_per_poll` frames are handed out per poll (then the task
+//! Reading: frames larger than [`crate::Limits::max_frame`] (before the handshake,
+//! [`HANDSHAKE_MAX_FRAME`]) are refused as soon as their length prefix is read. The read
+//! buffer grows only as bytes arrive (each read asks for at most as many bytes as are
+//! already buffered, and at least 64 KiB), so a claimed length costs nothing until its
+//! bytes come. At most `frames_per_poll` frames are handed out per poll (then the task
 //! yields), so a peer that floods cannot keep the protocol reading forever while the
 //! driver's queues grow. Empty frames (JS keep-alives) are skipped. Any error (EOF,
 //! oversized, I/O) is stored in [`FrameShared`] and the stream then stays pending: the
@@ -16,7 +19,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::{Sink, Stream};
@@ -28,6 +31,10 @@ use crate::error::FrameError;
 
 /// Largest length a `uint24le` prefix can carry.
 pub const MAX_UINT24: usize = (1 << 24) - 1;
+
+/// Largest frame accepted before the handshake is done (Noise XX messages with their
+/// payloads are under 300 bytes).
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
 
 /// State shared between the framing (owned by the cipher inside the protocol) and the
 /// connection driver.
@@ -41,10 +48,16 @@ pub struct FrameShared {
     pub written: AtomicU64,
     /// Bytes read from the socket so far.
     pub read: AtomicU64,
+    /// Set once the Noise handshake is done: until then frames are limited to
+    /// [`HANDSHAKE_MAX_FRAME`].
+    pub established: AtomicBool,
+    /// When the session last did useful work ([`crate::listen::clock_ms`]); the
+    /// listener evicts the least recently useful session when it is full.
+    pub useful_ms: AtomicU64,
 }
 
 impl FrameShared {
-    fn fail(&self, e: FrameError) {
+    pub(crate) fn fail(&self, e: FrameError) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(e);
@@ -126,11 +139,13 @@ impl Framed {
             }
             let len =
                 usize::from(avail[0]) | usize::from(avail[1]) << 8 | usize::from(avail[2]) << 16;
-            if len > self.max_frame {
-                return Err(FrameError::Oversized {
-                    len,
-                    max: self.max_frame,
-                });
+            let max = if self.shared.established.load(Ordering::Relaxed) {
+                self.max_frame
+            } else {
+                HANDSHAKE_MAX_FRAME.min(self.max_frame)
+            };
+            if len > max {
+                return Err(FrameError::Oversized { len, max });
             }
             if avail.len() < 3 + len {
                 return Ok(None);
@@ -198,12 +213,13 @@ impl Stream for Framed {
                 this.rstart = 0;
             }
             let old = this.rbuf.len();
-            // Never read far beyond the frame we are completing.
+            // The buffer grows only as bytes arrive (at most doubling per read), never
+            // to the size a length prefix claims.
             let want = if old >= 3 {
                 let len = usize::from(this.rbuf[0])
                     | usize::from(this.rbuf[1]) << 8
                     | usize::from(this.rbuf[2]) << 16;
-                (3 + len - old).max(READ_CHUNK)
+                (3 + len).saturating_sub(old).min(old).max(READ_CHUNK)
             } else {
                 READ_CHUNK
             };

@@ -18,18 +18,21 @@
 //! - Peer discovery (Hyperswarm DHT): peers come from the chain or the CLI.
 //! - Sparse bitfield / want bookkeeping beyond what a full-feed or sampled fetch needs.
 
+pub mod admit;
 pub mod audit;
 pub mod conn;
 pub mod error;
 pub mod ext;
 pub mod fetch;
 pub mod frame;
+pub mod guard;
 pub mod identity;
 pub mod limits;
 pub mod listen;
+pub mod screen;
 pub mod serve;
 
-pub use conn::{Connection, Expect, accept, dial};
+pub use conn::{Connection, Expect, accept, dial, dial_from};
 pub use error::{ConnectError, FrameError, Misbehaviour, SessionError};
 pub use fetch::{FetchOptions, FetchReport, Progress, fetch};
 pub use identity::NoiseIdentity;

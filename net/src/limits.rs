@@ -7,17 +7,34 @@ use crate::frame::MAX_UINT24;
 /// Limits of one node's transport. `Limits::default()` documents the defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Concurrent connections a listener serves (default 256); more are closed at once.
+    /// Established sessions a listener serves at once (default 256); past it a new
+    /// session evicts the least recently useful idle one or is refused
+    /// ([`crate::admit`]).
     pub max_connections: usize,
-    /// Largest frame accepted (default 4 MiB; a 64 KiB block with its proof is ~66 KiB).
+    /// Established sessions from one address (default 64).
+    pub max_connections_per_ip: usize,
+    /// Handshakes in progress at once (default 64); past it the oldest is cancelled.
+    pub max_handshakes: usize,
+    /// Handshakes in progress from one address (default 16).
+    pub max_handshakes_per_ip: usize,
+    /// A session without useful work for this long may be evicted (default 0.5 s; a
+    /// reader opens its channel within a round trip of the handshake).
+    pub evict_grace: Duration,
+    /// Largest frame a dialer accepts (default 4 MiB; a 64 KiB block with its proof is
+    /// ~66 KiB).
     pub max_frame: usize,
+    /// Largest frame a listener accepts from the peers that dialled it (default 64 KiB):
+    /// readers send requests, not blocks.
+    pub max_request_frame: usize,
     /// Frames read per poll of a connection before it yields (default 64).
     pub frames_per_poll: usize,
     /// Bytes waiting for the socket before sending applies backpressure (default 1 MiB).
     pub max_unsent: usize,
     /// The Noise handshake must finish within this (default 10 s).
     pub handshake_timeout: Duration,
-    /// A connection with nothing received for this long is closed (default 60 s).
+    /// A served session that did no useful work (a channel opened for a feed we serve,
+    /// a request answered with data) for this long is closed (default 60 s); other
+    /// messages do not reset it.
     pub idle_timeout: Duration,
     /// Messages queued from one peer and not yet handled; more is a flood (default 512).
     pub max_queued: usize,
@@ -33,7 +50,12 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 256,
+            max_connections_per_ip: 64,
+            max_handshakes: 64,
+            max_handshakes_per_ip: 16,
+            evict_grace: Duration::from_millis(500),
             max_frame: 4 << 20,
+            max_request_frame: 64 << 10,
             frames_per_poll: 64,
             max_unsent: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -47,10 +69,24 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The listener's admission bounds.
+    pub fn admit(&self) -> crate::admit::AdmitLimits {
+        crate::admit::AdmitLimits {
+            handshakes: self.max_handshakes,
+            handshakes_per_ip: self.max_handshakes_per_ip,
+            sessions: self.max_connections,
+            sessions_per_ip: self.max_connections_per_ip,
+            grace_ms: u64::try_from(self.evict_grace.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
     /// Check the limits are usable; returns them unchanged.
     pub fn validate(self) -> Result<Self, String> {
         let positive = [
             ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_handshakes", self.max_handshakes),
+            ("max_handshakes_per_ip", self.max_handshakes_per_ip),
             ("max_frame", self.max_frame),
             ("frames_per_poll", self.frames_per_poll),
             ("max_unsent", self.max_unsent),
@@ -68,6 +104,11 @@ impl Limits {
         }
         if self.max_frame < 128 * 1024 {
             return Err("max_frame must be >= 128 KiB (a 64 KiB block with its proof)".into());
+        }
+        if self.max_request_frame < crate::frame::HANDSHAKE_MAX_FRAME
+            || self.max_request_frame > self.max_frame
+        {
+            return Err("max_request_frame must be in [4 KiB, max_frame]".into());
         }
         if self.request_window >= self.max_queued {
             return Err("request_window must be < max_queued".into());

@@ -24,6 +24,7 @@ use crate::conn::Connection;
 use crate::error::{Misbehaviour, SessionError};
 use crate::ext::DatdotMsg;
 use crate::identity::hex_short;
+use crate::screen::{FeedView, screen_request};
 
 /// Where a server finds the feeds it offers.
 pub trait FeedSource: Send + Sync {
@@ -98,6 +99,9 @@ pub struct Counters {
     pub connections_open: AtomicU64,
     /// Connections refused (over the limit) or failed in the handshake.
     pub connections_refused: AtomicU64,
+    /// Connections cancelled by the admission policy to make room for a newcomer (a
+    /// pending handshake, or a session without useful work).
+    pub connections_evicted: AtomicU64,
     /// Blocks served.
     pub blocks_served: AtomicU64,
     /// Block bytes served.
@@ -162,6 +166,7 @@ pub async fn serve(
     let mut served: Vec<Served> = Vec::new();
     let mut inbox = SelectAll::new();
     let mut sum = ServeSummary::default();
+    let mut opened = 0usize;
     let mut enqueued: u64 = shared.written.load(Ordering::Relaxed);
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
@@ -178,12 +183,15 @@ pub async fn serve(
             biased;
             ev = async { match early_ev { Some(e) => Some(Ok(e)), None => protocol.next().await } } => match ev {
                 Some(Ok(Event::DiscoveryKey(dk))) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
-                    if served.len() >= limits.max_channels {
+                    // Every channel a peer opens (for a feed we serve or not) stays in
+                    // the protocol's channel map for the session: count them all.
+                    opened += 1;
+                    if served.len() >= limits.max_channels || opened > 2 * limits.max_channels {
                         break Err(Misbehaviour::TooManyChannels(limits.max_channels).into());
                     }
                     match feeds.find(&dk) {
                         Some((key, _)) => {
+                            useful(&shared, idle.as_mut(), limits.idle_timeout);
                             if let Err(e) = protocol.open(key).await {
                                 break Err(SessionError::Link(e.to_string()));
                             }
@@ -235,10 +243,14 @@ pub async fn serve(
                 None => break Ok(()),
             },
             Some((idx, msg)) = inbox.next(), if !backpressured => {
-                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
                 let s = &mut served[idx];
                 match handle(s, msg, cfg, &mut sum).await {
-                    Ok(n) => enqueued += n,
+                    Ok(Answer { queued, data }) => {
+                        enqueued += queued;
+                        if data {
+                            useful(&shared, idle.as_mut(), limits.idle_timeout);
+                        }
+                    }
                     Err(e) => break Err(e),
                 }
             }
@@ -265,7 +277,9 @@ pub async fn serve(
     match &result {
         Err(SessionError::PeerMisbehaved(m)) => {
             cfg.counters.peer_errors.fetch_add(1, Ordering::Relaxed);
-            warn!(peer = %hex_short(&remote), "dropping peer: {m}");
+            if crate::listen::peer_log_allowed() {
+                warn!(peer = %hex_short(&remote), "dropping peer: {m}");
+            }
         }
         Err(SessionError::Storage(e)) => {
             cfg.counters.local_errors.fetch_add(1, Ordering::Relaxed);
@@ -276,13 +290,35 @@ pub async fn serve(
     result.map(|()| sum)
 }
 
-/// Handle one message; returns a lower bound of the bytes it queued for sending.
+/// Useful work was done: reset the idle timer and tell the listener (which evicts the
+/// least recently useful session when full). Nothing else resets either.
+fn useful(
+    shared: &crate::frame::FrameShared,
+    idle: std::pin::Pin<&mut tokio::time::Sleep>,
+    timeout: std::time::Duration,
+) {
+    shared
+        .useful_ms
+        .store(crate::listen::clock_ms(), Ordering::Relaxed);
+    idle.reset(tokio::time::Instant::now() + timeout);
+}
+
+/// What handling one message did.
+#[derive(Debug, Default)]
+struct Answer {
+    /// A lower bound of the bytes it queued for sending.
+    queued: u64,
+    /// Whether it answered a request with data (useful work).
+    data: bool,
+}
+
+/// Handle one message.
 async fn handle(
     s: &mut Served,
     msg: Message,
     cfg: &ServeConfig,
     sum: &mut ServeSummary,
-) -> Result<u64, SessionError> {
+) -> Result<Answer, SessionError> {
     let link = |e: std::io::Error| SessionError::Link(e.to_string());
     match msg {
         Message::Synchronize(m) => {
@@ -301,7 +337,7 @@ async fn handle(
                     .await
                     .map_err(link)?;
             }
-            Ok(0)
+            Ok(Answer::default())
         }
         Message::Request(r) => serve_request(s, r, cfg, sum).await,
         Message::Extension(e) => match DatdotMsg::decode(&e).map_err(Misbehaviour::BadExtension)? {
@@ -314,11 +350,11 @@ async fn handle(
                     cfg.counters.receipts_sent.fetch_add(1, Ordering::Relaxed);
                     sum.receipts += 1;
                 }
-                Ok(0)
+                Ok(Answer::default())
             }
-            _ => Ok(0),
+            _ => Ok(Answer::default()),
         },
-        _ => Ok(0),
+        _ => Ok(Answer::default()),
     }
 }
 
@@ -327,16 +363,21 @@ async fn serve_request(
     r: Request,
     cfg: &ServeConfig,
     sum: &mut ServeSummary,
-) -> Result<u64, SessionError> {
+) -> Result<Answer, SessionError> {
     let link = |e: std::io::Error| SessionError::Link(e.to_string());
     let info = s.core.info();
-    let wanted = r.block.as_ref().map(|b| b.index);
-    if wanted.is_some_and(|i| !s.core.has(i)) || r.fork != info.fork {
+    let view = FeedView {
+        length: info.length,
+        byte_length: info.byte_length,
+        fork: info.fork,
+    };
+    if let Err(why) = screen_request(&r, view, |i| s.core.has(i)) {
+        debug!(request = r.id, "not answering {why:?}");
         s.channel
             .send(Message::NoData(NoData { request: r.id }))
             .await
             .map_err(link)?;
-        return Ok(0);
+        return Ok(Answer::default());
     }
     let proof = match s
         .core
@@ -354,7 +395,7 @@ async fn serve_request(
             .send(Message::NoData(NoData { request: r.id }))
             .await
             .map_err(link)?;
-        return Ok(0);
+        return Ok(Answer::default());
     };
     // A lower bound of the bytes this answer puts on the wire (block bytes and 32 per
     // proof node): `written` then always catches up with `enqueued`, so the estimate
@@ -390,5 +431,8 @@ async fn serve_request(
         cfg.counters.receipts_sent.fetch_add(1, Ordering::Relaxed);
         sum.receipts += 1;
     }
-    Ok(size)
+    Ok(Answer {
+        queued: size,
+        data: true,
+    })
 }

@@ -92,6 +92,29 @@ impl Keystore {
     }
 }
 
+/// Make `path` its owner's only: mode 0600 for a file, 0700 for a directory and 0600
+/// for every file directly in it (a Hypercore directory: its `oplog` header holds the
+/// author's secret key; an attestor's `state.redb` holds round secrets before they are
+/// revealed). Files that crates create with the default umask get this right after.
+pub fn owner_only(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let set = |p: &Path, mode: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {mode:o} {}", p.display()))
+    };
+    if !meta.is_dir() {
+        return set(path, 0o600);
+    }
+    set(path, 0o700)?;
+    for e in fs::read_dir(path)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            set(&e.path(), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +129,13 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // owner_only: a directory and the files in it.
+        let d = dir.path().join("core");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("oplog"), b"secret").unwrap();
+        owner_only(&d).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&d), mode(&d.join("oplog"))), (0o700, 0o600));
         let l = Keystore::load(&p, "x init").unwrap();
         assert_eq!((l.signing, l.noise), (k.signing, k.noise));
         assert!(k.create(&p, "hoster").is_err(), "never overwrites");

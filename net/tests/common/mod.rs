@@ -135,3 +135,31 @@ pub async fn server(feeds: Feeds, limits: Limits) -> Server {
         sessions: rx,
     }
 }
+
+/// A raw client of `addr`: the Noise handshake done by hand (`hypercore_handshake`'s
+/// `Cipher` over our framing), so a test can then send any plaintext frame. Returns the
+/// cipher and the framing's shared state.
+pub async fn raw_handshake(
+    addr: SocketAddr,
+) -> (
+    hypercore_handshake::Cipher,
+    Arc<datdot_net::frame::FrameShared>,
+) {
+    use futures::{SinkExt, StreamExt};
+    use hypercore_handshake::{Cipher, HandshakePattern};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let shared = Arc::new(datdot_net::frame::FrameShared::default());
+    let framed = datdot_net::frame::Framed::new(tcp, shared.clone(), 1 << 20, 64, 1 << 20);
+    let mut cipher =
+        Cipher::new_dht_init_with_pattern(Some(Box::new(framed)), HandshakePattern::XX, None, &[])
+            .unwrap();
+    for _ in 0..500 {
+        if cipher.ready() {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(20), cipher.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(20), cipher.next()).await;
+    }
+    assert!(cipher.ready(), "handshake with the server completes");
+    (cipher, shared)
+}
