@@ -123,14 +123,22 @@ impl Ctx {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        node::retry(&self.counters.chain_errors, what, f).await
+        node::retry_for(&self.counters.chain_errors, what, node::OUTAGE_PATIENCE, f).await
     }
 
-    /// Submit a fraud proof (one transaction at a time per account).
+    /// Submit a fraud proof (one transaction at a time per account), retried through a
+    /// chain outage; a refusal is final.
     pub async fn submit_fraud(&self, id: ChallengeId, proof: &FraudProof) {
         let bytes = to_bytes(proof);
-        let _g = self.submit.lock().await;
-        match self.chain.submit_fraud_proof(&self.signer, id, bytes).await {
+        let res = self
+            .retry("submitting a fraud proof", || async {
+                let _g = self.submit.lock().await;
+                self.chain
+                    .submit_fraud_proof(&self.signer, id, bytes.clone())
+                    .await
+            })
+            .await;
+        match res {
             Ok(()) => {
                 self.counters.fraud_accepted.fetch_add(1, Relaxed);
                 info!(challenge = id, kind = ?proof_kind(proof), "fraud proof accepted by the chain");
@@ -804,7 +812,6 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
             if Some(usize::from(acc.member)) != me || acc.cleared || answered.contains(&acc.round) {
                 continue;
             }
-            answered.push(acc.round);
             // The reveal we sent, or — for a round we committed in but never reached the
             // reveal of (a slow link, a partition) — the one our entropy gives: the flip
             // is over, and it opens the commit the accusers hold, so it clears us.
@@ -813,6 +820,7 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
                 None => match own_reveal(ctx, id, saved, acc.round) {
                     Some(b) => b,
                     None => {
+                        answered.push(acc.round);
                         warn!(
                             round = acc.round,
                             "accused of withholding, and no entropy to answer with"
@@ -821,16 +829,33 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
                     }
                 },
             };
-            let _g = ctx.submit.lock().await;
-            match ctx.chain.publish_reveal(&ctx.signer, id, bytes).await {
+            let res = {
+                let _g = ctx.submit.lock().await;
+                ctx.chain.publish_reveal(&ctx.signer, id, bytes).await
+            };
+            match res {
                 Ok(()) => {
+                    answered.push(acc.round);
                     ctx.counters.reveals_published.fetch_add(1, Relaxed);
                     info!(
                         round = acc.round,
                         "accused of withholding: our reveal is published"
                     );
                 }
-                Err(e) => warn!(round = acc.round, "publishing our reveal failed: {e:#}"),
+                // A refusal is final; anything else (the chain unreachable, the
+                // transaction dropped) is tried again next time round, until the answer
+                // deadline.
+                Err(e) if e.downcast_ref::<Rejected>().is_some() => {
+                    answered.push(acc.round);
+                    warn!(round = acc.round, "our reveal was refused: {e:#}");
+                }
+                Err(e) => {
+                    ctx.counters.chain_errors.fetch_add(1, Relaxed);
+                    warn!(
+                        round = acc.round,
+                        "publishing our reveal failed, retrying: {e:#}"
+                    );
+                }
             }
         }
         tokio::time::sleep(block * 2).await;

@@ -8,7 +8,9 @@
 //! Non-goals: mocks of any part; anything a shipped binary links.
 
 pub mod chain;
+pub mod proxy;
 pub mod wait;
 
 pub use chain::{BlockMode, DevChain};
+pub use proxy::Proxy;
 pub use wait::{metric, scrape, wait_for};

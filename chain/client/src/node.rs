@@ -36,7 +36,41 @@ pub async fn connect_patiently(url: &str, errors: &AtomicU64) -> anyhow::Result<
 
 /// Run `f` up to [`READ_ATTEMPTS`] times with backoff (0.5 s doubling to 8 s) unless it
 /// fails with a refusal; every failure is counted in `errors`.
-pub async fn retry<T, F, Fut>(errors: &AtomicU64, what: &str, mut f: F) -> anyhow::Result<T>
+pub async fn retry<T, F, Fut>(errors: &AtomicU64, what: &str, f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    retry_while(errors, what, |attempt| attempt < READ_ATTEMPTS, f).await
+}
+
+/// How long work with a deadline on chain (a challenge) keeps retrying a chain call
+/// through an outage: long past any deadline, which the caller checks against the head
+/// once the chain answers again.
+pub const OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
+
+/// [`retry`] for as long as `patience` (backoff 0.5 s doubling to 8 s): a chain RPC
+/// outage of minutes does not abandon the work.
+pub async fn retry_for<T, F, Fut>(
+    errors: &AtomicU64,
+    what: &str,
+    patience: Duration,
+    f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let start = std::time::Instant::now();
+    retry_while(errors, what, |_| start.elapsed() < patience, f).await
+}
+
+async fn retry_while<T, F, Fut>(
+    errors: &AtomicU64,
+    what: &str,
+    more: impl Fn(u32) -> bool,
+    mut f: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -46,7 +80,7 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < READ_ATTEMPTS && e.downcast_ref::<Rejected>().is_none() => {
+            Err(e) if more(attempt) && e.downcast_ref::<Rejected>().is_none() => {
                 errors.fetch_add(1, Relaxed);
                 warn!(attempt, "{what} failed, retrying in {delay:?}: {e:#}");
                 tokio::time::sleep(delay).await;

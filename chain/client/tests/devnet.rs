@@ -542,3 +542,80 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .context("submitting over a new client")?;
     Ok(())
 }
+
+/// Chain RPC outages of 60 s, on a fresh chain of its own (127.0.0.1:8732) behind a
+/// proxy the test cuts (open connections closed, new ones refused): a read, then a
+/// transaction, issued during an outage with [`node::retry_for`] and
+/// [`node::OUTAGE_PATIENCE`] (what the attestor's challenge work uses for every chain
+/// call) are answered once the proxy is restored, on the same client (the reconnecting
+/// RPC client finds the node again).
+#[tokio::test]
+#[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
+async fn a_60_s_chain_outage_is_ridden_out() -> Result<()> {
+    use datdot_chain_client::node;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let tmp = tempfile::tempdir()?;
+    let devnet = DevChain::start(tmp.path().join("chain"), 8732, BlockMode::Instant)?;
+    let proxy = Arc::new(datdot_testkit::Proxy::start(([127, 0, 0, 1], 8732).into()).await?);
+    let chain = ChainClient::connect(&format!("ws://{}", proxy.addr())).await?;
+    let before = chain.head().await?;
+    let errors = AtomicU64::new(0);
+    // Cut for 60 s; `restored` is set just before the proxy forwards again.
+    let outage = || {
+        proxy.cut();
+        let restored = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (proxy, restored) = (proxy.clone(), restored.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                restored.store(true, Ordering::SeqCst);
+                proxy.restore();
+            }
+        });
+        (restored, task)
+    };
+
+    let (restored, task) = outage();
+    let head = node::retry_for(&errors, "reading the head", node::OUTAGE_PATIENCE, || {
+        chain.head()
+    })
+    .await?;
+    ensure!(
+        restored.load(Ordering::SeqCst) && head >= before,
+        "the read is answered after the outage"
+    );
+    task.await?;
+
+    let attestor = keys::dev("attestor-4")?;
+    let (restored, task) = outage();
+    node::retry_for(&errors, "registering", node::OUTAGE_PATIENCE, || {
+        chain.register(
+            &attestor,
+            Role::Attestor,
+            50 * UNIT,
+            endpoint(
+                "127.0.0.1:4009",
+                noise_key(19),
+                *protocol_key(19).public().as_bytes(),
+            ),
+            0,
+        )
+    })
+    .await?;
+    ensure!(
+        restored.load(Ordering::SeqCst),
+        "the transaction lands after the outage"
+    );
+    task.await?;
+    ensure!(
+        chain.participant(&account(&attestor)).await?.is_some(),
+        "the registration is on chain"
+    );
+    eprintln!(
+        "two 60 s outages ridden out: {} failed calls retried",
+        errors.load(Ordering::Relaxed)
+    );
+    drop(devnet);
+    Ok(())
+}
