@@ -146,8 +146,20 @@ pub fn render(c: &Counters, s: &SwarmCounters) -> String {
     )
     .counter(
         "datdot_attestor_swarm_dropped_total",
-        "Committee messages dropped on a full queue.",
+        "Committee messages dropped on a full outbound queue.",
         s.dropped.load(Relaxed),
+    )
+    .metric(
+        "datdot_attestor_swarm_shed_total",
+        "counter",
+        "Committee connections and messages shed by a budget, by reason.",
+        &[
+            ("reason=\"pending_evicted\"", v(&s.pending_evicted)),
+            ("reason=\"pending_refused\"", v(&s.pending_refused)),
+            ("reason=\"early_dropped\"", v(&s.early_dropped)),
+            ("reason=\"inbox_dropped\"", v(&s.inbox_dropped)),
+            ("reason=\"fraud_dropped\"", v(&s.fraud_dropped)),
+        ],
     )
     .metric(
         "datdot_attestor_swarm_messages_total",
