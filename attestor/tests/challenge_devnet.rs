@@ -618,28 +618,40 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
         slashed == stake / 2,
         "FraudSlash is 50 %: {stake} -> {slashed}"
     );
-    let ch = chain
-        .challenge(notice.challenge)
-        .await?
-        .context("challenge kept")?;
-    ensure!(ch.punished.0.contains(&liar), "punished in this challenge");
-    // Who proved it, from the chain's own event (the honest members' logs may trail it).
-    let submitter = tokio::time::timeout(CHAIN_WAIT, async {
+    // Who proved it and in which challenge, from the chain's own event (the honest
+    // members' logs may trail it). That is this contract's challenge or — when the
+    // crash steps' contract (spare periods) draws one first after the liar's restart —
+    // that one: either way a challenge the liar sat in after it came back lying.
+    let (submitter, proven_in) = tokio::time::timeout(CHAIN_WAIT, async {
         while let Some(e) = events.recv().await {
             if let Event::FraudProven {
                 offender,
                 submitter,
+                challenge,
                 ..
             } = e.event
                 && offender == liar
             {
-                return Some(submitter);
+                return Some((submitter, challenge));
             }
         }
         None
     })
     .await?
     .context("event follower ended before FraudProven")?;
+    ensure!(
+        proven_in == notice.challenge
+            || chain
+                .challenge(proven_in)
+                .await?
+                .is_some_and(|c| c.contract == steps_contract),
+        "proven in this contract's challenge or a crash-steps one ({proven_in})"
+    );
+    let ch = chain
+        .challenge(proven_in)
+        .await?
+        .context("challenge kept")?;
+    ensure!(ch.punished.0.contains(&liar), "punished in that challenge");
     ensure!(
         submitter == accounts[0] || submitter == accounts[2],
         "an honest attestor's proof was the one accepted (submitter {submitter})"

@@ -95,12 +95,13 @@ pub const EARLY_PER_PEER: usize = 64;
 pub const EARLY_PER_SESSION: usize = 16;
 /// Accepted connections in the handshake at once.
 pub const PENDING_HANDSHAKES: usize = 32;
-/// Accepted connections in the handshake from one address.
-pub const PENDING_HANDSHAKES_PER_ADDR: usize = 4;
+/// Accepted connections in the handshake from one address (16: a committee of nodes
+/// on one host, as on a devnet, dials a member at once without cancelling its own).
+pub const PENDING_HANDSHAKES_PER_ADDR: usize = 16;
 /// Connections done with the handshake waiting for their key to become a member.
 pub const WAITING: usize = 32;
 /// Waiting connections from one address.
-pub const WAITING_PER_ADDR: usize = 4;
+pub const WAITING_PER_ADDR: usize = 16;
 /// A waiting connection may be evicted for a newer one after waiting this long.
 pub const WAITING_GRACE: Duration = Duration::from_millis(250);
 /// The handshake must finish within this.
