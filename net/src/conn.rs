@@ -203,6 +203,6 @@ pub async fn accept(
         &[],
     )
     .map_err(|e| ConnectError::Local(e.to_string()))?;
-    let cipher = GuardedCipher::new(cipher, shared.clone());
+    let cipher = GuardedCipher::limited(cipher, shared.clone(), limits.max_request_message);
     finish_handshake(Protocol::new(Box::new(cipher)), shared, limits, peer_addr).await
 }

@@ -64,6 +64,17 @@ const MAX_NODE_DEPTH_EXCLUSIVE: u32 = 62;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuardError {
+    /// One message is larger than this side takes ([`check_frame_limited`]): a
+    /// server's readers send requests, not blocks or large extension messages.
+    #[error("a message of {len} bytes at byte {at}, more than {max}")]
+    MessageTooLarge {
+        /// Its encoded size (type and body).
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// Where it starts.
+        at: usize,
+    },
     /// The frame ends inside a field (or a unit is shorter than the decoder requires).
     #[error("frame ends inside {what} at byte {at}")]
     Truncated {
@@ -158,12 +169,21 @@ pub enum GuardError {
 /// Check one decrypted frame; see the module docs for what is refused. Never panics,
 /// never allocates, runs in time linear in the frame.
 pub fn check_frame(plaintext: &[u8]) -> Result<(), GuardError> {
+    check_frame_limited(plaintext, usize::MAX)
+}
+
+/// [`check_frame`], and also refuse any one message (its type and body) larger than
+/// `max_message` bytes. A listener uses this: the decoded messages wait in the
+/// protocol's queues (counted in messages, [`crate::Limits::max_queued`]), so this
+/// bounds them in bytes.
+pub fn check_frame_limited(plaintext: &[u8], max_message: usize) -> Result<(), GuardError> {
     let mut w = Walker {
         r: Reader {
             buf: plaintext,
             pos: 0,
         },
         messages: 0,
+        max_message,
     };
     // `Vec<ChannelMessage>::vec_decode`: units until the frame is used up.
     while !w.r.is_empty() {
@@ -273,6 +293,7 @@ impl<'a> Reader<'a> {
 struct Walker<'a> {
     r: Reader<'a>,
     messages: usize,
+    max_message: usize,
 }
 
 impl Walker<'_> {
@@ -435,6 +456,14 @@ impl Walker<'_> {
             }
             typ => return Err(GuardError::UnknownType { typ, at }),
         }
+        let len = self.r.pos - at;
+        if len > self.max_message {
+            return Err(GuardError::MessageTooLarge {
+                len,
+                max: self.max_message,
+                at,
+            });
+        }
         Ok(())
     }
 }
@@ -514,15 +543,23 @@ pub struct GuardedCipher<C = Cipher> {
     inner: C,
     shared: Arc<FrameShared>,
     refused: bool,
+    max_message: usize,
 }
 
 impl<C> GuardedCipher<C> {
     /// Guard `inner`; refusals are recorded in `shared` (the connection's framing state).
     pub fn new(inner: C, shared: Arc<FrameShared>) -> Self {
+        Self::limited(inner, shared, usize::MAX)
+    }
+
+    /// [`GuardedCipher::new`] that also refuses messages over `max_message` bytes
+    /// ([`check_frame_limited`]).
+    pub fn limited(inner: C, shared: Arc<FrameShared>, max_message: usize) -> Self {
         GuardedCipher {
             inner,
             shared,
             refused: false,
+            max_message,
         }
     }
 
@@ -549,15 +586,19 @@ impl<C: CipherTrait> Stream for GuardedCipher<C> {
             return Poll::Pending;
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(CipherEvent::Message(frame))) => match check_frame(&frame) {
-                Ok(()) => Poll::Ready(Some(CipherEvent::Message(frame))),
-                Err(e) => {
-                    warn!(error = %e, len = frame.len(), "refused a frame from the peer");
-                    this.refused = true;
-                    this.shared.fail(FrameError::Refused(e));
-                    Poll::Pending
+            Poll::Ready(Some(CipherEvent::Message(frame))) => {
+                match check_frame_limited(&frame, this.max_message) {
+                    Ok(()) => Poll::Ready(Some(CipherEvent::Message(frame))),
+                    Err(e) => {
+                        if crate::listen::peer_log_allowed() {
+                            warn!(error = %e, len = frame.len(), "refused a frame from the peer");
+                        }
+                        this.refused = true;
+                        this.shared.fail(FrameError::Refused(e));
+                        Poll::Pending
+                    }
                 }
-            },
+            }
             other => other,
         }
     }

@@ -26,6 +26,10 @@ pub struct Limits {
     /// Largest frame a listener accepts from the peers that dialled it (default 64 KiB):
     /// readers send requests, not blocks.
     pub max_request_frame: usize,
+    /// Largest single message a listener accepts (default 8 KiB; a Hypercore bitfield
+    /// page is 4 KiB): the messages waiting in a session's queues are then at most
+    /// `(max_queued + frames_per_poll) × max_request_message` bytes.
+    pub max_request_message: usize,
     /// Frames read per poll of a connection before it yields (default 64).
     pub frames_per_poll: usize,
     /// Bytes waiting for the socket before sending applies backpressure (default 1 MiB).
@@ -56,6 +60,7 @@ impl Default for Limits {
             evict_grace: Duration::from_millis(500),
             max_frame: 4 << 20,
             max_request_frame: 64 << 10,
+            max_request_message: 8 << 10,
             frames_per_poll: 64,
             max_unsent: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -109,6 +114,9 @@ impl Limits {
             || self.max_request_frame > self.max_frame
         {
             return Err("max_request_frame must be in [4 KiB, max_frame]".into());
+        }
+        if self.max_request_message < 1024 || self.max_request_message > self.max_request_frame {
+            return Err("max_request_message must be in [1 KiB, max_request_frame]".into());
         }
         if self.request_window >= self.max_queued {
             return Err("request_window must be < max_queued".into());

@@ -257,3 +257,44 @@ async fn opening_channels_for_unknown_feeds_is_bounded() {
         4
     );
 }
+
+/// A listener takes no message over `max_request_message` (8 KiB): the messages a
+/// session has not handled yet are bounded in bytes, not only in count. A 32 KiB
+/// extension message ends the sender's session; the feed stays served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_to_a_listener_is_refused() {
+    use futures::SinkExt;
+    let w = writer(8, 1024, None).await;
+    let key = key_of(&w);
+    let feeds = Feeds::default();
+    feeds.0.lock().unwrap().push((key, w));
+    let mut srv = server(feeds, test_limits()).await;
+    let (mut cipher, _shared) = raw_handshake(srv.addr).await;
+    // Channel 1, Extension { name "x", message: 32 KiB } (compact-encoding lengths).
+    let body = 32 * 1024u16;
+    let mut frame = vec![1, 9, 1, b'x', 0xfd];
+    frame.extend_from_slice(&body.to_le_bytes());
+    frame.resize(frame.len() + usize::from(body), 7);
+    cipher.send(frame).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), srv.sessions.recv())
+        .await
+        .expect("the server ends the session")
+        .unwrap();
+    assert!(
+        matches!(
+            ended,
+            Err(SessionError::PeerMisbehaved(Misbehaviour::Frame(
+                datdot_net::FrameError::Refused(datdot_net::guard::GuardError::MessageTooLarge {
+                    max: 8192,
+                    ..
+                })
+            )))
+        ),
+        "{ended:?}"
+    );
+    drop(cipher);
+    assert_eq!(
+        honest_fetch(&srv, key, IpAddr::from([127, 0, 0, 1])).await,
+        8
+    );
+}
