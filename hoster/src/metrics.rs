@@ -51,6 +51,12 @@ pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
         c.connections_refused.load(Relaxed),
     );
     m(
+        "datdot_hoster_connections_evicted_total",
+        "counter",
+        "Pending handshakes or idle sessions cancelled to make room for a newcomer.",
+        c.connections_evicted.load(Relaxed),
+    );
+    m(
         "datdot_hoster_peer_errors_total",
         "counter",
         "Sessions ended because the peer misbehaved.",

@@ -2,10 +2,16 @@
 //! it holds, one driver future per connection, and signs a receipt every N blocks
 //! served and when the reader ends the session.
 //!
-//! Bounds: at most `max_channels` feeds per connection; at most `max_queued` messages
-//! from the peer waiting to be handled (more is a flood: the peer is dropped); while
-//! more than `max_unsent` bytes wait for the socket, no new request is handled (TCP
-//! backpressure reaches the reader instead of our memory growing).
+//! Every request is screened before the `hypercore` crate answers it
+//! ([`crate::screen`]); only useful work (a channel opened for a feed we serve, a
+//! request answered with data) resets the idle timer and counts for the listener's
+//! eviction policy ([`crate::admit`]).
+//!
+//! Bounds: at most `max_channels` feeds per connection (and `2 × max_channels` channel
+//! opens of any feed); at most `max_queued` messages from the peer waiting to be
+//! handled (more is a flood: the peer is dropped); while more than `max_unsent` bytes
+//! wait for the socket, no new request is handled (TCP backpressure reaches the reader
+//! instead of our memory growing).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
