@@ -57,6 +57,8 @@ impl Default for AdmitLimits {
 pub enum Refusal {
     /// Session budget full and every session did useful work within the grace period.
     SessionsBusy,
+    /// The connection was cancelled (to make room) while in its handshake.
+    Cancelled,
 }
 
 #[derive(Debug)]
@@ -157,7 +159,7 @@ impl Admission {
         last_useful: impl Fn(u64) -> u64,
     ) -> Result<Option<u64>, Refusal> {
         let Some(ip) = self.pending.get(&id).copied() else {
-            return Err(Refusal::SessionsBusy);
+            return Err(Refusal::Cancelled);
         };
         self.drop_pending(id);
         let mine = self.per_ip.get(&ip).map_or(0, |c| c.1);

@@ -22,7 +22,7 @@ use tracing::debug;
 use crate::conn::Connection;
 use crate::error::{FrameError, Misbehaviour, SessionError};
 use crate::ext::DatdotMsg;
-use crate::screen::{Asked, screen_answer};
+use crate::screen::{block_answer, upgrade_answer};
 
 /// What to fetch and what to expect.
 #[derive(Debug, Clone, Default)]
@@ -377,7 +377,7 @@ impl State<'_> {
                         .as_ref()
                         .map(|u| u.start.saturating_add(u.length))
                         .unwrap_or(0);
-                    if let Err(reason) = screen_answer(&d, Asked::Upgrade) {
+                    if let Err(reason) = upgrade_answer(&d) {
                         return Err(Misbehaviour::BadUpgrade { length, reason }.into());
                     }
                     match self.core.verify_and_apply_proof(d.into_proof()).await {
@@ -405,16 +405,8 @@ impl State<'_> {
                 let Some(index) = self.in_flight.remove(&d.request) else {
                     return Err(Misbehaviour::Unsolicited(d.request).into());
                 };
-                if let Err(reason) = screen_answer(&d, Asked::Block(index)) {
-                    return Err(Misbehaviour::BadBlock { index, reason }.into());
-                }
-                let Some(block) = d.block.as_ref() else {
-                    return Err(Misbehaviour::BadBlock {
-                        index,
-                        reason: "data message without the block".into(),
-                    }
-                    .into());
-                };
+                let block = block_answer(&d, index)
+                    .map_err(|reason| Misbehaviour::BadBlock { index, reason })?;
                 let hash = leaf_hash(&block.value);
                 let bytes = block.value.len() as u64;
                 match self.core.verify_and_apply_proof(d.into_proof()).await {

@@ -16,14 +16,15 @@
 //!   - an upgrade (`length ≥ 1`, `start + length ≤` feed length) alone or with one of
 //!     the above.
 //!
-//!   `property: no screened request panics create_proof` checks the rule against a
-//!   real core.
-//! - **Answers a reader applies** ([`screen_answer`]): an answer to a block request
-//!   carries exactly that block and nothing else; an answer to an upgrade request
-//!   carries an upgrade whose `start + length` does not overflow and nothing else. A
-//!   combined answer is refused before `Hypercore::verify_and_apply_proof` sees it.
+//!   `no_screened_request_panics_create_proof` checks the rule against a real core.
+//! - **Answers a reader applies** ([`block_answer`], [`upgrade_answer`]): an answer to
+//!   a block request carries exactly that block and nothing else; an answer to an
+//!   upgrade request carries an upgrade whose `start + length` does not overflow and
+//!   nothing else. A combined answer is refused before
+//!   `Hypercore::verify_and_apply_proof` sees it.
 
 use hypercore_protocol::schema::{Data, Request};
+use hypercore_schema::DataBlock;
 
 /// Largest `nodes` a request may name (a tree over 2^64 blocks has 64 levels).
 pub const MAX_NODES: u64 = 64;
@@ -112,46 +113,37 @@ fn node_below(index: u64, length: u64) -> bool {
         .is_some_and(|right| right / 2 < length)
 }
 
-/// What a reader asked for with the request an answer names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Asked {
-    /// Exactly this block (no upgrade, hash or seek).
-    Block(u64),
-    /// The signed tree (an upgrade from 0), nothing else.
-    Upgrade,
+/// The block of answer `d` to a request for block `index`, if the answer has exactly
+/// that shape (see the module docs).
+pub fn block_answer(d: &Data, index: u64) -> Result<&DataBlock, String> {
+    if d.upgrade.is_some() || d.hash.is_some() || d.seek.is_some() {
+        return Err("answer to a block request carries more than the block".into());
+    }
+    match &d.block {
+        None => Err("data message without the block".into()),
+        Some(b) if b.index != index => Err(format!("answer carries block {}", b.index)),
+        Some(b) if b.nodes.len() as u64 > MAX_NODES => {
+            Err(format!("{} proof nodes", b.nodes.len()))
+        }
+        Some(b) => Ok(b),
+    }
 }
 
-/// Whether answer `d` has the shape of what was `asked` (see the module docs).
-pub fn screen_answer(d: &Data, asked: Asked) -> Result<(), String> {
-    match asked {
-        Asked::Block(index) => {
-            if d.upgrade.is_some() || d.hash.is_some() || d.seek.is_some() {
-                return Err("answer to a block request carries more than the block".into());
-            }
-            match &d.block {
-                None => Err("data message without the block".into()),
-                Some(b) if b.index != index => Err(format!("answer carries block {}", b.index)),
-                Some(b) if b.nodes.len() as u64 > MAX_NODES => {
-                    Err(format!("{} proof nodes", b.nodes.len()))
-                }
-                Some(_) => Ok(()),
-            }
+/// Whether answer `d` to an upgrade request carries exactly an upgrade (see the
+/// module docs).
+pub fn upgrade_answer(d: &Data) -> Result<(), String> {
+    if d.block.is_some() || d.hash.is_some() || d.seek.is_some() {
+        return Err("answer to an upgrade request carries more than the upgrade".into());
+    }
+    match &d.upgrade {
+        None => Err("answer without the upgrade".into()),
+        Some(u) if u.start.checked_add(u.length).is_none() => {
+            Err("upgrade length overflows".into())
         }
-        Asked::Upgrade => {
-            if d.block.is_some() || d.hash.is_some() || d.seek.is_some() {
-                return Err("answer to an upgrade request carries more than the upgrade".into());
-            }
-            match &d.upgrade {
-                None => Err("answer without the upgrade".into()),
-                Some(u) if u.start.checked_add(u.length).is_none() => {
-                    Err("upgrade length overflows".into())
-                }
-                Some(u) if u.nodes.len() as u64 > MAX_NODES => {
-                    Err(format!("{} upgrade nodes", u.nodes.len()))
-                }
-                Some(_) => Ok(()),
-            }
+        Some(u) if u.nodes.len() as u64 > MAX_NODES => {
+            Err(format!("{} upgrade nodes", u.nodes.len()))
         }
+        Some(_) => Ok(()),
     }
 }
 

@@ -775,11 +775,7 @@ fn guard_agrees_with_the_decoder_under_a_memory_limit() {
 /// closed, and an honest reader then fetches the whole feed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_bomb_after_handshake_is_refused_and_server_keeps_serving() {
-    let w = writer(40, 2048, None).await;
-    let key = key_of(&w);
-    let feeds = Feeds::default();
-    feeds.0.lock().unwrap().push((key, w));
-    let mut srv = server(feeds, test_limits()).await;
+    let (mut srv, key) = serve_feed(40, 2048).await;
 
     let (mut cipher, shared) = raw_handshake(srv.addr).await;
     cipher.send(node_bomb()).await.unwrap();

@@ -74,11 +74,7 @@ fn rss_kib() -> u64 {
 }
 
 async fn survive(sources: Vec<IpAddr>, honest: IpAddr) {
-    let w = writer(64, 4096, None).await;
-    let key = key_of(&w);
-    let feeds = Feeds::default();
-    feeds.0.lock().unwrap().push((key, w));
-    let srv = server(feeds, test_limits()).await;
+    let (srv, key) = serve_feed(64, 4096).await;
     assert_eq!(honest_fetch(&srv, key, honest).await, 64);
     let before = rss_kib();
 
@@ -173,11 +169,7 @@ fn request(
 /// below fails: the feed's lock is poisoned.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poisoning_request_leaves_the_feed_served() {
-    let w = writer(16, 1024, None).await;
-    let key = key_of(&w);
-    let feeds = Feeds::default();
-    feeds.0.lock().unwrap().push((key, w));
-    let srv = server(feeds, test_limits()).await;
+    let (srv, key) = serve_feed(16, 1024).await;
     let hostile = vec![
         request(
             1,
@@ -223,11 +215,7 @@ async fn a_poisoning_request_leaves_the_feed_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_channels_for_unknown_feeds_is_bounded() {
     use futures::StreamExt;
-    let w = writer(4, 1024, None).await;
-    let key = key_of(&w);
-    let feeds = Feeds::default();
-    feeds.0.lock().unwrap().push((key, w));
-    let mut srv = server(feeds, test_limits()).await;
+    let (mut srv, key) = serve_feed(4, 1024).await;
     let conn = datdot_net::dial(srv.addr, Expect::Key(srv.key), &test_limits())
         .await
         .unwrap();
@@ -264,11 +252,7 @@ async fn opening_channels_for_unknown_feeds_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_message_to_a_listener_is_refused() {
     use futures::SinkExt;
-    let w = writer(8, 1024, None).await;
-    let key = key_of(&w);
-    let feeds = Feeds::default();
-    feeds.0.lock().unwrap().push((key, w));
-    let mut srv = server(feeds, test_limits()).await;
+    let (mut srv, key) = serve_feed(8, 1024).await;
     let (mut cipher, _shared) = raw_handshake(srv.addr).await;
     // Channel 1, Extension { name "x", message: 32 KiB } (compact-encoding lengths).
     let body = 32 * 1024u16;

@@ -163,3 +163,13 @@ pub async fn raw_handshake(
     assert!(cipher.ready(), "handshake with the server completes");
     (cipher, shared)
 }
+
+/// A server (default test limits) of one memory feed of `n` blocks of `size` bytes,
+/// and that feed's key.
+pub async fn serve_feed(n: u64, size: usize) -> (Server, [u8; 32]) {
+    let w = writer(n, size, None).await;
+    let key = key_of(&w);
+    let feeds = Feeds::default();
+    feeds.0.lock().unwrap().push((key, w));
+    (server(feeds, test_limits()).await, key)
+}
