@@ -111,6 +111,9 @@ pub struct LimitsConfig {
     pub max_frame: usize,
     /// Messages queued from one peer before it counts as a flood (default 512).
     pub max_queued: usize,
+    /// Answer bytes waiting for the socket across all sessions (default 16 MiB) past
+    /// which a session with more than 64 KiB waiting handles no new request.
+    pub max_unsent_total: usize,
     /// Block requests in flight when fetching (default 64).
     pub request_window: usize,
     /// Handshake deadline in milliseconds (default 10000).
@@ -131,6 +134,7 @@ impl Default for LimitsConfig {
             max_handshakes_per_ip: l.max_handshakes_per_ip,
             max_frame: l.max_frame,
             max_queued: l.max_queued,
+            max_unsent_total: l.max_unsent_total,
             request_window: l.request_window,
             handshake_timeout_ms: l.handshake_timeout.as_millis() as u64,
             idle_timeout_secs: l.idle_timeout.as_secs(),
@@ -162,6 +166,7 @@ impl Config {
             max_handshakes_per_ip: c.max_handshakes_per_ip,
             max_frame: c.max_frame,
             max_queued: c.max_queued,
+            max_unsent_total: c.max_unsent_total,
             request_window: c.request_window,
             handshake_timeout: Duration::from_millis(c.handshake_timeout_ms),
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
@@ -232,6 +237,8 @@ impl Config {
              max_frame = {}\n\
              # messages queued from one peer before it counts as a flood\n\
              max_queued = {}\n\
+             # bytes of answers waiting for slow readers, all sessions (memory bound)\n\
+             max_unsent_total = {}\n\
              # block requests in flight while fetching a feed\n\
              request_window = {}\n\
              handshake_timeout_ms = {}\n\
@@ -248,6 +255,7 @@ impl Config {
             l.max_connections,
             l.max_frame,
             l.max_queued,
+            l.max_unsent_total,
             l.request_window,
             l.handshake_timeout_ms,
             l.idle_timeout_secs,

@@ -57,6 +57,18 @@ pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
         c.connections_evicted.load(Relaxed),
     );
     m(
+        "datdot_hoster_buffered_bytes",
+        "gauge",
+        "Answer bytes waiting for the socket and peers' messages waiting to be handled, all sessions.",
+        c.unsent.load(Relaxed) + c.queued.load(Relaxed),
+    );
+    m(
+        "datdot_hoster_buffered_peak_bytes",
+        "gauge",
+        "The most datdot_hoster_buffered_bytes has been since start.",
+        c.buffered_peak.load(Relaxed),
+    );
+    m(
         "datdot_hoster_peer_errors_total",
         "counter",
         "Sessions ended because the peer misbehaved.",

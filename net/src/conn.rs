@@ -61,6 +61,12 @@ impl Connection {
     pub fn into_protocol(self) -> Protocol {
         self.protocol
     }
+    /// [`Connection::into_protocol`], with a handle that pauses and resumes reading
+    /// from the socket (a replication loop of the caller's own that applies
+    /// backpressure; the hostile-peer tests use it to send without reading).
+    pub fn into_parts(self) -> (Protocol, ReadGate) {
+        (self.protocol, ReadGate(self.shared))
+    }
     /// Bytes read from / written to the socket so far.
     pub fn bytes(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -71,8 +77,33 @@ impl Connection {
     }
 }
 
-/// Our framing over `tcp`, taking frames of at most `max_frame` after the handshake.
-fn framed(tcp: TcpStream, limits: &Limits, max_frame: usize) -> (Framed, Arc<FrameShared>) {
+/// Pauses and resumes reading on one connection ([`Connection::into_parts`]).
+#[derive(Clone, Debug)]
+pub struct ReadGate(Arc<FrameShared>);
+
+impl ReadGate {
+    /// Read nothing more from the socket until [`ReadGate::resume`]; writing goes on.
+    pub fn pause(&self) {
+        self.0.pause_reads();
+    }
+    /// Read again.
+    pub fn resume(&self) {
+        self.0.resume_reads();
+    }
+    /// Bytes written to the socket so far (a sender that paces itself).
+    pub fn written(&self) -> u64 {
+        self.0.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Our framing over `tcp`, taking frames of at most `max_frame` after the handshake,
+/// reading `read_chunk` bytes at a time.
+fn framed(
+    tcp: TcpStream,
+    limits: &Limits,
+    max_frame: usize,
+    read_chunk: usize,
+) -> (Framed, Arc<FrameShared>) {
     let shared = Arc::new(FrameShared::default());
     let f = Framed::new(
         tcp,
@@ -80,6 +111,7 @@ fn framed(tcp: TcpStream, limits: &Limits, max_frame: usize) -> (Framed, Arc<Fra
         max_frame,
         limits.frames_per_poll,
         limits.max_unsent,
+        read_chunk,
     );
     (f, shared)
 }
@@ -167,7 +199,7 @@ pub async fn dial_from(
         .map_err(|_| ConnectError::HandshakeTimeout(limits.handshake_timeout))?
         .map_err(tcp_err)?;
     let _ = tcp.set_nodelay(true);
-    let (io, shared) = framed(tcp, limits, limits.max_frame);
+    let (io, shared) = framed(tcp, limits, limits.max_frame, crate::frame::READ_CHUNK);
     let cipher =
         Cipher::new_dht_init_with_pattern(Some(Box::new(io)), HandshakePattern::XX, None, &[])
             .map_err(|e| ConnectError::Local(e.to_string()))?;
@@ -195,7 +227,12 @@ pub async fn accept(
         source,
     })?;
     let _ = tcp.set_nodelay(true);
-    let (io, shared) = framed(tcp, limits, limits.max_request_frame);
+    let (io, shared) = framed(
+        tcp,
+        limits,
+        limits.max_request_frame,
+        crate::frame::REQUEST_READ_CHUNK,
+    );
     let cipher = Cipher::resp_from_private_with_pattern(
         Some(Box::new(io)),
         &identity.snow_keypair(),
@@ -203,6 +240,7 @@ pub async fn accept(
         &[],
     )
     .map_err(|e| ConnectError::Local(e.to_string()))?;
-    let cipher = GuardedCipher::limited(cipher, shared.clone(), limits.max_request_message);
+    let cipher = GuardedCipher::limited(cipher, shared.clone(), limits.max_request_message)
+        .with_poll_budget(crate::guard::REQUEST_POLL_BUDGET);
     finish_handshake(Protocol::new(Box::new(cipher)), shared, limits, peer_addr).await
 }

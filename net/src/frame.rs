@@ -9,7 +9,10 @@
 //! already buffered, and at least 64 KiB), so a claimed length costs nothing until its
 //! bytes come. At most `frames_per_poll` frames are handed out per poll (then the task
 //! yields), so a peer that floods cannot keep the protocol reading forever while the
-//! driver's queues grow. Empty frames (JS keep-alives) are skipped. Any error (EOF,
+//! driver's queues grow. While the driver has paused reading
+//! ([`FrameShared::pause_reads`], its queues are full) no frame is handed out and no byte
+//! is read, so TCP backpressure reaches the peer; writing goes on. Empty frames (JS
+//! keep-alives) are skipped. Any error (EOF,
 //! oversized, I/O) is stored in [`FrameShared`] and the stream then stays pending: the
 //! connection driver waits on [`FrameShared::failed`] and ends the session with it.
 //!
@@ -22,6 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -54,6 +58,8 @@ pub struct FrameShared {
     /// When the session last did useful work ([`crate::listen::clock_ms`]); the
     /// listener evicts the least recently useful session when it is full.
     pub useful_ms: AtomicU64,
+    read_paused: AtomicBool,
+    read_waker: AtomicWaker,
 }
 
 impl FrameShared {
@@ -64,6 +70,24 @@ impl FrameShared {
         }
         drop(slot);
         self.notify.notify_one();
+    }
+
+    /// Stop reading from the socket (the driver's queues are full); frames already
+    /// buffered wait too. Writing is not affected.
+    pub fn pause_reads(&self) {
+        self.read_paused.store(true, Ordering::Release);
+    }
+
+    /// Read again after [`FrameShared::pause_reads`].
+    pub fn resume_reads(&self) {
+        if self.read_paused.swap(false, Ordering::AcqRel) {
+            self.read_waker.wake();
+        }
+    }
+
+    /// Whether reading is paused.
+    pub fn reads_paused(&self) -> bool {
+        self.read_paused.load(Ordering::Acquire)
     }
 
     /// The error that ended the stream, if any.
@@ -90,6 +114,7 @@ pub struct Framed {
     max_frame: usize,
     frames_per_poll: usize,
     max_unsent: usize,
+    read_chunk: usize,
     rbuf: Vec<u8>,
     rstart: usize,
     handed_out: usize,
@@ -98,16 +123,22 @@ pub struct Framed {
     dead: bool,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// The read size of a dialer (which reads blocks): 64 KiB.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// The read size of a listener (whose peers send requests): 16 KiB.
+pub const REQUEST_READ_CHUNK: usize = 16 * 1024;
 
 impl Framed {
-    /// Wrap `io`. `max_frame` ≤ [`MAX_UINT24`].
+    /// Wrap `io`. `max_frame` ≤ [`MAX_UINT24`]; each read asks for at least
+    /// `read_chunk` bytes (and, past that, at most as many as are buffered), so the read
+    /// buffer holds less than one frame and a chunk: ≤ `max_frame + 3 + read_chunk` bytes.
     pub fn new(
         io: TcpStream,
         shared: std::sync::Arc<FrameShared>,
         max_frame: usize,
         frames_per_poll: usize,
         max_unsent: usize,
+        read_chunk: usize,
     ) -> Self {
         Framed {
             io,
@@ -115,6 +146,7 @@ impl Framed {
             max_frame: max_frame.min(MAX_UINT24),
             frames_per_poll: frames_per_poll.max(1),
             max_unsent,
+            read_chunk: read_chunk.max(1024),
             rbuf: Vec::new(),
             rstart: 0,
             handed_out: 0,
@@ -192,6 +224,14 @@ impl Stream for Framed {
         if this.dead {
             return Poll::Pending;
         }
+        if this.shared.reads_paused() {
+            this.shared.read_waker.register(cx.waker());
+            // Resumed between the check and the registration: go on.
+            if this.shared.reads_paused() {
+                this.handed_out = 0;
+                return Poll::Pending;
+            }
+        }
         if this.handed_out >= this.frames_per_poll {
             // Cooperative budget: let the driver drain what we handed out.
             this.handed_out = 0;
@@ -219,9 +259,9 @@ impl Stream for Framed {
                 let len = usize::from(this.rbuf[0])
                     | usize::from(this.rbuf[1]) << 8
                     | usize::from(this.rbuf[2]) << 16;
-                (3 + len).saturating_sub(old).min(old).max(READ_CHUNK)
+                (3 + len).saturating_sub(old).min(old).max(this.read_chunk)
             } else {
-                READ_CHUNK
+                this.read_chunk
             };
             this.rbuf.resize(old + want, 0);
             let mut rb = ReadBuf::new(&mut this.rbuf[old..]);
@@ -246,8 +286,8 @@ impl Stream for Framed {
                 Poll::Pending => {
                     this.rbuf.truncate(old);
                     this.handed_out = 0;
-                    if this.rbuf.is_empty() && this.rbuf.capacity() > 4 * READ_CHUNK {
-                        this.rbuf.shrink_to(READ_CHUNK);
+                    if this.rbuf.is_empty() && this.rbuf.capacity() > 4 * this.read_chunk {
+                        this.rbuf.shrink_to(this.read_chunk);
                     }
                     return Poll::Pending;
                 }

@@ -49,6 +49,11 @@ use crate::frame::FrameShared;
 
 /// Most messages one frame may carry (open and close included).
 pub const MAX_MESSAGES_PER_FRAME: usize = 1024;
+/// Messages a listener's guard hands to the protocol per poll before it yields (the
+/// frame that crosses it is handed out whole): the messages the protocol decodes before
+/// the session driver can count them and pause reading are then fewer than
+/// `REQUEST_POLL_BUDGET + MAX_MESSAGES_PER_FRAME`.
+pub const REQUEST_POLL_BUDGET: usize = 256;
 /// Largest channel id a peer may open: the protocol sizes a vector by it. JS protomux
 /// numbers channels from 1 up, reusing freed ids, so real ids stay small.
 pub const MAX_CHANNEL_ID: u64 = 1024;
@@ -177,6 +182,12 @@ pub fn check_frame(plaintext: &[u8]) -> Result<(), GuardError> {
 /// protocol's queues (counted in messages, [`crate::Limits::max_queued`]), so this
 /// bounds them in bytes.
 pub fn check_frame_limited(plaintext: &[u8], max_message: usize) -> Result<(), GuardError> {
+    count_messages(plaintext, max_message).map(drop)
+}
+
+/// [`check_frame_limited`], returning how many messages (open and close included) the
+/// frame carries.
+pub fn count_messages(plaintext: &[u8], max_message: usize) -> Result<usize, GuardError> {
     let mut w = Walker {
         r: Reader {
             buf: plaintext,
@@ -189,7 +200,7 @@ pub fn check_frame_limited(plaintext: &[u8], max_message: usize) -> Result<(), G
     while !w.r.is_empty() {
         w.unit()?;
     }
-    Ok(())
+    Ok(w.messages)
 }
 
 /// A cursor over the frame mirroring `compact-encoding`'s decoders.
@@ -544,6 +555,8 @@ pub struct GuardedCipher<C = Cipher> {
     shared: Arc<FrameShared>,
     refused: bool,
     max_message: usize,
+    poll_budget: usize,
+    handed: usize,
 }
 
 impl<C> GuardedCipher<C> {
@@ -560,7 +573,16 @@ impl<C> GuardedCipher<C> {
             shared,
             refused: false,
             max_message,
+            poll_budget: usize::MAX,
+            handed: 0,
         }
+    }
+
+    /// Yield after handing out `messages` messages in one poll (at least one frame is
+    /// handed out per poll), so the session driver sees them before more are decoded.
+    pub fn with_poll_budget(mut self, messages: usize) -> Self {
+        self.poll_budget = messages.max(1);
+        self
     }
 
     /// Whether a frame has been refused (the stream is then pending for good).
@@ -585,10 +607,18 @@ impl<C: CipherTrait> Stream for GuardedCipher<C> {
         if this.refused {
             return Poll::Pending;
         }
+        if this.handed >= this.poll_budget {
+            this.handed = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(CipherEvent::Message(frame))) => {
-                match check_frame_limited(&frame, this.max_message) {
-                    Ok(()) => Poll::Ready(Some(CipherEvent::Message(frame))),
+                match count_messages(&frame, this.max_message) {
+                    Ok(n) => {
+                        this.handed = this.handed.saturating_add(n);
+                        Poll::Ready(Some(CipherEvent::Message(frame)))
+                    }
                     Err(e) => {
                         if crate::listen::peer_log_allowed() {
                             warn!(error = %e, len = frame.len(), "refused a frame from the peer");
@@ -598,6 +628,10 @@ impl<C: CipherTrait> Stream for GuardedCipher<C> {
                         Poll::Pending
                     }
                 }
+            }
+            Poll::Pending => {
+                this.handed = 0;
+                Poll::Pending
             }
             other => other,
         }

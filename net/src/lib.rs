@@ -26,13 +26,14 @@ pub mod ext;
 pub mod fetch;
 pub mod frame;
 pub mod guard;
+pub mod hostile;
 pub mod identity;
 pub mod limits;
 pub mod listen;
 pub mod screen;
 pub mod serve;
 
-pub use conn::{Connection, Expect, accept, dial, dial_from};
+pub use conn::{Connection, Expect, ReadGate, accept, dial, dial_from};
 pub use error::{ConnectError, FrameError, Misbehaviour, SessionError};
 pub use fetch::{FetchOptions, FetchReport, Progress, fetch};
 pub use identity::NoiseIdentity;

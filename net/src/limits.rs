@@ -34,6 +34,16 @@ pub struct Limits {
     pub frames_per_poll: usize,
     /// Bytes waiting for the socket before sending applies backpressure (default 1 MiB).
     pub max_unsent: usize,
+    /// A served session may always have this many answer bytes waiting for the socket
+    /// (default 64 KiB); past it, only while all sessions of the listener together
+    /// have fewer than `max_unsent_total` waiting.
+    pub unsent_floor: usize,
+    /// Answer bytes waiting for the socket across all served sessions of a listener
+    /// beyond which a session past its `unsent_floor` waits (default 16 MiB).
+    pub max_unsent_total: usize,
+    /// Bytes of decoded messages (their in-memory size) a served session holds before
+    /// it stops reading from the peer (default 64 KiB): TCP backpressure, not a flood.
+    pub max_queued_bytes: usize,
     /// The Noise handshake must finish within this (default 10 s).
     pub handshake_timeout: Duration,
     /// A served session that did no useful work (a channel opened for a feed we serve,
@@ -63,6 +73,9 @@ impl Default for Limits {
             max_request_message: 8 << 10,
             frames_per_poll: 64,
             max_unsent: 1 << 20,
+            unsent_floor: 64 << 10,
+            max_unsent_total: 16 << 20,
+            max_queued_bytes: 64 << 10,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_queued: 512,
@@ -95,6 +108,9 @@ impl Limits {
             ("max_frame", self.max_frame),
             ("frames_per_poll", self.frames_per_poll),
             ("max_unsent", self.max_unsent),
+            ("unsent_floor", self.unsent_floor),
+            ("max_unsent_total", self.max_unsent_total),
+            ("max_queued_bytes", self.max_queued_bytes),
             ("max_queued", self.max_queued),
             ("max_channels", self.max_channels),
             ("request_window", self.request_window),
@@ -117,6 +133,9 @@ impl Limits {
         }
         if self.max_request_message < 1024 || self.max_request_message > self.max_request_frame {
             return Err("max_request_message must be in [1 KiB, max_request_frame]".into());
+        }
+        if self.unsent_floor > self.max_unsent || self.max_unsent > self.max_unsent_total {
+            return Err("need unsent_floor <= max_unsent <= max_unsent_total".into());
         }
         if self.request_window >= self.max_queued {
             return Err("request_window must be < max_queued".into());

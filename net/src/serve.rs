@@ -7,12 +7,18 @@
 //! request answered with data) resets the idle timer and counts for the listener's
 //! eviction policy ([`crate::admit`]).
 //!
-//! Bounds: at most `max_channels` feeds per connection (and `2 × max_channels` channel
-//! opens of any feed); at most `max_queued` messages from the peer waiting to be
-//! handled (more is a flood: the peer is dropped); while more than `max_unsent` bytes
-//! wait for the socket, no new request is handled (TCP backpressure reaches the reader
-//! instead of our memory growing).
+//! Bounds (DESIGN §12.3): at most `max_channels` feeds per connection (and
+//! `2 × max_channels` channel opens of any feed). The peer's decoded messages are moved
+//! from the protocol's channel queues into one queue of ours as soon as they arrive,
+//! counted in bytes (in-memory size); past `max_queued_bytes` the session stops reading
+//! from the socket until the queue drains (TCP backpressure), and more than
+//! `max_queued` messages is a flood (the peer is dropped). While more than `max_unsent`
+//! answer bytes wait for the socket, or more than `unsent_floor` while the listener's
+//! sessions together have `max_unsent_total` waiting ([`Counters::unsent`]), no new
+//! request is handled (TCP backpressure reaches the reader instead of our memory
+//! growing).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,6 +124,77 @@ pub struct Counters {
     pub peer_errors: AtomicU64,
     /// Sessions that ended with a local (storage) error.
     pub local_errors: AtomicU64,
+    /// Answer bytes waiting for the socket now, all sessions together (a lower bound:
+    /// block bytes and 32 per proof node).
+    pub unsent: AtomicU64,
+    /// The peers' decoded messages waiting to be handled now, all sessions together,
+    /// in bytes of memory.
+    pub queued: AtomicU64,
+    /// The most `unsent + queued` has been.
+    pub buffered_peak: AtomicU64,
+}
+
+impl Counters {
+    /// Add `delta` to `gauge` (one of ours), and note the peak of `unsent + queued`.
+    fn adjust(&self, gauge: &AtomicU64, delta: i64) {
+        if delta >= 0 {
+            gauge.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            gauge.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+        let now = self.unsent.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed);
+        self.buffered_peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+/// A session's share of [`Counters::unsent`] and [`Counters::queued`]: what it charged,
+/// given back when it ends.
+struct Charge<'a> {
+    counters: &'a Counters,
+    unsent: u64,
+    queued: u64,
+}
+
+impl Charge<'_> {
+    fn set_unsent(&mut self, now: u64) {
+        self.counters
+            .adjust(&self.counters.unsent, now as i64 - self.unsent as i64);
+        self.unsent = now;
+    }
+
+    fn set_queued(&mut self, now: u64) {
+        self.counters
+            .adjust(&self.counters.queued, now as i64 - self.queued as i64);
+        self.queued = now;
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.set_unsent(0);
+        self.set_queued(0);
+    }
+}
+
+/// Memory a decoded message holds while it waits: the enum and what it owns on the heap
+/// (the peer chose the sizes; the guard bounds each message to `max_request_message`).
+fn message_cost(m: &Message) -> u64 {
+    let heap = match m {
+        Message::Data(d) => {
+            d.block
+                .as_ref()
+                .map_or(0, |b| b.value.len() + 48 * b.nodes.len())
+                + d.hash.as_ref().map_or(0, |h| 48 * h.nodes.len())
+                + d.seek.as_ref().map_or(0, |s| 48 * s.nodes.len())
+                + d.upgrade.as_ref().map_or(0, |u| {
+                    48 * (u.nodes.len() + u.additional_nodes.len()) + u.signature.len()
+                })
+        }
+        Message::Bitfield(b) => 4 * b.bitfield.len(),
+        Message::Extension(e) => e.name.len() + e.message.len(),
+        _ => 0,
+    };
+    (std::mem::size_of::<Message>() + heap) as u64
 }
 
 /// What a server needs besides the feeds.
@@ -171,6 +248,13 @@ pub async fn serve(
     let remote = protocol.remote_public_key().unwrap_or_default();
     let mut served: Vec<Served> = Vec::new();
     let mut inbox = SelectAll::new();
+    // The peer's messages, moved out of the protocol's queues as they arrive.
+    let mut waiting: VecDeque<(usize, Message, u64)> = VecDeque::new();
+    let mut charge = Charge {
+        counters: &cfg.counters,
+        unsent: 0,
+        queued: 0,
+    };
     let mut sum = ServeSummary::default();
     let mut opened = 0usize;
     let mut enqueued: u64 = shared.written.load(Ordering::Relaxed);
@@ -178,11 +262,19 @@ pub async fn serve(
     tokio::pin!(idle);
 
     let result: Result<(), SessionError> = loop {
-        let backpressured = enqueued.saturating_sub(shared.written.load(Ordering::Relaxed))
-            > limits.max_unsent as u64;
-        let queued: usize = served.iter().map(|s| s.queue.len()).sum();
+        let unsent = enqueued.saturating_sub(shared.written.load(Ordering::Relaxed));
+        charge.set_unsent(unsent);
+        let backpressured = unsent > limits.max_unsent as u64
+            || (unsent > limits.unsent_floor as u64
+                && cfg.counters.unsent.load(Ordering::Relaxed) > limits.max_unsent_total as u64);
+        let queued: usize = waiting.len() + served.iter().map(|s| s.queue.len()).sum::<usize>();
         if queued > limits.max_queued {
             break Err(Misbehaviour::Flood(limits.max_queued).into());
+        }
+        if charge.queued > limits.max_queued_bytes as u64 {
+            shared.pause_reads();
+        } else {
+            shared.resume_reads();
         }
         let early_ev = early.next();
         tokio::select! {
@@ -248,7 +340,13 @@ pub async fn serve(
                 }
                 None => break Ok(()),
             },
-            Some((idx, msg)) = inbox.next(), if !backpressured => {
+            Some((idx, msg)) = inbox.next(), if !inbox.is_empty() => {
+                let cost = message_cost(&msg);
+                waiting.push_back((idx, msg, cost));
+                charge.set_queued(charge.queued + cost);
+            }
+            Some((idx, msg, cost)) = async { waiting.pop_front() }, if !backpressured && !waiting.is_empty() => {
+                charge.set_queued(charge.queued - cost);
                 let s = &mut served[idx];
                 match handle(s, msg, cfg, &mut sum).await {
                     Ok(Answer { queued, data }) => {

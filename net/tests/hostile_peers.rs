@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::*;
+use datdot_net::hostile::{Flood, ask_without_reading};
 use datdot_net::{Connection, Expect, FetchOptions, Misbehaviour, SessionError, dial_from, fetch};
 use hypercore_protocol::Message;
 use hypercore_protocol::schema::Request;
@@ -281,4 +282,88 @@ async fn a_large_message_to_a_listener_is_refused() {
         honest_fetch(&srv, key, IpAddr::from([127, 0, 0, 1])).await,
         8
     );
+}
+
+/// Blocks of the feed the non-reading attackers ask for, and how many they ask.
+const FLOOD_BLOCK: usize = 64 * 1024;
+const FLOOD_REQUESTS: u64 = 160;
+/// Bitfield messages each attacker sends after its requests: with the requests, fewer
+/// than `max_queued` (512), so no count limit ends the session — only bytes can.
+const FLOOD_BITFIELDS: usize = 340;
+
+/// Byte-bounded memory: 64 sessions ask for 10 MiB each and stop reading, then keep
+/// sending messages the server must decode. The server stops handling requests past
+/// its unsent budgets and stops reading past `max_queued_bytes`, so what it holds for
+/// them is bounded in bytes (`buffered_peak`), its RSS stays small, and an honest
+/// reader is served meanwhile. (With the byte limits lifted — `max_queued_bytes` and
+/// `max_unsent_total` at 1 GiB, `unsent_floor = max_unsent`, the old server — the
+/// buffered peak was 235 MiB and RSS grew 153 MiB: this test fails.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_send_without_reading_get_bounded_memory() {
+    const SESSIONS: usize = 64;
+    let w = writer(FLOOD_REQUESTS, FLOOD_BLOCK, None).await;
+    let key = key_of(&w);
+    let small = writer(16, 1024, None).await;
+    let small_key = key_of(&small);
+    let feeds = Feeds::default();
+    feeds.0.lock().unwrap().push((key, w));
+    feeds.0.lock().unwrap().push((small_key, small));
+    let limits = test_limits();
+    let srv = server(feeds, limits.clone()).await;
+    assert_eq!(
+        honest_fetch(&srv, small_key, IpAddr::from([127, 0, 0, 1])).await,
+        16
+    );
+    let before = rss_kib();
+
+    let attackers: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            // From 8 addresses: within the listener's per-address handshake budget.
+            let from = IpAddr::from([127, 0, 0, 10 + (i % 8) as u8]);
+            let flood = Flood {
+                requests: FLOOD_REQUESTS,
+                messages: FLOOD_BITFIELDS,
+                hold: Duration::from_secs(3),
+            };
+            let (addr, noise) = (srv.addr, srv.key);
+            tokio::spawn(async move {
+                ask_without_reading(from, addr, noise, key, &test_limits(), flood).await
+            })
+        })
+        .collect();
+    // Once the attack is under way, an honest reader of the other feed is served.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        honest_fetch(&srv, small_key, IpAddr::from([127, 0, 0, 1])).await,
+        16,
+        "served while 64 sessions flood without reading"
+    );
+    let grown = rss_kib().saturating_sub(before);
+    let mut sent = 0;
+    for a in attackers {
+        sent += a.await.unwrap();
+    }
+    let c = &srv.counters;
+    let peak = c.buffered_peak.load(Relaxed);
+    eprintln!(
+        "{SESSIONS} sessions put {} MiB on the wire; server buffered peak {} KiB; RSS grew {grown} KiB",
+        sent >> 20,
+        peak >> 10
+    );
+    assert!(
+        sent > (SESSIONS as u64) << 20,
+        "the attack reached the server: {sent} bytes"
+    );
+    // DESIGN §12.3: per session, the unsent floor and one answer over it, the queued
+    // bytes and what one read decodes over them; all sessions: the listener's unsent
+    // budget.
+    let answer = FLOOD_BLOCK as u64 + 4096;
+    let per_session = limits.unsent_floor as u64
+        + answer
+        + limits.max_queued_bytes as u64
+        + limits.max_request_frame as u64
+        + datdot_net::frame::REQUEST_READ_CHUNK as u64;
+    let bound = limits.max_unsent_total as u64 + (SESSIONS as u64 + 1) * per_session;
+    assert!(peak <= bound, "buffered peak {peak} > bound {bound}");
+    assert!(grown < 100 * 1024, "memory bounded: grew {grown} KiB");
 }

@@ -3,12 +3,15 @@
 //! finish it and then do nothing) from ADDRS loopback addresses (127.0.0.10 …), renewing
 //! them every 10 s, while READERS honest readers (from 127.0.0.2) each fetch and verify
 //! SAMPLE blocks over and over. The same readers first run without the attack (the
-//! baseline, same run). Prints, per phase: readers served, blocks, aggregate
-//! throughput, the hoster's peak RSS (VmHWM) and the log lines it wrote.
+//! baseline, same run). A third phase: FLOODERS sessions (from the same addresses)
+//! each ask for the whole feed, never read, and keep sending ~8 KiB messages
+//! ([`datdot_net::hostile::ask_without_reading`]) while the readers run. Prints, per
+//! phase: readers served, blocks, aggregate throughput, the hoster's peak RSS (VmHWM)
+//! and the log lines it wrote.
 //!
 //! Run: `cargo build --release --locked -p datdot-hoster -p datdot-benches &&
 //! target/release/hoster_hostile target/release/datdot-hoster [HOSTILE=1000] [ADDRS=50]
-//! [READERS=8] [SECS=30]`
+//! [READERS=8] [SECS=30] [FLOODERS=256]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use datdot_benches::hoster_proc::{self, SIZE, rss_kib};
+use datdot_net::hostile::{Flood, ask_without_reading};
 use datdot_net::{Connection, Expect, FetchOptions, Limits, dial_from, fetch};
 use hypercore::{HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
 use tokio::net::{TcpSocket, TcpStream};
@@ -127,6 +131,51 @@ async fn attacker(addr: SocketAddr, noise: [u8; 32], n: usize, addrs: u8, stop: 
     }
 }
 
+/// `n` sessions from `addrs` addresses that ask for the whole feed and never read
+/// ([`ask_without_reading`]), each renewed when it ends, until `stop`. Returns the
+/// bytes they got onto the wire.
+async fn flooders(
+    addr: SocketAddr,
+    noise: [u8; 32],
+    key: [u8; 32],
+    n: usize,
+    addrs: u8,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let limits = Limits {
+        handshake_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let flood = Flood {
+        requests: BLOCKS,
+        messages: 480,
+        hold: Duration::from_secs(5),
+    };
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let from = IpAddr::from([127, 0, 0, 10 + (i % usize::from(addrs)) as u8]);
+            let (stop, limits) = (stop.clone(), limits.clone());
+            tokio::spawn(async move {
+                let mut sent = 0;
+                while !stop.load(Relaxed) {
+                    let session = ask_without_reading(from, addr, noise, key, &limits, flood);
+                    // The hoster answers slowly on purpose: a session ends within 30 s.
+                    if let Ok(n) = tokio::time::timeout(Duration::from_secs(30), session).await {
+                        sent += n;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.unwrap();
+    }
+    sent
+}
+
 fn lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
         .map(|s| s.lines().count())
@@ -137,7 +186,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bin = args
         .first()
-        .expect("usage: hoster_hostile <datdot-hoster binary> [HOSTILE] [ADDRS] [READERS] [SECS]")
+        .expect("usage: hoster_hostile <datdot-hoster binary> [HOSTILE] [ADDRS] [READERS] [SECS] [FLOODERS]")
         .clone();
     let hostile: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let addrs: u8 = args
@@ -147,6 +196,7 @@ fn main() {
         .clamp(1, 200);
     let n: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(8);
     let secs: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(30);
+    let flooding: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(256);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,6 +229,14 @@ fn main() {
         row(&format!("{hostile} hostile connections from {addrs} addresses"), &t, s);
         stop.store(true, Relaxed);
         att.await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let fl = tokio::spawn(flooders(addr, noise, key, flooding, addrs, stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (t, s) = readers(addr, noise, key, n, secs).await;
+        row(&format!("{flooding} sessions that ask for all and never read"), &t, s);
+        stop.store(true, Relaxed);
+        let sent = fl.await.unwrap();
+        eprintln!("the flooders put {} MiB of messages on the wire", sent >> 20);
         drop(h);
         eprintln!("the hoster's log: {}", log.display());
     });

@@ -149,7 +149,14 @@ pub async fn raw_handshake(
     use hypercore_handshake::{Cipher, HandshakePattern};
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let shared = Arc::new(datdot_net::frame::FrameShared::default());
-    let framed = datdot_net::frame::Framed::new(tcp, shared.clone(), 1 << 20, 64, 1 << 20);
+    let framed = datdot_net::frame::Framed::new(
+        tcp,
+        shared.clone(),
+        1 << 20,
+        64,
+        1 << 20,
+        datdot_net::frame::READ_CHUNK,
+    );
     let mut cipher =
         Cipher::new_dht_init_with_pattern(Some(Box::new(framed)), HandshakePattern::XX, None, &[])
             .unwrap();
