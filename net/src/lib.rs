@@ -9,6 +9,7 @@
 //! - Our own bounded replication loops: [`serve()`] (answer requests, sign receipts) and
 //!   [`fetch()`] (a window of requests in flight, every block verified).
 //! - datdot extension messages ([`ext`]): receipts and end-of-session.
+//! - Committee links ([`committee`]): attestors' mutually authenticated Noise channel.
 //! - The auditing reader ([`audit`]): a sample of blocks, each verified against the
 //!   feed's signed root, every observation fed into the sans-IO audit accumulator.
 //! - Bound everything ([`Limits`]): connections, frame size, queued messages per peer,
@@ -20,6 +21,7 @@
 
 pub mod admit;
 pub mod audit;
+pub mod committee;
 pub mod conn;
 pub mod error;
 pub mod ext;

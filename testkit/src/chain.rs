@@ -12,8 +12,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 
-/// How chopsticks makes blocks (`DATDOT_BUILD_MODE`); a ticker adds one every 2 s in
-/// either mode.
+/// How chopsticks makes blocks (`DATDOT_BUILD_MODE`); a ticker adds one every 2 s
+/// (`DATDOT_BLOCK_SECONDS`, [`DevChain::start_ticking`]) in either mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockMode {
     /// A block per transaction (fast; block numbers do not track time).
@@ -28,6 +28,7 @@ pub struct DevChain {
     dir: PathBuf,
     port: u16,
     mode: BlockMode,
+    block_seconds: u32,
 }
 
 /// The repository's root (this crate lives one below it).
@@ -42,9 +43,25 @@ impl DevChain {
     /// Start a chain from genesis on `127.0.0.1:port`, its state under `dir` (emptied
     /// first). Returns once the chain answers.
     pub fn start(dir: impl Into<PathBuf>, port: u16, mode: BlockMode) -> Result<Self> {
+        Self::start_ticking(dir, port, mode, 2)
+    }
+
+    /// [`DevChain::start`] with the ticker adding a block every `block_seconds` (a test
+    /// whose windows, counted in blocks, must span more wall time).
+    pub fn start_ticking(
+        dir: impl Into<PathBuf>,
+        port: u16,
+        mode: BlockMode,
+        block_seconds: u32,
+    ) -> Result<Self> {
         let dir = dir.into();
         let _ = std::fs::remove_dir_all(&dir);
-        let c = DevChain { dir, port, mode };
+        let c = DevChain {
+            dir,
+            port,
+            mode,
+            block_seconds,
+        };
         c.run("start")?;
         Ok(c)
     }
@@ -71,7 +88,8 @@ impl DevChain {
                     BlockMode::Instant => "Instant",
                     BlockMode::Manual => "Manual",
                 },
-            );
+            )
+            .env("DATDOT_BLOCK_SECONDS", self.block_seconds.to_string());
         c
     }
 

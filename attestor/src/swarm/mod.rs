@@ -57,7 +57,7 @@
 //! and reveals only ever travel inside members' links. A message that does not decode
 //! ends that link (it is redialled).
 
-pub mod noise;
+pub use datdot_net::committee as noise;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The prologue is `"datdot/v1/committee"`. A link is between two nodes, not for one
-//! session: the swarm ([`super`]) carries every session the two share over it and
+//! session: the attestor's committee swarm (`datdot_attestor::swarm`) carries every session the two share over it and
 //! checks membership per message. The static keys are the X25519 forms of the
 //! ed25519 Noise keys registered on chain (the birational map libsodium's
 //! `crypto_sign_ed25519_{pk,sk}_to_curve25519` use): one registered key serves the
@@ -97,7 +97,8 @@ fn params() -> NoiseParams {
     PATTERN.parse().expect("a valid Noise pattern name")
 }
 
-const PROLOGUE: &[u8] = b"datdot/v1/committee";
+/// The Noise prologue.
+pub const PROLOGUE: &[u8] = b"datdot/v1/committee";
 
 async fn write_frame(w: &mut OwnedWriteHalf, msg: &[u8]) -> Result<(), LinkError> {
     let len = u16::try_from(msg.len()).map_err(|_| LinkError::Oversized(msg.len()))?;
