@@ -1,19 +1,31 @@
 //! Who gets a connection slot: the listener's admission policy as a pure state machine
 //! (time passed in as milliseconds; the tokio shell is [`crate::Listener`]).
 //!
-//! Two budgets, each global and per source address:
+//! Connections are counted by **source group**: an IPv4 address, or an IPv6 /64 (one
+//! host is usually given a whole /64; an IPv4-mapped IPv6 address counts as its IPv4
+//! address). Two budgets, each global and per group:
 //! - **Handshakes** (a socket accepted, Noise not yet done): at most
 //!   [`AdmitLimits::handshakes`] at once, [`AdmitLimits::handshakes_per_ip`] from one
-//!   address. A new socket over either bound *evicts the oldest* pending handshake (of
-//!   its own address first): a loopback handshake takes milliseconds, so an attacker
-//!   holding silent sockets only ever holds the newest few, and an honest dialer's
-//!   handshake finishes before it is the oldest.
+//!   group. A new socket over the group bound cancels its group's oldest pending
+//!   handshake; over the global bound, the oldest pending handshake of a group with more
+//!   than one pending (the oldest overall if none has). A loopback handshake takes
+//!   milliseconds, so an attacker holding silent sockets only ever holds the newest few;
+//!   and when the hoster's CPU is so busy that every handshake is slow (sessions that
+//!   reconnect as fast as they can), a dialer alone on its address is not the one
+//!   cancelled. Not "the oldest of the group with the most pending": eight readers
+//!   behind one address then lost their handshakes to silent sockets spread over 50
+//!   addresses (`hoster_hostile`, DESIGN §10).
 //! - **Sessions** (handshake done): at most [`AdmitLimits::sessions`] at once,
-//!   [`AdmitLimits::sessions_per_ip`] from one address. A new session over either bound
-//!   evicts the session that did useful work (a channel opened for a feed we serve, a
-//!   request answered with data) least recently — of its own address first — provided
-//!   that session is past [`AdmitLimits::grace_ms`] without useful work; otherwise the
-//!   new session is refused. Readers doing useful work are never evicted for idle ones.
+//!   [`AdmitLimits::sessions_per_ip`] from one group. Over the group bound a newcomer
+//!   evicts its own group's session that did useful work (a channel opened for a feed
+//!   we serve, a request answered with data) least recently, if that one did none for
+//!   [`AdmitLimits::grace_ms`]; else it is refused. Over the global bound it evicts, in
+//!   this order: the least recently useful session past the grace period (idle ones
+//!   make room first); else the least recently useful session of the group holding the
+//!   most sessions, if that group holds at least two more than the newcomer's — so
+//!   sessions that keep the hoster busy from a few addresses cannot lock out a reader
+//!   from another (each group keeps a fair share, `sessions / groups`, and a group
+//!   holding one session is never evicted while busy); else it is refused.
 //!
 //! Call order: [`Admission::handle_accept`] for each accepted socket (returns its id
 //! and the handshake to cancel, if any); then exactly one of
@@ -30,11 +42,11 @@ use std::net::IpAddr;
 pub struct AdmitLimits {
     /// Pending handshakes at once (default 64).
     pub handshakes: usize,
-    /// Pending handshakes from one address (default 16).
+    /// Pending handshakes from one source group (default 16).
     pub handshakes_per_ip: usize,
     /// Established sessions at once (default 256).
     pub sessions: usize,
-    /// Established sessions from one address (default 64).
+    /// Established sessions from one source group (default 64).
     pub sessions_per_ip: usize,
     /// A session is evictable once it did no useful work for this long (default 0.5 s).
     pub grace_ms: u64,
@@ -66,14 +78,31 @@ struct Session {
     ip: IpAddr,
 }
 
+/// The source group of `ip` (see the module docs): the key of every per-address count.
+pub fn group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::from(o)
+            }
+        },
+    }
+}
+
 /// The admission state. See the module docs.
 #[derive(Debug)]
 pub struct Admission {
     limits: AdmitLimits,
     next: u64,
-    /// Pending handshakes by id (ids grow: the first entry is the oldest).
+    /// Pending handshakes by id (ids grow: the first entry is the oldest), with their
+    /// source group.
     pending: BTreeMap<u64, IpAddr>,
     sessions: HashMap<u64, Session>,
+    /// Pending handshakes and sessions by source group.
     per_ip: HashMap<IpAddr, (usize, usize)>,
 }
 
@@ -127,19 +156,26 @@ impl Admission {
     /// A socket from `ip` was accepted: its id, and the pending handshake to cancel to
     /// make room for it (if any).
     pub fn handle_accept(&mut self, ip: IpAddr) -> (u64, Option<u64>) {
+        let ip = group(ip);
         let id = self.next;
         self.next += 1;
-        let mut evict = None;
         let mine = self.per_ip.get(&ip).map_or(0, |c| c.0);
-        if mine >= self.limits.handshakes_per_ip {
-            evict = self
-                .pending
+        let evict = if mine >= self.limits.handshakes_per_ip {
+            self.pending
                 .iter()
                 .find(|(_, p)| **p == ip)
-                .map(|(id, _)| *id);
+                .map(|(id, _)| *id)
         } else if self.pending.len() >= self.limits.handshakes {
-            evict = self.pending.keys().next().copied();
-        }
+            // The oldest of a group with more than one pending, else the oldest.
+            let crowded = |g: &IpAddr| self.per_ip.get(g).is_some_and(|c| c.0 > 1);
+            self.pending
+                .iter()
+                .find(|(_, g)| crowded(g))
+                .or_else(|| self.pending.iter().next())
+                .map(|(id, _)| *id)
+        } else {
+            None
+        };
         if let Some(e) = evict {
             self.drop_pending(e);
         }
@@ -168,14 +204,26 @@ impl Admission {
         let mut evict = None;
         if full_ip || full {
             let stale = |s: &u64| now_ms.saturating_sub(last_useful(*s)) >= self.limits.grace_ms;
-            // Least recently useful, of the same address if that is what is full. Ties
-            // go to the lower id (the older connection).
-            evict = self
-                .sessions
-                .iter()
-                .filter(|(s, x)| (!full_ip || x.ip == ip) && stale(s))
-                .min_by_key(|(s, _)| (last_useful(**s), **s))
-                .map(|(s, _)| *s);
+            // Least recently useful of those allowed; ties go to the lower id (the older
+            // connection).
+            let lru = |allowed: &dyn Fn(u64, &Session) -> bool| {
+                self.sessions
+                    .iter()
+                    .filter(|(s, x)| allowed(**s, x))
+                    .min_by_key(|(s, _)| (last_useful(**s), **s))
+                    .map(|(s, _)| *s)
+            };
+            evict = if full_ip {
+                lru(&|s, x| x.ip == ip && stale(&s))
+            } else {
+                lru(&|s, _| stale(&s)).or_else(|| {
+                    let most = self.per_ip.values().map(|c| c.1).max().unwrap_or(0);
+                    if most < mine + 2 {
+                        return None;
+                    }
+                    lru(&|_, x| self.per_ip.get(&x.ip).map_or(0, |c| c.1) == most)
+                })
+            };
             match evict {
                 Some(e) => {
                     self.drop_session(e);
@@ -273,6 +321,71 @@ mod tests {
         assert_eq!(a.handle_established(n, 1000, |_| 0), Ok(Some(mine[0])));
     }
 
+    #[test]
+    fn a_full_listener_cancels_a_crowded_group_not_the_oldest_lone_handshake() {
+        let mut a = Admission::new(small());
+        let (lone, _) = a.handle_accept(ip(9));
+        let (c0, _) = a.handle_accept(ip(1));
+        let (c1, _) = a.handle_accept(ip(1));
+        a.handle_accept(ip(2));
+        // Global bound (4): the crowded group loses its oldest; the lone dialer's
+        // handshake, though the oldest overall, stays.
+        assert_eq!(a.handle_accept(ip(3)).1, Some(c0));
+        // Every group has one now: the oldest overall goes.
+        assert_eq!(a.handle_accept(ip(4)).1, Some(lone));
+        // ip(4) holds one (itself not counted yet): still the oldest overall.
+        assert_eq!(a.handle_accept(ip(4)).1, Some(c1));
+    }
+
+    #[test]
+    fn busy_sessions_from_a_few_groups_make_room_for_another_group() {
+        let mut a = Admission::new(small());
+        let mut crowd = vec![];
+        for _ in 0..3 {
+            let (id, _) = a.handle_accept(ip(1));
+            a.handle_established(id, 0, |_| 0).unwrap();
+            crowd.push(id);
+        }
+        let (lone, _) = a.handle_accept(ip(2));
+        a.handle_established(lone, 0, |_| 0).unwrap();
+        // Everyone did useful work just now; crowd[1] least recently.
+        let busy = |s: u64| if s == crowd[1] { 10 } else { 20 };
+        let (n, _) = a.handle_accept(ip(9));
+        assert_eq!(a.handle_established(n, 20, busy), Ok(Some(crowd[1])));
+        // The crowded group may not take it back: 2 is not 2 more than its own 2.
+        let (again, _) = a.handle_accept(ip(1));
+        assert_eq!(
+            a.handle_established(again, 20, busy),
+            Err(Refusal::SessionsBusy)
+        );
+        // Another group may: then every group holds one and newcomers wait their turn.
+        let (m, _) = a.handle_accept(ip(8));
+        assert_eq!(a.handle_established(m, 20, busy), Ok(Some(crowd[0])));
+        let (late, _) = a.handle_accept(ip(7));
+        assert_eq!(
+            a.handle_established(late, 20, busy),
+            Err(Refusal::SessionsBusy)
+        );
+        assert_eq!(a.counts(), (0, 4));
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_group() {
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        assert_eq!(group(v6(1)), group(v6(0xffff)));
+        assert_ne!(
+            group(v6(1)),
+            group(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]))
+        );
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped());
+        assert_eq!(group(mapped), IpAddr::from([192, 0, 2, 7]));
+        // The per-group bound counts the whole /64: its third handshake cancels its first.
+        let mut a = Admission::new(small());
+        let (first, _) = a.handle_accept(v6(1));
+        a.handle_accept(v6(2));
+        assert_eq!(a.handle_accept(v6(3)).1, Some(first));
+    }
+
     proptest! {
         /// Whatever happens, the bounds hold and the books balance.
         #[test]
@@ -282,6 +395,8 @@ mod tests {
             // The caller's view: pending handshakes and sessions it has not been told
             // to cancel.
             let (mut pending, mut live): (Vec<u64>, Vec<u64>) = (vec![], vec![]);
+            let mut from = HashMap::new();
+            let useful = |s: u64| s * 7 % 300;
             let mut now = 0;
             for (op, who, dt) in ops {
                 now += dt;
@@ -291,12 +406,19 @@ mod tests {
                         let (id, e) = a.handle_accept(ip(who));
                         pending.retain(|x| Some(*x) != e);
                         pending.push(id);
+                        from.insert(id, ip(who));
                     }
                     2 => if let Some(id) = pick(&pending) {
                         pending.retain(|x| *x != id);
-                        if let Ok(e) = a.handle_established(id, now, |s| s * 7 % 300) {
+                        if let Ok(e) = a.handle_established(id, now, useful) {
                             live.retain(|x| Some(*x) != e);
                             live.push(id);
+                            // A session evicted while busy leaves its group at least
+                            // as many as the newcomer's.
+                            if let Some(e) = e.filter(|e| now.saturating_sub(useful(*e)) < l.grace_ms) {
+                                let n = |i: u64| a.per_ip.get(&from[&i]).map_or(0, |c| c.1);
+                                prop_assert!(from[&e] != from[&id] && n(e) >= n(id));
+                            }
                         }
                     },
                     _ => if let Some(id) = pick(&live).or(pick(&pending)) {

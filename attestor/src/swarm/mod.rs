@@ -28,7 +28,8 @@
 //!   challenge at slightly different times): waits up to [`EARLY_WAIT`] for such a
 //!   join, at most [`WAITING`], [`WAITING_PER_ADDR`] from one address; a newcomer over
 //!   either bound evicts the waiter that has waited longest once it waited
-//!   [`WAITING_GRACE`], else the newcomer is refused.
+//!   [`WAITING_GRACE`], else (listener bound) a waiter of the address with the most
+//!   waiters if it has two more than the newcomer's, else the newcomer is refused.
 //!
 //! A connection whose key is a member of a joined session when its handshake ends
 //! leaves the budget at once and never competes with waiters: outsiders, from one

@@ -1,8 +1,10 @@
 //! A real `datdot-hoster run` under a connection-slot attack: an attacker holds HOSTILE
 //! connections (70 % silent sockets that never finish a handshake, 30 % sessions that
 //! finish it and then do nothing) from ADDRS loopback addresses (127.0.0.10 …), renewing
-//! them every 10 s, while READERS honest readers (from 127.0.0.2) each fetch and verify
-//! SAMPLE blocks over and over. The same readers first run without the attack (the
+//! them every 10 s, while READERS honest readers each fetch and verify SAMPLE blocks over
+//! and over, each from its own address (127.0.1.1 …: readers are distinct hosts; set
+//! `READERS_FROM_ONE=1` to put them all on 127.0.0.2, one source group sharing one fair
+//! share of the sessions). The same readers first run without the attack (the
 //! baseline, same run). A third phase: FLOODERS sessions (from the same addresses)
 //! each ask for the whole feed, never read, and keep sending ~8 KiB messages
 //! ([`datdot_net::hostile::ask_without_reading`]) while the readers run. Prints, per
@@ -36,6 +38,10 @@ struct Tally {
     blocks: AtomicU64,
 }
 
+fn one_address() -> bool {
+    std::env::var_os("READERS_FROM_ONE").is_some_and(|v| v == "1")
+}
+
 /// READERS readers fetching SAMPLE blocks each, again and again, for `secs`.
 async fn readers(
     addr: SocketAddr,
@@ -61,7 +67,11 @@ async fn readers(
                     progress_timeout: Duration::from_secs(20),
                     ..Limits::default()
                 };
-                let from = Some(IpAddr::from([127, 0, 0, 2]));
+                let from = Some(if one_address() {
+                    IpAddr::from([127, 0, 0, 2])
+                } else {
+                    IpAddr::from([127, 0, 1, 1 + (r % 250) as u8])
+                });
                 let res = async {
                     let conn = dial_from(from, addr, Expect::Key(noise), &limits).await?;
                     let core = HypercoreBuilder::new(Storage::new_memory().await?)
