@@ -362,6 +362,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             let signer = keys::resolve(&chain_cfg.key).context("[chain] key")?;
             let me = account(&signer);
             let chain = node::connect_patiently(&chain_cfg.url, &counters.chain_errors).await?;
+            let _ = counters.chain.set(chain.health());
             // Records are the chain's: a reset dev chain (new genesis) starts afresh.
             let state = State::open(&state_path, &chain.chain_id())?;
             // The chain says how many blocks an audit samples (it refuses other counts).

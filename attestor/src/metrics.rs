@@ -44,6 +44,8 @@ pub struct Counters {
     pub disputed_reports: AtomicU64,
     /// Chain calls and reads that failed.
     pub chain_errors: AtomicU64,
+    /// Whether the chain answers (set once connected).
+    pub chain: std::sync::OnceLock<std::sync::Arc<datdot_chain_client::ChainHealth>>,
     /// Last coin flip's time to `R` and last audit's p50 latency, µs.
     pub last: Mutex<(u64, u64)>,
 }
@@ -128,6 +130,18 @@ pub fn render(c: &Counters, s: &SwarmCounters) -> String {
         "datdot_attestor_chain_errors_total",
         "Chain calls and reads that failed.",
         c.chain_errors.load(Relaxed),
+    )
+    .counter(
+        "datdot_attestor_chain_outages_total",
+        "Times the chain did not answer for 10 s or more.",
+        c.chain.get().map_or(0, |h| h.outages()),
+    )
+    .gauge(
+        "datdot_attestor_chain_silent_seconds",
+        "Seconds since the chain last answered (0 before connecting).",
+        c.chain
+            .get()
+            .map_or(0.0, |h| h.silent_for().as_secs_f64().floor()),
     )
     .counter(
         "datdot_attestor_swarm_links_total",

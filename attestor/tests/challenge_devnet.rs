@@ -714,7 +714,8 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
 /// blocks after a 10-block challenge) spans up to 120 s, less the blocks transactions
 /// add. Nothing of attestor-7's reaches the chain during the cut; it still submits its
 /// report in time: the challenge settles with attestor-7's report among the reports, a
-/// pass, and nobody loses stake.
+/// pass, and nobody loses stake. Its operator sees the outage: `/metrics` shows the
+/// seconds the chain has been silent, and the log says when the outage began and ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the runtime wasm and starts a dev chain (scripts/test runs it)"]
 async fn a_60_s_chain_outage_mid_challenge_still_ends_in_a_report() -> Result<()> {
@@ -748,7 +749,15 @@ async fn a_60_s_chain_outage_mid_challenge_still_ends_in_a_report() -> Result<()
     .inspect_err(|_| dump(&dirs))?;
     let cut_at = chain.head().await?;
     proxy.cut();
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Halfway: the operator's metrics show how long the chain has been silent.
+    let m = scrape(s.atts[2].metrics).await?;
+    let silent = metric(&m, "datdot_attestor_chain_silent_seconds");
+    ensure!(
+        (20..=40).contains(&silent),
+        "attestor-7's chain has been silent for {silent} s"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let restored_at = chain.head().await?;
     // Nothing of attestor-7's reached the chain meanwhile: its report comes after.
     let logged_before = std::fs::read_to_string(&log7)?.contains("report accepted by the chain");
@@ -813,6 +822,15 @@ async fn a_60_s_chain_outage_mid_challenge_still_ends_in_a_report() -> Result<()
     eprintln!(
         "attestor-7: {} chain errors counted; its log on the outage:",
         metric(&m, "datdot_attestor_chain_errors_total")
+    );
+    // The operator sees the outage: counted, logged when it began and when it ended.
+    let log = std::fs::read_to_string(&log7)?;
+    ensure!(
+        metric(&m, "datdot_attestor_chain_outages_total") >= 1
+            && log.contains("the chain has not answered for")
+            && log.contains("the chain answers again after"),
+        "the outage is visible: {} outages",
+        metric(&m, "datdot_attestor_chain_outages_total")
     );
     for l in std::fs::read_to_string(&log7)?.lines() {
         let l2 = l.to_ascii_lowercase();

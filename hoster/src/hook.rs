@@ -49,6 +49,8 @@ pub struct HookCounters {
     pub fetch_failures: AtomicU64,
     /// Chain calls or reads that failed (refusals included).
     pub chain_errors: AtomicU64,
+    /// Whether the chain answers (set once connected).
+    pub chain: std::sync::OnceLock<Arc<datdot_chain_client::ChainHealth>>,
 }
 
 /// Everything the hook needs from `run`.
@@ -92,6 +94,7 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
     let signer = keys::resolve(&p.chain.key).context("[chain] key")?;
     let me = account(&signer);
     let chain = node::connect_patiently(&p.chain.url, &p.counters.chain_errors).await?;
+    let _ = p.counters.chain.set(chain.health());
     let id = chain.chain_id();
     if *p.chain_id.borrow() != id {
         crate::save_chain_id(&p.dir, &id)?;

@@ -110,5 +110,18 @@ pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {
         "Chain calls and reads that failed (refusals included).",
         hook.chain_errors.load(Relaxed),
     );
+    let chain = hook.chain.get();
+    m(
+        "datdot_hoster_chain_outages_total",
+        "counter",
+        "Times the chain did not answer for 10 s or more.",
+        chain.map_or(0, |h| h.outages()),
+    );
+    m(
+        "datdot_hoster_chain_silent_seconds",
+        "gauge",
+        "Seconds since the chain last answered (0 before connecting).",
+        chain.map_or(0, |h| h.silent_for().as_secs()),
+    );
     e.finish()
 }

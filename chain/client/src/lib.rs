@@ -20,14 +20,16 @@
 //!   an account ([`ChainClient::assignments_for`], [`ChainClient::pending_for`]).
 //! - Keys: [`keys`] (dev accounts by name, key files with a 0600 secret seed).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use datdot_protocol::metrics::{MetricSummary, Outcome, Selected, Sla};
 use subxt::{OnlineClient, SubstrateConfig};
 use subxt_rpcs::client::{ReconnectingRpcClient, RpcClient, reconnecting_rpc_client};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 mod hosting;
 pub mod keys;
@@ -148,6 +150,83 @@ pub struct ChainClient {
     rpc: RpcClient,
     /// [`ChainClient::chain_id`], read at connect.
     chain_id: [u8; 32],
+    /// Whether the chain answers the event follower ([`ChainClient::health`]).
+    health: Arc<ChainHealth>,
+}
+
+/// The event follower warns once the chain has not answered for this long.
+pub const SILENCE_WARNING: Duration = Duration::from_secs(10);
+
+/// Whether the chain answers: the event follower ([`ChainClient::events`]) reports each
+/// answer, and a watchdog beside it logs a WARN once the chain was silent for
+/// [`SILENCE_WARNING`] and an INFO when it answers again. The RPC client reconnects by
+/// itself and calls wait through an outage, so without this an outage leaves no trace
+/// for an operator. Shared by every clone of a client; read it for metrics.
+#[derive(Debug)]
+pub struct ChainHealth {
+    epoch: Instant,
+    /// When the chain last answered, ms since `epoch`.
+    last_ok_ms: AtomicU64,
+    /// Silences of at least [`SILENCE_WARNING`] so far.
+    outages: AtomicU64,
+    /// In a silence that was counted.
+    silent: AtomicBool,
+}
+
+impl Default for ChainHealth {
+    fn default() -> Self {
+        ChainHealth {
+            epoch: Instant::now(),
+            last_ok_ms: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
+            silent: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ChainHealth {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The chain answered at `now_ms`: how long it had been silent, if that silence was
+    /// counted as an outage (it is over now).
+    pub fn handle_answer(&self, now_ms: u64) -> Option<u64> {
+        let was = self.last_ok_ms.swap(now_ms, Relaxed);
+        self.silent
+            .swap(false, Relaxed)
+            .then(|| now_ms.saturating_sub(was))
+    }
+
+    /// A check at `now_ms`: how long the chain has been silent, if that just became an
+    /// outage (at most once per silence).
+    pub fn handle_tick(&self, now_ms: u64) -> Option<u64> {
+        let silent = self.silent_ms_at(now_ms);
+        let limit = u64::try_from(SILENCE_WARNING.as_millis()).unwrap_or(u64::MAX);
+        (silent >= limit
+            && self
+                .silent
+                .compare_exchange(false, true, Relaxed, Relaxed)
+                .is_ok())
+        .then(|| {
+            self.outages.fetch_add(1, Relaxed);
+            silent
+        })
+    }
+
+    fn silent_ms_at(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_ok_ms.load(Relaxed))
+    }
+
+    /// How long since the chain last answered the event follower.
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(self.silent_ms_at(self.now_ms()))
+    }
+
+    /// Outages so far: silences of at least [`SILENCE_WARNING`].
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Relaxed)
+    }
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -226,9 +305,15 @@ impl ChainClient {
             api,
             rpc,
             chain_id: [0; 32],
+            health: Arc::default(),
         };
         c.chain_id = c.served_chain_id().await?;
         Ok(c)
+    }
+
+    /// Whether the chain answers the event follower (see [`ChainHealth`]).
+    pub fn health(&self) -> Arc<ChainHealth> {
+        self.health.clone()
     }
 
     /// The underlying subxt client (for queries this crate does not wrap).
@@ -649,11 +734,26 @@ impl ChainClient {
         let mut next = self.head().await? + 1;
         let api = self.api.clone();
         let rpc = self.rpc.clone();
+        let health = self.health.clone();
+        health.handle_answer(health.now_ms());
+        let (h, closed) = (health.clone(), tx.clone());
+        tokio::spawn(async move {
+            while !closed.is_closed() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(ms) = h.handle_tick(h.now_ms()) {
+                    warn!(
+                        silent_secs = ms / 1000,
+                        "the chain has not answered for {} s; still retrying",
+                        ms / 1000
+                    );
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let before = next;
-                match follow(&api, &rpc, &mut next, &tx).await {
+                match follow(&api, &rpc, &health, &mut next, &tx).await {
                     Ok(()) => return, // receiver dropped
                     Err(e) => {
                         if next > before {
@@ -758,11 +858,19 @@ async fn finalized_number(rpc: &RpcClient) -> Result<u64> {
 async fn follow(
     api: &OnlineClient<SubstrateConfig>,
     rpc: &RpcClient,
+    health: &ChainHealth,
     next: &mut u64,
     tx: &mpsc::Sender<BlockEvent>,
 ) -> Result<()> {
     loop {
         let head = finalized_number(rpc).await?;
+        if let Some(ms) = health.handle_answer(health.now_ms()) {
+            info!(
+                silent_secs = ms / 1000,
+                "the chain answers again after {} s",
+                ms / 1000
+            );
+        }
         while *next <= head {
             let at = api
                 .at_block(*next)
@@ -869,6 +977,26 @@ pub fn sla(s: &SlaTerms) -> Sla {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silence_is_one_outage_reported_once_and_ended_by_an_answer() {
+        let h = ChainHealth::default();
+        let limit = SILENCE_WARNING.as_millis() as u64;
+        h.handle_answer(1_000);
+        assert_eq!(h.handle_tick(1_000 + limit - 1), None, "not yet");
+        assert_eq!(h.handle_tick(1_000 + limit), Some(limit));
+        assert_eq!(h.handle_tick(1_000 + 3 * limit), None, "warned once");
+        assert_eq!(h.outages(), 1);
+        assert_eq!(h.handle_answer(61_000), Some(60_000), "back after 60 s");
+        assert_eq!(h.handle_answer(61_250), None, "answers as usual");
+        assert_eq!(h.handle_tick(61_500), None);
+        assert_eq!(
+            h.handle_tick(61_250 + limit),
+            Some(limit),
+            "a second outage"
+        );
+        assert_eq!(h.outages(), 2);
+    }
 
     #[test]
     fn transport_errors_are_transient_refusals_are_not() {
