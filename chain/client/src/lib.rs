@@ -740,7 +740,10 @@ impl ChainClient {
         tokio::spawn(async move {
             while !closed.is_closed() {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Some(ms) = h.handle_tick(h.now_ms()) {
+                if closed.capacity() == 0 {
+                    // The follower waits for its reader, not for the chain.
+                    h.handle_answer(h.now_ms());
+                } else if let Some(ms) = h.handle_tick(h.now_ms()) {
                     warn!(
                         silent_secs = ms / 1000,
                         "the chain has not answered for {} s; still retrying",
