@@ -41,6 +41,10 @@ pub enum Domain {
     Receipt,
     /// Attestor's report on a challenge.
     Report,
+    /// Executor's record of one call of an execution job (`datdot-exec`).
+    CallRecord,
+    /// Monitor's report on the sampled calls of an execution job (`datdot-exec`).
+    MonitorReport,
 }
 
 impl Domain {
@@ -53,6 +57,8 @@ impl Domain {
             Domain::Pong => b"datdot/v1/pong",
             Domain::Receipt => b"datdot/v1/receipt",
             Domain::Report => b"datdot/v1/report",
+            Domain::CallRecord => b"datdot/v1/call",
+            Domain::MonitorReport => b"datdot/v1/monitor",
         }
     }
 }
@@ -242,6 +248,8 @@ mod tests {
             Domain::Pong,
             Domain::Receipt,
             Domain::Report,
+            Domain::CallRecord,
+            Domain::MonitorReport,
         ];
         for a in kinds {
             let sig = kp.sign(a, b"payload");
