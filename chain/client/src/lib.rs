@@ -32,10 +32,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 mod hosting;
+mod jobs;
 pub mod keys;
 pub mod node;
 
 pub use hosting::{Assignment, Contract, ContractState, Feed, FeedPeer, MAX_CONTRACT_SCAN};
+pub use jobs::{CallFraud, JobId, Submitted};
 
 pub use subxt::utils::AccountId32;
 pub use subxt_signer::sr25519::Keypair;

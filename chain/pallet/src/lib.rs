@@ -45,6 +45,7 @@ extern crate alloc;
 
 mod challenge;
 pub mod draw;
+pub mod jobs;
 mod logic;
 pub mod settle;
 pub mod types;
@@ -59,6 +60,9 @@ use datdot_protocol::codec::Message;
 use frame::prelude::*;
 use frame::traits::Randomness;
 
+pub use jobs::{
+    Committed, Job, JobEnd, JobId, JobState, ModuleHash, ModuleInfo, MonitorResult, MonitorRound,
+};
 pub use pallet::*;
 pub use types::*;
 pub use weights::WeightInfo;
@@ -131,6 +135,9 @@ pub mod pallet {
     pub type RecordOf<T> = VerdictRecord<<T as frame_system::Config>::AccountId, BlockNumberFor<T>>;
     /// A bounded history.
     pub type HistoryOf<T> = BoundedVec<RecordOf<T>, ConstU32<MAX_HISTORY>>;
+    /// A stored job.
+    pub type JobOf<T> =
+        Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 
     #[pallet::pallet]
     pub struct Pallet<T>(_);
@@ -229,6 +236,22 @@ pub mod pallet {
         /// Most registered attestors (bounds every committee draw).
         #[pallet::constant]
         type MaxAttestors: Get<u32>;
+        /// Deposit per byte of an uploaded module (held while it is stored).
+        #[pallet::constant]
+        type ModuleByteDeposit: Get<BalanceOf<Self>>;
+        /// Largest fuel cap of one call: bounds the chain's re-run of a disputed call.
+        #[pallet::constant]
+        type MaxFuelPerCall: Get<u64>;
+        /// Most jobs not yet settled or cancelled.
+        #[pallet::constant]
+        type MaxJobs: Get<u32>;
+        /// Share of a job's pay for the work done that goes to the executor; the rest
+        /// is the monitors' share (DESIGN §18.6).
+        #[pallet::constant]
+        type ExecutorShare: Get<Perbill>;
+        /// Calls each monitor of a job checks (≤ `datdot_exec::monitor::MAX_SAMPLES`).
+        #[pallet::constant]
+        type MonitorSamples: Get<u32>;
     }
 
     /// Set in genesis only (the dev chain draws it at random at every start), so that a
@@ -320,6 +343,41 @@ pub mod pallet {
     /// Last `MAX_HISTORY` verdicts per feed (removed when its plan is over).
     #[pallet::storage]
     pub type FeedHistory<T: Config> = StorageMap<_, Twox64Concat, FeedId, HistoryOf<T>, ValueQuery>;
+
+    /// Uploaded modules' facts.
+    #[pallet::storage]
+    pub type Modules<T: Config> = StorageMap<
+        _,
+        Identity,
+        ModuleHash,
+        ModuleInfo<<T as frame_system::Config>::AccountId, BalanceOf<T>>,
+    >;
+
+    /// Uploaded modules' bytes (validated by `datdot_exec::Program::new`).
+    #[pallet::storage]
+    pub type ModuleCode<T: Config> =
+        StorageMap<_, Identity, ModuleHash, BoundedVec<u8, ConstU32<{ jobs::MAX_MODULE_BYTES }>>>;
+
+    /// Hosters that offer to execute jobs over the feeds they host.
+    #[pallet::storage]
+    pub type ExecOffers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ()>;
+
+    /// Jobs until settled, cancelled or proven fraudulent.
+    #[pallet::storage]
+    pub type Jobs<T: Config> = StorageMap<_, Twox64Concat, JobId, JobOf<T>>;
+
+    /// Jobs in [`Jobs`] (≤ `MaxJobs`).
+    #[pallet::storage]
+    pub type ActiveJobs<T> = StorageValue<_, u32, ValueQuery>;
+
+    /// Per executor, its jobs assigned or running (it cannot unregister while > 0).
+    #[pallet::storage]
+    pub type ExecutorJobs<T: Config> =
+        StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+    /// Next job id.
+    #[pallet::storage]
+    pub type NextJobId<T> = StorageValue<_, JobId, ValueQuery>;
 
     /// Next feed id.
     #[pallet::storage]
@@ -455,6 +513,73 @@ pub mod pallet {
             who: T::AccountId,
             round: u32,
         },
+        /// A module was uploaded.
+        ModuleUploaded {
+            module: ModuleHash,
+            owner: T::AccountId,
+            len: u32,
+        },
+        /// A hoster started (`offer`) or stopped offering execution.
+        ExecutionOffered { who: T::AccountId, offer: bool },
+        /// A job was submitted and its executor drawn; it must accept by `accept_by`.
+        JobSubmitted {
+            job: JobId,
+            sponsor: T::AccountId,
+            feed: FeedId,
+            module: ModuleHash,
+            executor: T::AccountId,
+            accept_by: BlockNumberFor<T>,
+        },
+        /// The executor accepted and registered its output feed.
+        JobAccepted { job: JobId, output_key: [u8; 32] },
+        /// The executor committed its output feed's root.
+        OutputCommitted {
+            job: JobId,
+            length: u64,
+            fuel_used: u64,
+        },
+        /// The executor's final commit: call fraud proofs are accepted until `settle_at`.
+        JobEnded {
+            job: JobId,
+            end: JobEnd,
+            calls: u64,
+            settle_at: BlockNumberFor<T>,
+        },
+        /// A job was paid out.
+        JobSettled {
+            job: JobId,
+            end: JobEnd,
+            calls: u64,
+            executor_paid: BalanceOf<T>,
+            refund: BalanceOf<T>,
+        },
+        /// A job's monitoring round was drawn (they report by `report_deadline`).
+        MonitorsDrawn {
+            job: JobId,
+            monitors: BoundedVec<T::AccountId, ConstU32<MAX_COMMITTEE>>,
+            report_deadline: BlockNumberFor<T>,
+        },
+        /// A monitor's report was accepted: how many sampled calls it found right, wrong
+        /// and unavailable.
+        MonitorReported {
+            job: JobId,
+            monitor: T::AccountId,
+            agrees: u32,
+            mismatches: u32,
+            unavailable: u32,
+        },
+        /// A job whose executor never accepted was cancelled.
+        JobCancelled { job: JobId, refund: BalanceOf<T> },
+        /// A call fraud proof was verified: the executor is slashed, the sponsor refunded.
+        CallFraudProven {
+            job: JobId,
+            index: u64,
+            offender: T::AccountId,
+            submitter: T::AccountId,
+            slashed: BalanceOf<T>,
+            reward: BalanceOf<T>,
+            refund: BalanceOf<T>,
+        },
     }
 
     #[pallet::error]
@@ -577,6 +702,59 @@ pub mod pallet {
         /// The signed tree has more blocks than `MaxFeedLength` or more bytes than
         /// `MaxFeedBytes`.
         FeedTooLarge,
+        /// The module breaks the module rules (`datdot_exec::Program::new`: imports,
+        /// floats, start function, memory, tables, `datdot_alloc`, size).
+        InvalidModule,
+        /// This module is already uploaded (jobs can use it as it is).
+        ModuleExists,
+        /// No module with this hash.
+        NoSuchModule,
+        /// The entry is not a valid name exported as `(i32, i32) -> i64`.
+        InvalidEntry,
+        /// Fuel caps: 1 ≤ per call ≤ `MaxFuelPerCall`, per call ≤ total (and a commit's
+        /// fuel ≤ total).
+        InvalidFuel,
+        /// A job's payment must be more than zero.
+        ZeroPayment,
+        /// `MaxJobs` jobs are open: submit again later.
+        TooManyJobs,
+        /// The input feed has no blocks.
+        EmptyInput,
+        /// None of the feed's active hosters (other than the sponsor) offers execution.
+        NoExecutor,
+        /// Only hosters execute jobs.
+        NotAHoster,
+        /// No such job.
+        NoSuchJob,
+        /// Only the job's executor may do this.
+        NotTheExecutor,
+        /// Only the job's sponsor may do this.
+        NotSponsor,
+        /// The job is not waiting for its executor to accept.
+        NotAssigned,
+        /// The job is not running.
+        NotRunning,
+        /// The job has not ended.
+        NotEnded,
+        /// A commit may not shrink the output feed, outgrow the input, or end `Done`
+        /// before every call is logged (or `OutOfFuel` with none).
+        BadOutputLength,
+        /// The call fraud proof bytes do not decode.
+        MalformedCallProof,
+        /// The call fraud proof's tree proofs do not verify, or its blocks name
+        /// different calls.
+        InvalidCallProof,
+        /// The record in the proof is not signed by the job's executor, or is of
+        /// another chain or job.
+        NotTheExecutorsRecord,
+        /// The chain re-ran the call and the record is right.
+        NoFraud,
+        /// A hoster cannot unregister while it has jobs assigned or running.
+        StillExecuting,
+        /// The monitor report names another job.
+        WrongJob,
+        /// The monitor report checked another output root than the final commit's.
+        WrongOutputRoot,
     }
 
     #[pallet::genesis_config]
@@ -632,6 +810,10 @@ pub mod pallet {
             assert!(
                 T::MinReports::get() <= x,
                 "MinReports ≤ AttestorsPerChallenge"
+            );
+            assert!(
+                T::MonitorSamples::get() as usize <= datdot_exec::monitor::MAX_SAMPLES,
+                "MonitorSamples ≤ MAX_SAMPLES (the masks of a monitor's result are 64 bits)"
             );
             assert!(
                 T::ChallengePeriod::get().saturating_sub(T::ChallengeJitter::get())
@@ -766,6 +948,141 @@ pub mod pallet {
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_publish_reveal(who, challenge, &reveal)
+        }
+
+        /// Upload a job module (checked by `datdot_exec::Program::new`), holding
+        /// `ModuleByteDeposit` per byte. Its id is `datdot_exec::module_hash`.
+        #[pallet::call_index(10)]
+        #[pallet::weight(T::WeightInfo::upload_module(code.len() as u32))]
+        pub fn upload_module(
+            origin: OriginFor<T>,
+            code: BoundedVec<u8, ConstU32<{ jobs::MAX_MODULE_BYTES }>>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_upload_module(who, &code)
+        }
+
+        /// A hoster starts or stops offering to execute jobs over the feeds it hosts.
+        #[pallet::call_index(11)]
+        #[pallet::weight(T::WeightInfo::offer_execution())]
+        pub fn offer_execution(origin: OriginFor<T>, offer: bool) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_offer_execution(who, offer)
+        }
+
+        /// Submit a job: `entry(block)` of `module` once per block of `feed`, each call
+        /// with at most `fuel_per_call`, the job with at most `fuel_total`; `payment`
+        /// goes into escrow and an executor is drawn among the feed's hosters that offer
+        /// execution.
+        #[pallet::call_index(12)]
+        #[pallet::weight(T::WeightInfo::submit_job(jobs::MAX_MODULE_BYTES, 2 * MAX_REPLICAS))]
+        pub fn submit_job(
+            origin: OriginFor<T>,
+            module: ModuleHash,
+            feed: FeedId,
+            entry: BoundedVec<u8, ConstU32<{ jobs::MAX_ENTRY_NAME }>>,
+            fuel_per_call: u64,
+            fuel_total: u64,
+            payment: BalanceOf<T>,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            let len = Modules::<T>::get(module).map_or(0, |m| m.len);
+            Self::do_submit_job(
+                who,
+                module,
+                feed,
+                &entry,
+                fuel_per_call,
+                fuel_total,
+                payment,
+            )?;
+            Ok(Some(T::WeightInfo::submit_job(len, 2 * MAX_REPLICAS)).into())
+        }
+
+        /// The drawn executor accepts the job and registers its output feed's key.
+        #[pallet::call_index(13)]
+        #[pallet::weight(T::WeightInfo::accept_job())]
+        pub fn accept_job(
+            origin: OriginFor<T>,
+            job: JobId,
+            output_key: [u8; 32],
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_accept_job(who, job, output_key)
+        }
+
+        /// The executor commits its output feed's signed root (our wire encoding of
+        /// `datdot_protocol::tree::SignedTreeRoot`) and the fuel its calls used;
+        /// `end` marks the final commit.
+        #[pallet::call_index(14)]
+        #[pallet::weight(T::WeightInfo::commit_output())]
+        pub fn commit_output(
+            origin: OriginFor<T>,
+            job: JobId,
+            signed_root: BoundedVec<u8, ConstU32<MAX_ROOT_BYTES>>,
+            fuel_used: u64,
+            end: Option<JobEnd>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_commit_output(who, job, &signed_root, fuel_used, end)
+        }
+
+        /// Prove one call of a job wrong (our wire encoding of
+        /// `datdot_exec::CallFraudProof`): the chain verifies both tree proofs and the
+        /// record, re-runs the call with the job's fuel cap and compares. Charged for
+        /// `MaxFuelPerCall`, refunded to the job's cap.
+        #[pallet::call_index(15)]
+        #[pallet::weight(T::WeightInfo::submit_call_proof(
+            proof.len() as u32,
+            jobs::MAX_MODULE_BYTES,
+            T::MaxFuelPerCall::get()
+        ))]
+        pub fn submit_call_proof(
+            origin: OriginFor<T>,
+            job: JobId,
+            proof: BoundedVec<u8, ConstU32<{ jobs::MAX_CALL_PROOF_BYTES }>>,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            let len = Jobs::<T>::get(job)
+                .and_then(|j| Modules::<T>::get(j.module))
+                .map_or(0, |m| m.len);
+            let fuel = Self::do_call_proof(who, job, &proof)?;
+            Ok(Some(T::WeightInfo::submit_call_proof(
+                proof.len() as u32,
+                len,
+                fuel,
+            ))
+            .into())
+        }
+
+        /// Pay out an ended job once its fraud window has passed (anyone may call).
+        #[pallet::call_index(16)]
+        #[pallet::weight(T::WeightInfo::settle_job())]
+        pub fn settle_job(origin: OriginFor<T>, job: JobId) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_settle_job(job)
+        }
+
+        /// A monitor of the job's round files its report (our wire encoding of
+        /// `datdot_exec::MonitorReport`): one check per call of its sample, until the
+        /// round's report deadline.
+        #[pallet::call_index(18)]
+        #[pallet::weight(T::WeightInfo::submit_monitor_report())]
+        pub fn submit_monitor_report(
+            origin: OriginFor<T>,
+            job: JobId,
+            report: BoundedVec<u8, ConstU32<{ jobs::MAX_MONITOR_REPORT_BYTES }>>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_monitor_report(who, job, &report)
+        }
+
+        /// The sponsor cancels a job its executor did not accept in time.
+        #[pallet::call_index(17)]
+        #[pallet::weight(T::WeightInfo::cancel_job())]
+        pub fn cancel_job(origin: OriginFor<T>, job: JobId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_cancel_job(who, job)
         }
     }
 }

@@ -28,11 +28,11 @@ impl<T: Config> Pallet<T> {
         T::PalletId::get().into_account_truncating()
     }
 
-    fn now() -> BlockNumberFor<T> {
+    pub(crate) fn now() -> BlockNumberFor<T> {
         frame_system::Pallet::<T>::block_number()
     }
 
-    fn seed(subject: &[u8]) -> [u8; 32] {
+    pub(crate) fn seed(subject: &[u8]) -> [u8; 32] {
         let (h, _) = T::Randomness::random(subject);
         datdot_protocol::hash::blake2b256(&[h.as_ref(), subject])
     }
@@ -177,6 +177,11 @@ impl<T: Config> Pallet<T> {
             Error::<T>::Unbonding
         );
         ensure!(p.hosting == 0, Error::<T>::StillHosting);
+        ensure!(
+            ExecutorJobs::<T>::get(&who) == 0,
+            Error::<T>::StillExecuting
+        );
+        ExecOffers::<T>::remove(&who);
         let until = Self::now().saturating_add(T::UnbondingPeriod::get());
         p.status = Status::Unbonding { until };
         Self::remove_from_list(&who, p.role);

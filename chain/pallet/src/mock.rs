@@ -43,6 +43,7 @@ parameter_types! {
     pub const FailureSlash: Perbill = Perbill::from_percent(10);
     pub const FraudSlash: Perbill = Perbill::from_percent(50);
     pub const FraudReward: Perbill = Perbill::from_percent(20);
+    pub const ExecutorShare: Perbill = Perbill::from_percent(90);
     /// 0 (every period exactly) unless a test sets it.
     pub static ChallengeJitter: u64 = 0;
 }
@@ -79,6 +80,11 @@ impl pallet_datdot::Config for Test {
     type OutlierTolerancePercent = ConstU32<25>;
     type MaxHosters = ConstU32<16>;
     type MaxAttestors = ConstU32<16>;
+    type ModuleByteDeposit = ConstU64<1>;
+    type MaxFuelPerCall = ConstU64<10_000_000>;
+    type MaxJobs = ConstU32<4>;
+    type ExecutorShare = ExecutorShare;
+    type MonitorSamples = ConstU32<8>;
 }
 
 pub const PUBLISHER: u64 = 1;

@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 use datdot_protocol::metrics::{self, MetricSummary, Sla};
 
 use crate::types::Verdict;
+use frame::arithmetic::Perbill;
 
 /// Highest score.
 pub const MAX_SCORE: u32 = 1000;
@@ -195,6 +196,36 @@ pub fn accusation_stands(count: u8, reports: usize, cleared: bool) -> bool {
     !cleared && usize::from(count) * 2 > reports
 }
 
+/// A job's payouts for `calls` of `total` calls logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobPayouts<B> {
+    /// To the executor: `executor_share` of the work pay.
+    pub executor: B,
+    /// The monitors' share: the rest of the work pay (split among those that reported).
+    pub monitors: B,
+    /// Back to the sponsor: the payment less the work pay.
+    pub refund: B,
+}
+
+/// The pay for the work done is `payment · calls / total` (a call that ran out of fuel
+/// counts: its fuel was spent; rounded down to a billionth of the payment), of which
+/// the executor gets `executor_share` (rounded down) and the monitors the rest. The
+/// three parts add up to `payment`.
+pub fn job_payouts<B: frame::arithmetic::AtLeast32BitUnsigned + Copy>(
+    payment: B,
+    calls: u64,
+    total: u64,
+    executor_share: Perbill,
+) -> JobPayouts<B> {
+    let work = Perbill::from_rational(calls.min(total), total.max(1)).mul_floor(payment);
+    let executor = executor_share.mul_floor(work);
+    JobPayouts {
+        executor,
+        monitors: work.saturating_sub(executor),
+        refund: payment.saturating_sub(work),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +367,30 @@ mod tests {
     fn escrow_and_overflow() {
         assert_eq!(plan_escrow(2, 3, 100, 10, 4), Some(2 * 3 * 140));
         assert_eq!(plan_escrow(2, 3, u128::MAX, 10, 4), None);
+    }
+
+    #[test]
+    fn job_payouts_add_up_and_follow_the_calls_done() {
+        let share = Perbill::from_percent(90);
+        for (payment, calls, total) in [
+            (6400u64, 64, 64),
+            (6400, 1, 64),
+            (6400, 0, 64),
+            (7, 3, 10),
+            (u64::MAX, 5, 9),
+        ] {
+            let p = job_payouts(payment, calls, total, share);
+            assert_eq!(p.executor + p.monitors + p.refund, payment);
+        }
+        let p = job_payouts(6400u64, 64, 64, share);
+        assert_eq!((p.executor, p.monitors, p.refund), (5760, 640, 0));
+        let p = job_payouts(6400u64, 1, 64, share);
+        assert_eq!((p.executor, p.monitors, p.refund), (90, 10, 6300));
+        // More calls than the job has are capped.
+        assert_eq!(
+            job_payouts(6400u64, 100, 64, share),
+            job_payouts(6400u64, 64, 64, share)
+        );
     }
 
     #[test]

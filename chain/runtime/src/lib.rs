@@ -96,6 +96,7 @@ parameter_types! {
     pub const FailureSlash: Perbill = Perbill::from_percent(10);
     pub const FraudSlash: Perbill = Perbill::from_percent(50);
     pub const FraudReward: Perbill = Perbill::from_percent(20);
+    pub const ExecutorShare: Perbill = Perbill::from_percent(90);
     /// 2 s of execution per block (a 6 s slot: a third to author, the rest to import and
     /// gossip), 75 % of it for ordinary extrinsics; `on_initialize` (the agenda) may use
     /// half of the block (`pallet_datdot::types::AGENDA_WEIGHT_PERCENT`).
@@ -166,6 +167,15 @@ impl pallet_datdot::Config for Runtime {
     type OutlierTolerancePercent = ConstU32<25>;
     type MaxHosters = ConstU32<256>;
     type MaxAttestors = ConstU32<1024>;
+    // 1 UNIT per KiB stored.
+    type ModuleByteDeposit = ConstU128<{ UNIT / 1024 }>;
+    // The chain's re-run of one call at this cap is costed in `weights.rs`
+    // (`PS_PER_FUEL`, 3 ps per fuel: 150 ms of a block's 2 s; DESIGN §18.5). The
+    // word-frequency example needs 20.2 M fuel for a 64 KiB block of text.
+    type MaxFuelPerCall = ConstU64<50_000_000>;
+    type MaxJobs = ConstU32<4096>;
+    type ExecutorShare = ExecutorShare;
+    type MonitorSamples = ConstU32<16>;
 }
 
 /// The block type.

@@ -3,6 +3,7 @@
 mod audits;
 mod chains;
 mod fraud;
+mod jobs;
 mod lifecycle;
 mod plans;
 mod registration;
