@@ -10,77 +10,15 @@ use datdot_exec::{
     OutputBlock, Program, output_hash,
 };
 use datdot_protocol::codec::{from_bytes, to_bytes};
-use datdot_protocol::identity::{Keypair, PublicKey, Signature};
-use datdot_protocol::tree::{self, BlockProof, TreeNode, build};
-use ed25519_dalek::{Signer, SigningKey};
+use datdot_protocol::identity::{Keypair, PublicKey};
+use datdot_protocol::tree;
 use proptest::prelude::*;
 
 const CHAIN: [u8; 32] = [3; 32];
 const JOB: u64 = 7;
 const FUEL: u64 = 1_000_000;
 
-/// Reverses its input (a loop per byte: fuel grows with the input).
-fn reverse() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-  (memory (export "memory") 8)
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "datdot_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $p))
-  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    (local $i i32) (local $j i32) (local $t i32)
-    (local.set $i (local.get $ptr))
-    (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_s (local.get $i) (local.get $j)))
-      (local.set $t (i32.load8_u (local.get $i)))
-      (i32.store8 (local.get $i) (i32.load8_u (local.get $j)))
-      (i32.store8 (local.get $j) (local.get $t))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (local.set $j (i32.sub (local.get $j) (i32.const 1)))
-      (br $next)))
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len)))))"#,
-    )
-    .expect("test module parses")
-}
-
-/// A signed feed of `blocks`: its key, leaves and a way to prove block `i`.
-struct Feed {
-    key: SigningKey,
-    blocks: Vec<Vec<u8>>,
-    leaves: Vec<TreeNode>,
-}
-
-impl Feed {
-    fn new(seed: u8, blocks: Vec<Vec<u8>>) -> Self {
-        let leaves = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| build::leaf(i as u64, b))
-            .collect();
-        Feed {
-            key: SigningKey::from_bytes(&[seed; 32]),
-            blocks,
-            leaves,
-        }
-    }
-    fn public(&self) -> PublicKey {
-        PublicKey::from_bytes(&self.key.verifying_key().to_bytes()).unwrap()
-    }
-    fn proof(&self, i: u64) -> BlockProof {
-        build::block_proof(&self.leaves, i, 0, |m| {
-            Signature(self.key.sign(m).to_bytes())
-        })
-        .unwrap()
-    }
-    fn tree(&self) -> [u8; 32] {
-        tree::tree_hash(&build::roots(&self.leaves))
-    }
-}
+use datdot_testkit::{SignedFeed as Feed, reverse_wasm as reverse};
 
 struct Fixture {
     program: Program,
@@ -130,7 +68,7 @@ impl Fixture {
             fuel_per_call: FUEL,
             input_feed: &input_feed,
             input_length: self.input.blocks.len() as u64,
-            input_tree: self.input.tree(),
+            input_tree: self.input.tree_hash(),
             output_feed: &output_feed,
             executor: &self.executor_key,
         };

@@ -38,21 +38,7 @@ fn echo() -> Vec<u8> {
 
 /// `process` reverses its input in place, one byte per loop iteration.
 fn reverse() -> Vec<u8> {
-    module(
-        "(local $i i32) (local $j i32) (local $t i32)
-         (local.set $i (local.get $ptr))
-         (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
-         (block $done (loop $next
-           (br_if $done (i32.ge_s (local.get $i) (local.get $j)))
-           (local.set $t (i32.load8_u (local.get $i)))
-           (i32.store8 (local.get $i) (i32.load8_u (local.get $j)))
-           (i32.store8 (local.get $j) (local.get $t))
-           (local.set $i (i32.add (local.get $i) (i32.const 1)))
-           (local.set $j (i32.sub (local.get $j) (i32.const 1)))
-           (br $next)))
-         (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-                 (i64.extend_i32_u (local.get $len)))",
-    )
+    datdot_testkit::reverse_wasm()
 }
 
 fn program(wasm: &[u8]) -> Program {

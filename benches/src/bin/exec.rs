@@ -30,9 +30,7 @@ use datdot_exec::record::CallRecord;
 use datdot_exec::vm::{self, ALLOC_EXPORT, MAX_MEMORY_PAGES, MAX_MODULE_BYTES, MEMORY_EXPORT};
 use datdot_exec::{CallFraudProof, CallStatus, CallVerdict, JobTerms, OutputBlock, Program};
 use datdot_protocol::codec::to_bytes;
-use datdot_protocol::identity::{Keypair, PublicKey, Signature};
-use datdot_protocol::tree::{self, BlockProof, TreeNode, build};
-use ed25519_dalek::{Signer, SigningKey};
+use datdot_protocol::identity::{Keypair, PublicKey};
 use wasmi::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 
 /// One input block.
@@ -335,42 +333,9 @@ impl Shape {
 }
 
 // ---------------------------------------------------------------------------------------
-// The fraud-proof fixture (as in exec/tests/fraud.rs)
+// The fraud-proof fixture (datdot-testkit's signed feeds, as in exec/tests/fraud.rs)
 
-/// A feed signed with a plain ed25519 key: its blocks, leaves and block proofs.
-struct Feed {
-    key: SigningKey,
-    blocks: Vec<Vec<u8>>,
-    leaves: Vec<TreeNode>,
-}
-
-impl Feed {
-    fn new(seed: u8, blocks: Vec<Vec<u8>>) -> Self {
-        let leaves = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| build::leaf(i as u64, b))
-            .collect();
-        Feed {
-            key: SigningKey::from_bytes(&[seed; 32]),
-            blocks,
-            leaves,
-        }
-    }
-    fn public(&self) -> Result<PublicKey> {
-        PublicKey::from_bytes(&self.key.verifying_key().to_bytes())
-            .map_err(|e| anyhow::anyhow!("feed key: {e:?}"))
-    }
-    fn proof(&self, i: u64) -> Result<BlockProof> {
-        build::block_proof(&self.leaves, i, 0, |m| {
-            Signature(self.key.sign(m).to_bytes())
-        })
-        .context("block proof")
-    }
-    fn tree(&self) -> [u8; 32] {
-        tree::tree_hash(&build::roots(&self.leaves))
-    }
-}
+use datdot_testkit::SignedFeed as Feed;
 
 /// What the chain knows of the job, apart from its compiled module.
 struct Job {
@@ -593,16 +558,16 @@ fn main() -> Result<()> {
     let output_feed = Feed::new(2, records);
     let proof = CallFraudProof {
         input: input_feed.blocks[2].clone(),
-        input_proof: input_feed.proof(2)?,
+        input_proof: input_feed.proof(2),
         output: output_feed.blocks[2].clone(),
-        output_proof: output_feed.proof(2)?,
+        output_proof: output_feed.proof(2),
     };
     let wire = to_bytes(&proof);
     let job = Job {
-        input_feed: input_feed.public()?,
+        input_feed: input_feed.public(),
         input_length: input_feed.blocks.len() as u64,
-        input_tree: input_feed.tree(),
-        output_feed: output_feed.public()?,
+        input_tree: input_feed.tree_hash(),
+        output_feed: output_feed.public(),
         executor: executor.public(),
     };
     let end_to_end = || -> Result<u64> {

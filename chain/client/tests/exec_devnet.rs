@@ -18,11 +18,9 @@ use datdot_chain_client::{
 };
 use datdot_exec::record::CallRecord;
 use datdot_exec::{CallFraudProof, CallStatus, OutputBlock, Program, output_hash};
-use datdot_protocol::codec::{self, Encode, Writer};
-use datdot_protocol::identity::{Keypair as ProtocolKey, Signature};
-use datdot_protocol::tree::{TreeNode, build};
-use datdot_testkit::{BlockMode, DevChain};
-use ed25519_dalek::{Signer, SigningKey};
+use datdot_protocol::codec;
+use datdot_protocol::identity::Keypair as ProtocolKey;
+use datdot_testkit::{BlockMode, DevChain, SignedFeed};
 
 fn rejected(e: &anyhow::Error) -> Option<&str> {
     e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
@@ -36,42 +34,6 @@ fn grayscale_wasm() -> Result<Vec<u8>> {
         )
         .join("grayscale.wasm");
     std::fs::read(&path).with_context(|| format!("{}: run scripts/build-modules", path.display()))
-}
-
-/// A signed feed: its blocks, leaves and author.
-struct Feed {
-    author: SigningKey,
-    blocks: Vec<Vec<u8>>,
-    leaves: Vec<TreeNode>,
-}
-
-impl Feed {
-    fn new(author: SigningKey, blocks: Vec<Vec<u8>>) -> Self {
-        let leaves = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| build::leaf(i as u64, b))
-            .collect();
-        Feed {
-            author,
-            blocks,
-            leaves,
-        }
-    }
-    fn key(&self) -> [u8; 32] {
-        self.author.verifying_key().to_bytes()
-    }
-    fn proof(&self, i: u64) -> datdot_protocol::tree::BlockProof {
-        build::block_proof(&self.leaves, i, 0, |m| {
-            Signature(self.author.sign(m).to_bytes())
-        })
-        .expect("in the feed")
-    }
-    fn root(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.proof(0).root.encode(&mut w);
-        w.into_bytes()
-    }
 }
 
 /// Raw RGB noise (xorshift, fixed seed).
@@ -92,6 +54,9 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
     let tmp = tempfile::tempdir()?;
     let devnet = DevChain::start(tmp.path().join("chain"), 8741, BlockMode::Instant)?;
     let chain = ChainClient::connect(&devnet.url()).await?;
+    // Progress with times (shown with --nocapture, and when the test fails).
+    let t0 = std::time::Instant::now();
+    let mark = |what: &str| eprintln!("[{:6.1} s] {what}", t0.elapsed().as_secs_f64());
     let (sponsor, hoster, watcher) = (
         keys::dev("publisher-1")?,
         keys::dev("hoster-1")?,
@@ -111,10 +76,7 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         .await?;
 
     // The input: 8 blocks of 3 KiB of pixels.
-    let input = Feed::new(
-        SigningKey::from_bytes(&[42; 32]),
-        (0..8).map(|i| pixels(3072, i + 1)).collect(),
-    );
+    let input = SignedFeed::new(42, (0..8).map(|i| pixels(3072, i + 1)).collect());
     let plan = PlanTerms {
         replicas: 1,
         sla: SlaTerms {
@@ -131,11 +93,12 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         input.key(),
     );
     let published = chain
-        .publish(&sponsor, input.key(), input.root(), plan, source)
+        .publish(&sponsor, input.key(), input.root_bytes(), plan, source)
         .await?;
     let (contract, _) = published.contracts[0];
     chain.confirm_hosting(&hoster, contract).await?;
     chain.offer_execution(&hoster, true).await?;
+    mark("registered, published, confirmed, offered");
 
     // Module validation runs in the runtime: floats are refused.
     let floats = wat::parse_str(
@@ -149,13 +112,14 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
     ensure!(rejected(&e) == Some("InvalidModule"), "{e:#}");
     let wasm = grayscale_wasm()?;
     let module = chain.upload_module(&sponsor, wasm.clone()).await?;
+    mark("module uploaded (and a float module refused)");
     let program = Program::new(&wasm)?;
     let need = program
         .call("process", &input.blocks[0], u64::MAX)
         .fuel_used;
 
     // An executor's log, computed natively: `fuel` per call, `tamper` applied.
-    let output = Feed::new(SigningKey::from_bytes(&[77; 32]), Vec::new());
+    let output_key = SignedFeed::new(77, Vec::new()).key();
     let log =
         |job: u64, fuel: u64, calls: usize, tamper: &dyn Fn(u64, &mut CallRecord, &mut Vec<u8>)| {
             let blocks = input.blocks[..calls]
@@ -176,9 +140,9 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
                     codec::to_bytes(&OutputBlock::sign(record, out, &hoster_key))
                 })
                 .collect();
-            Feed::new(output.author.clone(), blocks)
+            SignedFeed::new(77, blocks)
         };
-    let proof = |log: &Feed, i: u64| {
+    let proof = |log: &SignedFeed, i: u64| {
         codec::to_bytes(&CallFraudProof {
             input: input.blocks[i as usize].clone(),
             input_proof: input.proof(i),
@@ -204,7 +168,8 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         j1.executor == account(&hoster),
         "the only offering hoster executes"
     );
-    chain.accept_job(&hoster, j1.job, output.key()).await?;
+    chain.accept_job(&hoster, j1.job, output_key).await?;
+    mark("job 1 submitted and accepted");
     let l1 = log(j1.job, need / 2, 1, &|_, _, _| {});
     let first: OutputBlock = codec::from_bytes(&l1.blocks[0])?;
     ensure!(
@@ -213,8 +178,9 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         first.record
     );
     chain
-        .commit_output(&hoster, j1.job, l1.root(), need / 2, Some(false))
+        .commit_output(&hoster, j1.job, l1.root_bytes(), need / 2, Some(false))
         .await?;
+    mark("job 1 committed");
     let e = chain
         .submit_call_proof(&watcher, j1.job, proof(&l1, 0))
         .await
@@ -223,6 +189,7 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         rejected(&e) == Some("NoFraud"),
         "out of fuel in the runtime too: {e:#}"
     );
+    mark("job 1: the out-of-fuel call refused as NoFraud");
 
     // Job 2: full fuel; call 5's output tampered (and recorded as such).
     let j2 = chain
@@ -236,7 +203,8 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
             8 * UNIT,
         )
         .await?;
-    chain.accept_job(&hoster, j2.job, output.key()).await?;
+    chain.accept_job(&hoster, j2.job, output_key).await?;
+    mark("job 2 submitted and accepted");
     let l2 = log(j2.job, 2 * need, 8, &|i, r, o| {
         if i == 5 {
             o[0] = o[0].wrapping_add(1);
@@ -244,8 +212,9 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         }
     });
     chain
-        .commit_output(&hoster, j2.job, l2.root(), 8 * need, Some(true))
+        .commit_output(&hoster, j2.job, l2.root_bytes(), 8 * need, Some(true))
         .await?;
+    mark("job 2 committed");
     for i in [0, 7] {
         let e = chain
             .submit_call_proof(&watcher, j2.job, proof(&l2, i))
@@ -255,11 +224,13 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
             rejected(&e) == Some("NoFraud"),
             "call {i}: output, fuel and status agree in the runtime: {e:#}"
         );
+        mark("job 2: a right call refused as NoFraud");
     }
     let before = chain.free_balance(&account(&watcher)).await?;
     let fraud = chain
         .submit_call_proof(&watcher, j2.job, proof(&l2, 5))
         .await?;
+    mark("job 2: call 5 proven");
     ensure!(
         fraud.index == 5 && fraud.slashed == hoster_stake / 2,
         "{fraud:?}"

@@ -5,6 +5,7 @@ use datdot_exec::record::CallRecord;
 use datdot_exec::{CallFraudProof, CallStatus, OutputBlock, Program, output_hash};
 use datdot_protocol::codec::{self, Encode as _, Writer};
 use datdot_protocol::tree::{BlockProof, TreeNode, build};
+use datdot_testkit::SignedFeed;
 use ed25519_dalek::SigningKey;
 use frame::testing_prelude::*;
 
@@ -16,34 +17,7 @@ const SPONSOR: u64 = 2;
 const PAYMENT: u64 = 6_400;
 const FUEL: u64 = 100_000;
 
-/// Reverses its input, one loop iteration per byte pair.
-fn reverse_wasm() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-  (memory (export "memory") 8)
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "datdot_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $p))
-  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    (local $i i32) (local $j i32) (local $t i32)
-    (local.set $i (local.get $ptr))
-    (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_s (local.get $i) (local.get $j)))
-      (local.set $t (i32.load8_u (local.get $i)))
-      (i32.store8 (local.get $i) (i32.load8_u (local.get $j)))
-      (i32.store8 (local.get $j) (local.get $t))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (local.set $j (i32.sub (local.get $j) (i32.const 1)))
-      (br $next)))
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len)))))"#,
-    )
-    .expect("test module parses")
-}
+use datdot_testkit::reverse_wasm;
 
 fn module_hash() -> [u8; 32] {
     datdot_exec::module_hash(&reverse_wasm())
@@ -86,8 +60,10 @@ fn exec_world() {
     assert_ok!(upload());
 }
 
+const OUTPUT_SEED: u8 = 55;
+
 fn output_signer() -> SigningKey {
-    SigningKey::from_bytes(&[55; 32])
+    SigningKey::from_bytes(&[OUTPUT_SEED; 32])
 }
 
 fn output_key() -> [u8; 32] {
@@ -95,11 +71,8 @@ fn output_key() -> [u8; 32] {
 }
 
 /// The executor's log: one signed block per input block (calls `0..n`), with
-/// `tamper(index, record, output)` applied.
-struct Log {
-    blocks: Vec<Vec<u8>>,
-    leaves: Vec<TreeNode>,
-}
+/// `tamper(index, record, output)` applied, in an output feed of key [`output_key`].
+struct Log(SignedFeed);
 
 impl Log {
     fn run(
@@ -128,22 +101,15 @@ impl Log {
                 codec::to_bytes(&OutputBlock::sign(record, output, &kp(executor)))
             })
             .collect();
-        let leaves = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| build::leaf(i as u64, b))
-            .collect();
-        Log { blocks, leaves }
+        Log(SignedFeed::new(OUTPUT_SEED, blocks))
     }
 
     fn proof(&self, i: u64, signer: &SigningKey) -> BlockProof {
-        build::block_proof(&self.leaves, i, 0, |m| feed_sign(signer, m)).expect("in the log")
+        self.0.proof_signed_by(i, signer)
     }
 
     fn root(&self) -> BoundedVec<u8, ConstU32<{ crate::MAX_ROOT_BYTES }>> {
-        let mut w = Writer::new();
-        self.proof(0, &output_signer()).root.encode(&mut w);
-        w.into_bytes().try_into().expect("small")
+        self.0.root_bytes().try_into().expect("small")
     }
 
     fn call_proof(&self, i: u64) -> BoundedVec<u8, ConstU32<MAX_CALL_PROOF_BYTES>> {
@@ -153,7 +119,7 @@ impl Log {
         let p = CallFraudProof {
             input: blocks()[i as usize].clone(),
             input_proof,
-            output: self.blocks[i as usize].clone(),
+            output: self.0.blocks[i as usize].clone(),
             output_proof: self.proof(i, &output_signer()),
         };
         codec::to_bytes(&p).try_into().expect("below MAX_SIZE")
