@@ -324,6 +324,44 @@ fn hostile_and_invalid_modules_are_refused_at_upload() {
 }
 
 #[test]
+fn a_block_parameter_consumed_by_a_local_is_refused_not_a_panic() {
+    // Found by fuzz/exec_module: wasmi 2.0.0's translator trips a debug assertion ("a
+    // register operand already exists on the stack") on this valid module, a panic in
+    // `Program::new` in any build with debug assertions. Block parameters need
+    // multi-value, which the configuration now turns off.
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+          (func (export "datdot_alloc") (param i32) (result i32) (i32.const 0))
+          (func (export "process") (param $ptr i32) (param $len i32) (result i64)
+            memory.size
+            local.get $len
+            if (param i32) (result i64)
+              local.set $ptr
+              i64.const 5
+            else
+              i64.extend_i32_u
+            end))"#,
+    )
+    .expect("parses");
+    assert!(matches!(Program::new(&wasm), Err(ModuleError::Invalid(_))));
+}
+
+#[test]
+fn operators_after_a_functions_end_are_refused_not_a_panic() {
+    // Found by fuzz/exec_module: a `nop` after the last `end` of a function body trips
+    // a `debug_assert!` in wasmi 2.0.0's fuel translator before validation refuses it.
+    // The test build compiles wasmi without debug assertions, as release builds and the
+    // runtime do (root Cargo.toml, DESIGN §18.2).
+    let wasm = hex::decode(
+        "0061736d01000000010c0260017f017f60027f7f017f03030200010503010000072303066d656d6f72\
+         7902000c646174646f745f616c6c6f6300000770726f6365737300010c01010a11020a000000000b01\
+         00000000040000000b0b06010041000b00",
+    )
+    .expect("hex");
+    assert!(matches!(Program::new(&wasm), Err(ModuleError::Invalid(_))));
+}
+
+#[test]
 fn entries_are_checked_by_name_and_type() {
     let p = program(&module_with(
         r#"(func (export "wrong") (param i32) (result i64) (i64.const 0))"#,

@@ -16,7 +16,7 @@
 //! What `datdot-exec` accepts and how it calls a module (the host side is defined there;
 //! this is the contract the wrappers are written to):
 //! - No imports, no start function, no float types or instructions; WebAssembly 1.0
-//!   plus mutable globals (sign extension, multi-value and bulk memory are allowed, the
+//!   plus mutable globals (sign extension and bulk memory are allowed, multi-value is not; the
 //!   `wasm32v1-none` target emits none of them).
 //! - Exports `memory` (the only memory: initial size at most 16 pages = 1 MiB, growable to
 //!   64 pages = 4 MiB, beyond which `memory.grow` returns -1; the modules also declare
