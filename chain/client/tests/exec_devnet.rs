@@ -1,5 +1,5 @@
 //! Execution jobs end to end on a real dev chain: our runtime wasm (with the wasmi
-//! interpreter inside) executed by chopsticks on 127.0.0.1:8741. `scripts/test` runs it
+//! interpreter inside) executed by chopsticks on 127.0.0.1:8761. `scripts/test` runs it
 //! after building the runtime wasm and the example modules (`scripts/build-modules`); it
 //! is `#[ignore]`d so that a plain `cargo test` needs neither.
 //!
@@ -52,7 +52,7 @@ fn pixels(len: usize, mut x: u64) -> Vec<u8> {
 #[ignore = "needs the runtime wasm, the example modules and starts a dev chain (scripts/test runs it)"]
 async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let devnet = DevChain::start(tmp.path().join("chain"), 8741, BlockMode::Instant)?;
+    let devnet = DevChain::start(tmp.path().join("chain"), 8761, BlockMode::Instant)?;
     let chain = ChainClient::connect(&devnet.url()).await?;
     // Progress with times (shown with --nocapture, and when the test fails).
     let t0 = std::time::Instant::now();
