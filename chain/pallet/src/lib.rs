@@ -8,6 +8,10 @@
 //! `ChallengePeriod` blocks with a committee of attestors drawn from chain randomness,
 //! accepts signed reports in the report window, settles (per-metric median, SLA
 //! verdict, rewards, penalties, outliers, scores), and punishes verified fraud.
+//! Execution jobs ([`jobs`]): uploaded WebAssembly modules run once per block of a
+//! published feed by an executor drawn among its hosters, monitored by a drawn
+//! committee, and disputed one call at a time — the chain re-runs it with
+//! `datdot-exec`, the same interpreter the executor and monitors use.
 //!
 //! ## Goals
 //! - One chain logic: the same pallet runs under chopsticks (wasm) and natively in
