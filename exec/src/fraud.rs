@@ -14,7 +14,7 @@ use datdot_protocol::hash::Hash;
 use datdot_protocol::identity::{ChainId, PublicKey};
 use datdot_protocol::tree::{BlockProof, TreeError, leaf_hash, tree_hash};
 
-use crate::record::{CallRecord, OutputBlock};
+use crate::record::{CallRecord, OutputBlock, output_hash};
 use crate::vm::{CallOutcome, MAX_INPUT_BYTES, Program};
 
 /// Evidence that call `index` of a job was logged wrongly.
@@ -195,7 +195,7 @@ impl CallFraudProof {
             fraud(Mismatch::Status)
         } else if record.fuel_used != outcome.fuel_used {
             fraud(Mismatch::Fuel)
-        } else if !record.matches(&outcome) {
+        } else if record.output_hash != output_hash(&outcome.output) {
             fraud(Mismatch::Output)
         } else {
             CallVerdict::NoFraud { index }

@@ -109,13 +109,6 @@ impl CallRecord {
         self.encode(&mut w);
         w.into_bytes()
     }
-
-    /// Whether the outcome of a re-run matches this record in output, fuel and status.
-    pub fn matches(&self, outcome: &CallOutcome) -> bool {
-        self.status == outcome.status
-            && self.fuel_used == outcome.fuel_used
-            && self.output_hash == output_hash(&outcome.output)
-    }
 }
 
 impl Encode for CallRecord {

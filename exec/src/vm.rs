@@ -238,14 +238,7 @@ impl Program {
 
     /// A store for one call: the memory and table limits, `fuel`.
     fn store(&self, fuel: u64) -> Store<StoreLimits> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MAX_MEMORY_PAGES as usize * 65536)
-            .table_elements(MAX_TABLE_ELEMENTS as usize)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build();
-        let mut store = Store::new(&self.engine, limits);
+        let mut store = Store::new(&self.engine, store_limits());
         store.limiter(|l: &mut StoreLimits| l);
         // Fails only with metering off, which `config` never does.
         let _ = store.set_fuel(fuel);
@@ -330,6 +323,19 @@ impl Program {
             trap: None,
         }
     }
+}
+
+/// The limits of a call's store: [`MAX_MEMORY_PAGES`] of memory, one instance, one
+/// memory, one table of at most [`MAX_TABLE_ELEMENTS`] (install with
+/// `store.limiter(|l| l)`).
+pub fn store_limits() -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(MAX_MEMORY_PAGES as usize * 65536)
+        .table_elements(MAX_TABLE_ELEMENTS as usize)
+        .instances(1)
+        .memories(1)
+        .tables(1)
+        .build()
 }
 
 /// Entry names: 1 to [`MAX_ENTRY_NAME`] bytes of `[A-Za-z0-9_]`.

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use datdot_exec::{CallStatus, Program};
+use datdot_testkit::noise;
 use proptest::prelude::*;
 
 fn module(job: &str) -> Vec<u8> {
@@ -35,18 +36,6 @@ fn ok(p: &Program, input: &[u8]) -> (Vec<u8>, u64) {
     let out = p.call("process", input, FUEL);
     assert_eq!(out.status, CallStatus::Ok, "{:?}", out.trap);
     (out.output, out.fuel_used)
-}
-
-/// A 64 KiB-ish pseudo-random input (xorshift, fixed seed).
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn text(len: usize) -> Vec<u8> {

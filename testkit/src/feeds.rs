@@ -102,3 +102,17 @@ impl SignedFeed {
         tree::tree_hash(&build::roots(&self.leaves))
     }
 }
+
+/// `len` pseudo-random bytes from `seed` (xorshift64; `seed` ≠ 0): raw pixels or any
+/// input a test wants reproducible.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

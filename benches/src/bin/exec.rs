@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use datdot_exec::record::CallRecord;
-use datdot_exec::vm::{self, ALLOC_EXPORT, MAX_MEMORY_PAGES, MAX_MODULE_BYTES, MEMORY_EXPORT};
+use datdot_exec::vm::{self, ALLOC_EXPORT, MAX_MODULE_BYTES, MEMORY_EXPORT};
 use datdot_exec::{CallFraudProof, CallStatus, CallVerdict, JobTerms, OutputBlock, Program};
 use datdot_protocol::codec::to_bytes;
 use datdot_protocol::identity::{Keypair, PublicKey};
-use wasmi::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
+use wasmi::{Engine, Linker, Module, Store, StoreLimits};
 
 /// One input block.
 const BLOCK: usize = 64 * 1024;
@@ -187,14 +187,7 @@ impl Unmetered {
     }
 
     fn call(&self, entry: &str, input: &[u8]) -> Result<Vec<u8>> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MAX_MEMORY_PAGES as usize * 65536)
-            .table_elements(vm::MAX_TABLE_ELEMENTS as usize)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build();
-        let mut store = Store::new(&self.engine, limits);
+        let mut store = Store::new(&self.engine, vm::store_limits());
         store.limiter(|l: &mut StoreLimits| l);
         let instance = Linker::<StoreLimits>::new(&self.engine)
             .instantiate_and_start(&mut store, &self.module)?;

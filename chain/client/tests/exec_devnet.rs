@@ -20,7 +20,7 @@ use datdot_exec::record::CallRecord;
 use datdot_exec::{CallFraudProof, CallStatus, OutputBlock, Program, output_hash};
 use datdot_protocol::codec;
 use datdot_protocol::identity::Keypair as ProtocolKey;
-use datdot_testkit::{BlockMode, DevChain, SignedFeed};
+use datdot_testkit::{BlockMode, DevChain, SignedFeed, noise};
 
 fn rejected(e: &anyhow::Error) -> Option<&str> {
     e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
@@ -34,18 +34,6 @@ fn grayscale_wasm() -> Result<Vec<u8>> {
         )
         .join("grayscale.wasm");
     std::fs::read(&path).with_context(|| format!("{}: run scripts/build-modules", path.display()))
-}
-
-/// Raw RGB noise (xorshift, fixed seed).
-fn pixels(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -63,20 +51,20 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         keys::dev("attestor-1")?,
     );
     let hoster_key = ProtocolKey::from_seed(&[1; 32]);
-    let noise = *ProtocolKey::from_seed(&[0xa4; 32]).public().as_bytes();
+    let noise_key = *ProtocolKey::from_seed(&[0xa4; 32]).public().as_bytes();
     let hoster_stake = 100 * UNIT;
     chain
         .register(
             &hoster,
             Role::Hoster,
             hoster_stake,
-            endpoint("127.0.0.1:4100", noise, *hoster_key.public().as_bytes()),
+            endpoint("127.0.0.1:4100", noise_key, *hoster_key.public().as_bytes()),
             2,
         )
         .await?;
 
     // The input: 8 blocks of 3 KiB of pixels.
-    let input = SignedFeed::new(42, (0..8).map(|i| pixels(3072, i + 1)).collect());
+    let input = SignedFeed::new(42, (0..8).map(|i| noise(3072, i + 1)).collect());
     let plan = PlanTerms {
         replicas: 1,
         sla: SlaTerms {
