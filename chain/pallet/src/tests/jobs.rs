@@ -680,16 +680,17 @@ fn an_executor_cannot_leave_mid_job_and_an_unaccepted_job_can_be_cancelled() {
         // Its contracts end with the plan; its job keeps it.
         assert_ok!(Datdot::end_plan(RuntimeOrigin::signed(PUBLISHER), 0));
         run_to(40);
-        if crate::Participants::<Test>::get(ex)
-            .expect("registered")
-            .hosting
-            == 0
-        {
-            assert_noop!(
-                Datdot::unregister(RuntimeOrigin::signed(ex)),
-                Error::<Test>::StillExecuting
-            );
-        }
+        assert_eq!(
+            crate::Participants::<Test>::get(ex)
+                .expect("registered")
+                .hosting,
+            0,
+            "no contract keeps it"
+        );
+        assert_noop!(
+            Datdot::unregister(RuntimeOrigin::signed(ex)),
+            Error::<Test>::StillExecuting
+        );
         assert_noop!(
             Datdot::cancel_job(RuntimeOrigin::signed(3), 0),
             Error::<Test>::NotSponsor
