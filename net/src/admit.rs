@@ -26,8 +26,12 @@
 //!   sessions that keep the hoster busy from a few addresses cannot lock out a reader
 //!   from another (each group keeps a fair share, `sessions / groups`, and a group
 //!   holding one session is never evicted while busy); else it is refused.
+//! - **Expected sources** ([`Admission::handle_accept_expected`]: the committee
+//!   listener's members, by their registered addresses): their handshakes have a lane
+//!   of their own, under the group bound only. Outsiders from any number of groups
+//!   (an IPv6 /48 is 65,536 of them) cannot cancel them, however slow the handshake.
 //!
-//! Call order: [`Admission::handle_accept`] for each accepted socket (returns its id
+//! Call order: [`Admission::handle_accept`] (or [`Admission::handle_accept_expected`]) for each accepted socket (returns its id
 //! and the handshake to cancel, if any); then exactly one of
 //! [`Admission::handle_established`] (returns the session to cancel, or a refusal) or
 //! [`Admission::handle_closed`]; [`Admission::handle_closed`] again when a session
@@ -99,8 +103,13 @@ pub struct Admission {
     limits: AdmitLimits,
     next: u64,
     /// Pending handshakes by id (ids grow: the first entry is the oldest), with their
-    /// source group.
-    pending: BTreeMap<u64, IpAddr>,
+    /// source group and whether they were expected.
+    pending: BTreeMap<u64, (IpAddr, bool)>,
+    /// How many of `pending` were expected (outside the global bound).
+    expected: usize,
+    /// Expected pending handshakes by source group (a lane of their own: not in
+    /// `per_ip`).
+    expected_per_ip: HashMap<IpAddr, usize>,
     sessions: HashMap<u64, Session>,
     /// Pending handshakes and sessions by source group.
     per_ip: HashMap<IpAddr, (usize, usize)>,
@@ -113,14 +122,17 @@ impl Admission {
             limits,
             next: 0,
             pending: BTreeMap::new(),
+            expected: 0,
+            expected_per_ip: HashMap::new(),
             sessions: HashMap::new(),
             per_ip: HashMap::new(),
         }
     }
 
-    /// Pending handshakes and established sessions now.
+    /// Pending handshakes not expected (those under the global bound) and established
+    /// sessions now.
     pub fn counts(&self) -> (usize, usize) {
-        (self.pending.len(), self.sessions.len())
+        (self.pending.len() - self.expected, self.sessions.len())
     }
 
     fn ip_counts(&mut self, ip: IpAddr) -> &mut (usize, usize) {
@@ -134,12 +146,22 @@ impl Admission {
     }
 
     fn drop_pending(&mut self, id: u64) -> bool {
-        let Some(ip) = self.pending.remove(&id) else {
+        let Some((ip, expected)) = self.pending.remove(&id) else {
             return false;
         };
-        let c = self.ip_counts(ip);
-        c.0 = c.0.saturating_sub(1);
-        self.forget_ip(ip);
+        if expected {
+            self.expected -= 1;
+            if let Some(n) = self.expected_per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.expected_per_ip.remove(&ip);
+                }
+            }
+        } else {
+            let c = self.ip_counts(ip);
+            c.0 = c.0.saturating_sub(1);
+            self.forget_ip(ip);
+        }
         true
     }
 
@@ -156,22 +178,41 @@ impl Admission {
     /// A socket from `ip` was accepted: its id, and the pending handshake to cancel to
     /// make room for it (if any).
     pub fn handle_accept(&mut self, ip: IpAddr) -> (u64, Option<u64>) {
+        self.accept(ip, false)
+    }
+
+    /// Like [`Admission::handle_accept`] for a socket from a source the caller expects
+    /// a peer from (the committee: a member's registered address). Only the group
+    /// bound applies to it; it neither counts toward the global handshake bound nor is
+    /// cancelled to keep it; its group's expected handshakes are a lane of their own
+    /// under the group bound (an outsider at the same address cannot cancel them
+    /// either). The caller bounds how many groups it expects.
+    pub fn handle_accept_expected(&mut self, ip: IpAddr) -> (u64, Option<u64>) {
+        self.accept(ip, true)
+    }
+
+    fn accept(&mut self, ip: IpAddr, expected: bool) -> (u64, Option<u64>) {
         let ip = group(ip);
         let id = self.next;
         self.next += 1;
-        let mine = self.per_ip.get(&ip).map_or(0, |c| c.0);
+        let mine = if expected {
+            self.expected_per_ip.get(&ip).copied().unwrap_or(0)
+        } else {
+            self.per_ip.get(&ip).map_or(0, |c| c.0)
+        };
         let evict = if mine >= self.limits.handshakes_per_ip {
             self.pending
                 .iter()
-                .find(|(_, p)| **p == ip)
+                .find(|(_, p)| **p == (ip, expected))
                 .map(|(id, _)| *id)
-        } else if self.pending.len() >= self.limits.handshakes {
-            // The oldest of a group with more than one pending, else the oldest.
+        } else if !expected && self.pending.len() - self.expected >= self.limits.handshakes {
+            // Of those not expected: the oldest of a group with more than one pending,
+            // else the oldest.
             let crowded = |g: &IpAddr| self.per_ip.get(g).is_some_and(|c| c.0 > 1);
-            self.pending
-                .iter()
-                .find(|(_, g)| crowded(g))
-                .or_else(|| self.pending.iter().next())
+            let mut open = self.pending.iter().filter(|(_, p)| !p.1);
+            open.clone()
+                .find(|(_, p)| crowded(&p.0))
+                .or_else(|| open.next())
                 .map(|(id, _)| *id)
         } else {
             None
@@ -179,8 +220,13 @@ impl Admission {
         if let Some(e) = evict {
             self.drop_pending(e);
         }
-        self.pending.insert(id, ip);
-        self.ip_counts(ip).0 += 1;
+        self.pending.insert(id, (ip, expected));
+        if expected {
+            self.expected += 1;
+            *self.expected_per_ip.entry(ip).or_default() += 1;
+        } else {
+            self.ip_counts(ip).0 += 1;
+        }
         (id, evict)
     }
 
@@ -194,7 +240,7 @@ impl Admission {
         now_ms: u64,
         last_useful: impl Fn(u64) -> u64,
     ) -> Result<Option<u64>, Refusal> {
-        let Some(ip) = self.pending.get(&id).copied() else {
+        let Some((ip, _)) = self.pending.get(&id).copied() else {
             return Err(Refusal::Cancelled);
         };
         self.drop_pending(id);
@@ -338,6 +384,31 @@ mod tests {
     }
 
     #[test]
+    fn lone_outsiders_cannot_cancel_an_expected_handshake() {
+        let mut a = Admission::new(small());
+        let (member, e) = a.handle_accept_expected(ip(1));
+        assert_eq!(e, None);
+        // Lone outsiders from many groups fill the global bound and churn it: each new
+        // one cancels the oldest *not expected* handshake, never the member's.
+        let mut outsiders = vec![];
+        for n in 10..60 {
+            let (id, e) = a.handle_accept(ip(n));
+            if let Some(e) = e {
+                assert_ne!(e, member);
+                outsiders.retain(|x| *x != e);
+            }
+            outsiders.push(id);
+        }
+        assert_eq!(a.counts(), (4, 0), "the member is outside the global bound");
+        assert_eq!(outsiders.len(), 4);
+        assert!(a.handle_established(member, 0, |_| 0).is_ok());
+        // Its own group's bound still applies to an expected source.
+        let (e0, _) = a.handle_accept_expected(ip(2));
+        a.handle_accept_expected(ip(2));
+        assert_eq!(a.handle_accept_expected(ip(2)).1, Some(e0));
+    }
+
+    #[test]
     fn busy_sessions_from_a_few_groups_make_room_for_another_group() {
         let mut a = Admission::new(small());
         let mut crowd = vec![];
@@ -389,7 +460,7 @@ mod tests {
     proptest! {
         /// Whatever happens, the bounds hold and the books balance.
         #[test]
-        fn bounds_hold(ops in prop::collection::vec((0u8..4, 0u8..6, 0u64..400), 1..300)) {
+        fn bounds_hold(ops in prop::collection::vec((0u8..5, 0u8..6, 0u64..400), 1..300)) {
             let l = small();
             let mut a = Admission::new(l.clone());
             // The caller's view: pending handshakes and sessions it has not been told
@@ -402,8 +473,12 @@ mod tests {
                 now += dt;
                 let pick = |v: &Vec<u64>| v.get(usize::from(who) % v.len().max(1)).copied();
                 match op {
-                    0 | 1 => {
-                        let (id, e) = a.handle_accept(ip(who));
+                    0 | 1 | 4 => {
+                        let (id, e) = if op == 4 {
+                            a.handle_accept_expected(ip(who))
+                        } else {
+                            a.handle_accept(ip(who))
+                        };
                         pending.retain(|x| Some(*x) != e);
                         pending.push(id);
                         from.insert(id, ip(who));
@@ -429,12 +504,14 @@ mod tests {
                 }
                 let (p, s) = a.counts();
                 prop_assert!(p <= l.handshakes && s <= l.sessions);
-                prop_assert_eq!((p, s), (pending.len(), live.len()));
+                prop_assert_eq!((p + a.expected, s), (pending.len(), live.len()));
                 for (ph, ss) in a.per_ip.values() {
                     prop_assert!(*ph <= l.handshakes_per_ip && *ss <= l.sessions_per_ip);
                 }
                 let per: usize = a.per_ip.values().map(|(x, y)| x + y).sum();
                 prop_assert_eq!(per, p + s);
+                prop_assert_eq!(a.expected_per_ip.values().sum::<usize>(), a.expected);
+                prop_assert!(a.expected_per_ip.values().all(|n| *n <= l.handshakes_per_ip));
             }
         }
     }

@@ -30,6 +30,12 @@
 //!   either bound evicts the waiter that has waited longest once it waited
 //!   [`WAITING_GRACE`], else (listener bound) a waiter of the address with the most
 //!   waiters if it has two more than the newcomer's, else the newcomer is refused.
+//! - a socket from the source group (address, IPv6 /64) of a member's registered
+//!   address, in a session joined here, is *expected*: its handshake is outside the
+//!   global bound and no outsider's socket cancels it, only a newer one of its own
+//!   group past [`PENDING_HANDSHAKES_PER_ADDR`] (members dial from the address they
+//!   registered; one that does not competes with outsiders as above). Bounded by the
+//!   members of the sessions joined.
 //!
 //! A connection whose key is a member of a joined session when its handshake ends
 //! leaves the budget at once and never competes with waiters: outsiders, from one
@@ -66,7 +72,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use datdot_net::admit::{Admission, AdmitLimits};
+use datdot_net::admit::{Admission, AdmitLimits, group};
 use datdot_protocol::codec::{Message as _, from_bytes, to_bytes};
 use datdot_protocol::coinflip::{Msg, SessionId};
 use tokio::net::{TcpListener, TcpStream};
@@ -459,6 +465,15 @@ struct Registry {
 impl Registry {
     fn is_member(&self, x: &[u8; 32]) -> bool {
         self.sessions.values().any(|s| s.members.contains(x))
+    }
+
+    /// Whether a connection from `from` may be a member's dial: its source group is
+    /// that of a member's registered address, in a session joined here.
+    fn expects(&self, from: SocketAddr) -> bool {
+        let g = group(from.ip());
+        self.peers
+            .values()
+            .any(|p| p.users > 0 && group(p.addr.ip()) == g)
     }
 }
 
@@ -897,9 +912,14 @@ async fn accept_loop(l: TcpListener, inner: Arc<Inner>) {
                 continue;
             }
         };
+        let expected = inner.reg().expects(from);
         let evicted = {
             let mut g = lock(&inner.gate);
-            let (id, evict) = g.admission.handle_accept(from.ip());
+            let (id, evict) = if expected {
+                g.admission.handle_accept_expected(from.ip())
+            } else {
+                g.admission.handle_accept(from.ip())
+            };
             let evicted = evict.and_then(|e| g.cancel(e));
             // Spawned under the lock, so the task's ticket cannot be given back before
             // its handle is recorded.
