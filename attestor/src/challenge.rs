@@ -33,7 +33,6 @@ use datdot_protocol::metrics::Outcome as AuditOutcome;
 use datdot_protocol::report::{self, CoinFlipRecord, Report, received_root};
 use datdot_protocol::schedule::{Window, assignment, phases};
 use rand::RngCore;
-use tokio::sync::Mutex;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::Config;
@@ -75,8 +74,6 @@ pub struct Ctx {
     pub counters: Arc<Counters>,
     /// The process's time epoch (protocol `Instant`s count from here).
     pub epoch: std::time::Instant,
-    /// Transactions from one account go one at a time (nonces).
-    pub submit: Mutex<()>,
     /// Test-only byzantine coin-flip behaviour (feature `byzantine`).
     #[cfg(feature = "byzantine")]
     pub byzantine: Option<datdot_protocol::coinflip::byzantine::Behaviour>,
@@ -126,13 +123,12 @@ impl Ctx {
         node::retry_for(&self.counters.chain_errors, what, node::OUTAGE_PATIENCE, f).await
     }
 
-    /// Submit a fraud proof (one transaction at a time per account), retried through a
-    /// chain outage; a refusal is final.
+    /// Submit a fraud proof, retried through a chain outage; a refusal is final. (The
+    /// chain client gives concurrent transactions of one account their own nonces.)
     pub async fn submit_fraud(&self, id: ChallengeId, proof: &FraudProof) {
         let bytes = to_bytes(proof);
         let res = self
             .retry("submitting a fraud proof", || async {
-                let _g = self.submit.lock().await;
                 self.chain
                     .submit_fraud_proof(&self.signer, id, bytes.clone())
                     .await
@@ -746,12 +742,10 @@ async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> 
             tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
             continue;
         }
-        let res = {
-            let _g = ctx.submit.lock().await;
-            ctx.chain
-                .submit_report(&ctx.signer, id, bytes.clone())
-                .await
-        };
+        let res = ctx
+            .chain
+            .submit_report(&ctx.signer, id, bytes.clone())
+            .await;
         match res {
             Ok(()) => {
                 ctx.counters.reports.fetch_add(1, Relaxed);
@@ -829,10 +823,7 @@ async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::R
                     }
                 },
             };
-            let res = {
-                let _g = ctx.submit.lock().await;
-                ctx.chain.publish_reveal(&ctx.signer, id, bytes).await
-            };
+            let res = ctx.chain.publish_reveal(&ctx.signer, id, bytes).await;
             match res {
                 Ok(()) => {
                     answered.push(acc.round);

@@ -26,7 +26,6 @@ use datdot_chain_client::{account, keys, node};
 use datdot_net::Limits;
 use datdot_net::audit::{AuditPlan, AuditTarget, audit};
 use datdot_protocol::identity::{Keypair, PublicKey};
-use tokio::sync::Mutex;
 
 /// Audit datdot hosters when the chain picks this node: join the challenge's secret
 /// swarm, agree on a random value with the other attestors (commit-reveal coin flip
@@ -400,7 +399,6 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 state,
                 counters,
                 epoch: std::time::Instant::now(),
-                submit: Mutex::new(()),
                 #[cfg(feature = "byzantine")]
                 byzantine: behaviour(byzantine)?,
             });

@@ -20,6 +20,7 @@
 //!   an account ([`ChainClient::assignments_for`], [`ChainClient::pending_for`]).
 //! - Keys: [`keys`] (dev accounts by name, key files with a 0600 secret seed).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -154,6 +155,10 @@ pub struct ChainClient {
     chain_id: [u8; 32],
     /// Whether the chain answers the event follower ([`ChainClient::health`]).
     health: Arc<ChainHealth>,
+    /// The next nonce of each account this client signed for, held from reading a
+    /// nonce until the node's pool took the transaction signed with it (see
+    /// [`ChainClient::submit`]); shared by every clone.
+    nonces: Arc<tokio::sync::Mutex<HashMap<[u8; 32], u64>>>,
 }
 
 /// The event follower warns once the chain has not answered for this long.
@@ -308,6 +313,7 @@ impl ChainClient {
             rpc,
             chain_id: [0; 32],
             health: Arc::default(),
+            nonces: Arc::default(),
         };
         c.chain_id = c.served_chain_id().await?;
         Ok(c)
@@ -385,6 +391,20 @@ impl ChainClient {
 
     /// Sign `call` with `signer`, submit it and wait until it is finalized; returns its
     /// events. Refusals come back as [`Rejected`].
+    ///
+    /// Calls from one account may run at once (a hoster confirms several contracts, an
+    /// attestor reports on several challenges). subxt's default reads the nonce from
+    /// the chain's state, which does not count transactions still in the pool:
+    /// concurrent calls took the same nonce and all but one failed
+    /// (`devnet::challenge_lifecycle_on_the_devnet`, four concurrent `update`s). So
+    /// each call signs and submits under one lock, with the larger of the pool-aware
+    /// next nonce (`system_accountNextIndex`) and one past the last this client had
+    /// accepted into the pool for the account. The second is needed because
+    /// chopsticks' pool-aware nonce misses a transaction while its block is being
+    /// built (seen: `invalid: stale`); a real node counts it. A transaction that then
+    /// fails to be finalized drops the account's local nonce, so one the node dropped
+    /// cannot leave later ones waiting on a gap. The lock is held until the pool
+    /// accepted the transaction, not until it is finalized.
     async fn submit<Call: subxt::transactions::Payload>(
         &self,
         what: &'static str,
@@ -396,11 +416,28 @@ impl ChainClient {
         // genesis hash, which is what a transaction signs), and everything we built for
         // the old one (sessions, reports) names the old chain id.
         self.ensure_same_chain().await?;
+        let who = signer.public_key().0;
         let mut attempt = 1;
         let progress = loop {
             let res = tokio::time::timeout(FINALIZE_WAIT, async {
+                let mut nonces = self.nonces.lock().await;
+                let next: u64 = self
+                    .rpc
+                    .request(
+                        "system_accountNextIndex",
+                        subxt_rpcs::rpc_params![account(signer)],
+                    )
+                    .await
+                    .context("reading the account's next nonce")?;
+                let nonce = nonces.get(&who).map_or(next, |n| next.max(*n));
+                let params =
+                    subxt::config::SubstrateExtrinsicParamsBuilder::<SubstrateConfig>::new()
+                        .nonce(nonce)
+                        .build();
                 let mut txs = self.api.transactions().await?;
-                anyhow::Ok(txs.sign_and_submit_then_watch_default(call, signer).await?)
+                let p = txs.sign_and_submit_then_watch(call, signer, params).await?;
+                nonces.insert(who, nonce + 1);
+                anyhow::Ok(p)
             })
             .await
             .unwrap_or_else(|_| {
@@ -418,13 +455,27 @@ impl ChainClient {
                 Err(e) => return Err(e.context(format!("submitting {what}"))),
             }
         };
-        let finalized = tokio::time::timeout(FINALIZE_WAIT, progress.wait_for_finalized_success())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{what} was not finalized within {FINALIZE_WAIT:?} (the node may have dropped it; a retry is safe: a call already applied fails with the pallet's own error)"
-                )
-            })?;
+        let finalized =
+            tokio::time::timeout(FINALIZE_WAIT, progress.wait_for_finalized_success()).await;
+        // Included (applied or refused by the pallet) uses the nonce; anything else may
+        // not have: read it from the chain again next time.
+        let included = matches!(
+            finalized,
+            Ok(Ok(_)
+                | Err(
+                    subxt::error::TransactionFinalizedSuccessError::SuccessError(
+                        subxt::error::TransactionEventsError::ExtrinsicFailed(_)
+                    )
+                ))
+        );
+        if !included {
+            self.nonces.lock().await.remove(&who);
+        }
+        let finalized = finalized.map_err(|_| {
+            anyhow::anyhow!(
+                "{what} was not finalized within {FINALIZE_WAIT:?} (the node may have dropped it; a retry is safe: a call already applied fails with the pallet's own error)"
+            )
+        })?;
         match finalized {
             Ok(events) => Ok(events),
             Err(subxt::error::TransactionFinalizedSuccessError::SuccessError(

@@ -254,6 +254,27 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         "hoster registered with its stake and the initial score"
     );
 
+    // Four calls at once from one account (a hoster confirms several contracts at once,
+    // an attestor reports on several challenges): each must get its own nonce, and all
+    // land. With the nonce read per call from the chain, concurrent calls took the same
+    // one and all but one failed.
+    let same = || {
+        endpoint(
+            "127.0.0.1:4100",
+            noise_key(1),
+            *hoster_key.public().as_bytes(),
+        )
+    };
+    let (u1, u2, u3, u4) = tokio::join!(
+        chain.update(&hoster, same()),
+        chain.update(&hoster, same()),
+        chain.update(&hoster, same()),
+        chain.update(&hoster, same()),
+    );
+    for (i, u) in [u1, u2, u3, u4].into_iter().enumerate() {
+        u.with_context(|| format!("concurrent update {i} from one account"))?;
+    }
+
     // Subscribe before anything is scheduled.
     let mut notices = chain.challenges_for(account(&attestors[0])).await?;
 
