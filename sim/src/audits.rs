@@ -24,6 +24,7 @@ use datdot_protocol::receipt::{ReceiptEntry, SignedReceipt};
 use datdot_protocol::report::{CoinFlipRecord, Report, Tie};
 use datdot_protocol::schedule::sample;
 use pallet_datdot::settle::{accusation_stands, judge, tied};
+use pallet_datdot::types::OUTLIER_TOLERANCE_PERCENT;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -277,10 +278,9 @@ pub fn run(seed: u64, n: usize, share: f64, lossy_share: f64) -> AuditsRun {
         }
     }
     let reports = refused.iter().filter(|r| !**r).count();
-    // The settlement's outliers (lower median, `OutlierTolerancePercent` of the dev
-    // runtime).
+    // The settlement's outliers (lower median, the runtime's `OutlierTolerancePercent`).
     let all: Vec<MetricSummary> = summaries.iter().map(|(_, m)| *m).collect();
-    let judged = judge(&all, &Sla::default(), 2, 25);
+    let judged = judge(&all, &Sla::default(), 2, OUTLIER_TOLERANCE_PERCENT);
     let mut outlier = vec![false; n];
     for ((i, _), o) in summaries.iter().zip(&judged.outliers) {
         outlier[*i] = *o;

@@ -517,33 +517,6 @@ impl<T: Config> Pallet<T> {
         });
         Ok(())
     }
-
-    // ---- queries ------------------------------------------------------------------------
-
-    /// Hosters whose latest judged median meets `sla`, best score first, at most `limit`.
-    /// Suspended and unbonding hosters are left out. Linear in `MaxHosters`.
-    pub fn select_hosters(sla: SlaTerms, limit: u32) -> Vec<(T::AccountId, u32, Metrics)> {
-        let sla: Sla = sla.into();
-        let mut out: Vec<(T::AccountId, u32, Metrics)> = Hosters::<T>::get()
-            .into_iter()
-            .filter_map(|a| {
-                let p = Participants::<T>::get(&a)?;
-                if p.status != Status::Active {
-                    return None;
-                }
-                let last = HosterHistory::<T>::get(&a)
-                    .into_iter()
-                    .rev()
-                    .find_map(|r| r.median)?;
-                sla.verdict(&MetricSummary::from(&last))
-                    .passed()
-                    .then_some((a, p.score, last))
-            })
-            .collect();
-        out.sort_by_key(|(_, score, _)| core::cmp::Reverse(*score));
-        out.truncate(limit as usize);
-        out
-    }
 }
 
 /// Append to a bounded history, dropping the oldest entry when full.

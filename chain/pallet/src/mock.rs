@@ -77,7 +77,7 @@ impl pallet_datdot::Config for Test {
     type FailureSlash = FailureSlash;
     type FraudSlash = FraudSlash;
     type FraudReward = FraudReward;
-    type OutlierTolerancePercent = ConstU32<25>;
+    type OutlierTolerancePercent = ConstU32<{ crate::types::OUTLIER_TOLERANCE_PERCENT }>;
     type MaxHosters = ConstU32<16>;
     type MaxAttestors = ConstU32<16>;
     type ModuleByteDeposit = ConstU64<1>;

@@ -30,6 +30,10 @@ pub const MAX_TASKS_PER_BLOCK: u32 = 64;
 /// at `WeightInfo::task(attestors registered)`. Work due beyond it waits, in order, for
 /// the next blocks.
 pub const AGENDA_WEIGHT_PERCENT: u32 = 50;
+/// The `OutlierTolerancePercent` of our runtime, the mock and the simulator: a report
+/// more than 25 % from the committee's median is an outlier (one value, so the
+/// simulator judges as the chain does).
+pub const OUTLIER_TOLERANCE_PERCENT: u32 = 25;
 /// Most agenda blocks `on_initialize` steps over in one block (each a read) while it
 /// catches up on work that waited.
 pub const AGENDA_STEPS_PER_BLOCK: u32 = 64;

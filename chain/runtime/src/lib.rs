@@ -164,7 +164,7 @@ impl pallet_datdot::Config for Runtime {
     type FailureSlash = FailureSlash;
     type FraudSlash = FraudSlash;
     type FraudReward = FraudReward;
-    type OutlierTolerancePercent = ConstU32<25>;
+    type OutlierTolerancePercent = ConstU32<{ pallet_datdot::types::OUTLIER_TOLERANCE_PERCENT }>;
     type MaxHosters = ConstU32<256>;
     type MaxAttestors = ConstU32<1024>;
     // 1 UNIT per KiB stored.
