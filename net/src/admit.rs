@@ -31,8 +31,9 @@
 //!   of their own, under the group bound only. Outsiders from any number of groups
 //!   (an IPv6 /48 is 65,536 of them) cannot cancel them, however slow the handshake.
 //!
-//! Call order: [`Admission::handle_accept`] (or [`Admission::handle_accept_expected`]) for each accepted socket (returns its id
-//! and the handshake to cancel, if any); then exactly one of
+//! Call order: [`Admission::handle_accept`] (or [`Admission::handle_accept_expected`])
+//! for each accepted socket (returns its id and the handshake to cancel, if any); then
+//! exactly one of
 //! [`Admission::handle_established`] (returns the session to cancel, or a refusal) or
 //! [`Admission::handle_closed`]; [`Admission::handle_closed`] again when a session
 //! ends. Ids of cancelled connections are removed by the call that cancels them; a
