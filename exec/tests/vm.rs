@@ -3,29 +3,13 @@
 
 use datdot_exec::vm::{MAX_MEMORY_PAGES, MAX_MODULE_BYTES, MAX_OUTPUT_BYTES};
 use datdot_exec::{CallStatus, ModuleError, Program, Trap};
+use datdot_testkit::abi_module as module_with;
 use proptest::prelude::*;
 
 /// A module with 8 pages of memory, a bump `datdot_alloc` and `$body` as `process`'s body (locals: none
 /// beyond the two parameters `$ptr`, `$len`).
 fn module(body: &str) -> Vec<u8> {
     module_with("", body)
-}
-
-fn module_with(extra: &str, body: &str) -> Vec<u8> {
-    let src = format!(
-        r#"(module
-  (memory (export "memory") 8)
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "datdot_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (local.get $p))
-  {extra}
-  (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    {body}))"#
-    );
-    wat::parse_str(&src).expect("test module parses")
 }
 
 /// `process` returns its input unchanged.

@@ -6,10 +6,12 @@ use datdot_protocol::identity::{PublicKey, Signature};
 use datdot_protocol::tree::{self, BlockProof, SignedTreeRoot, TreeNode, build};
 use ed25519_dalek::{Signer, SigningKey};
 
-/// A job module in the call ABI (`datdot-exec`): 8 pages of memory, a bump
-/// `datdot_alloc`, and `process`, which reverses its input in place (one loop
-/// iteration per byte pair, so fuel grows with the input).
-pub const REVERSE_WAT: &str = r#"(module
+/// A module in the call ABI (`datdot-exec`): 8 pages of memory, a bump `datdot_alloc`,
+/// the items `extra`, and `process(ptr, len) -> i64` with `body` as its body (which may
+/// open with its own locals).
+pub fn abi_module(extra: &str, body: &str) -> Vec<u8> {
+    let src = format!(
+        r#"(module
   (memory (export "memory") 8)
   (global $next (mut i32) (i32.const 1024))
   (func (export "datdot_alloc") (param $n i32) (result i32)
@@ -17,8 +19,16 @@ pub const REVERSE_WAT: &str = r#"(module
     (local.set $p (global.get $next))
     (global.set $next (i32.add (global.get $next) (local.get $n)))
     (local.get $p))
+  {extra}
   (func (export "process") (param $ptr i32) (param $len i32) (result i64)
-    (local $i i32) (local $j i32) (local $t i32)
+    {body}))"#
+    );
+    wat::parse_str(&src).expect("test module parses")
+}
+
+/// `process`'s body in [`reverse_wasm`]: reverses its input in place (one loop
+/// iteration per byte pair, so fuel grows with the input).
+const REVERSE_BODY: &str = r#"(local $i i32) (local $j i32) (local $t i32)
     (local.set $i (local.get $ptr))
     (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
     (block $done (loop $next
@@ -30,11 +40,11 @@ pub const REVERSE_WAT: &str = r#"(module
       (local.set $j (i32.sub (local.get $j) (i32.const 1)))
       (br $next)))
     (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len)))))"#;
+            (i64.extend_i32_u (local.get $len)))"#;
 
-/// [`REVERSE_WAT`] as a binary module.
+/// A job module ([`abi_module`]) whose `process` reverses its input in place.
 pub fn reverse_wasm() -> Vec<u8> {
-    wat::parse_str(REVERSE_WAT).expect("REVERSE_WAT parses")
+    abi_module("", REVERSE_BODY)
 }
 
 /// A feed of `blocks` signed by `author`: what a Hypercore author (or an executor for

@@ -14,6 +14,6 @@ pub mod proxy;
 pub mod wait;
 
 pub use chain::{BlockMode, DevChain};
-pub use feeds::{SignedFeed, noise, reverse_wasm};
+pub use feeds::{SignedFeed, abi_module, noise, reverse_wasm};
 pub use proxy::Proxy;
 pub use wait::{metric, scrape, wait_for};
