@@ -29,6 +29,7 @@ pub mod coinflip;
 pub mod fraud;
 pub mod hash;
 pub mod identity;
+pub mod lifecycle;
 pub mod metrics;
 pub mod receipt;
 pub mod report;
