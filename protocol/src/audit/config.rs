@@ -85,6 +85,17 @@ impl AuditConfig {
         })
     }
 
+    /// These limits within `cap` (the time a challenge window leaves, at least 1 ms):
+    /// the hard maximum at most `cap`, the timeouts at most the hard maximum.
+    pub fn capped(&self, cap: Duration) -> Self {
+        let hard_max = self.hard_max.min(cap.max(Duration::from_millis(1)));
+        AuditConfig {
+            progress_timeout: self.progress_timeout.min(hard_max),
+            hard_max,
+            request_timeout: self.request_timeout.min(hard_max),
+        }
+    }
+
     /// The progress timeout.
     pub fn progress_timeout(&self) -> Duration {
         self.progress_timeout

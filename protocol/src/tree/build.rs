@@ -82,3 +82,79 @@ pub fn block_proof(
         },
     })
 }
+
+/// A feed's whole tree, every node computed once: block proofs in `O(log n)` each
+/// (where [`block_proof`] recomputes the subtrees it needs). For servers of a fixed
+/// feed in benches and the simulator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    nodes: Vec<Option<TreeNode>>,
+    length: u64,
+}
+
+impl Tree {
+    /// The tree over `leaves` (leaf `j` is node `2j`).
+    pub fn new(leaves: &[TreeNode]) -> Self {
+        let length = leaves.len() as u64;
+        let width = 2 * leaves.len();
+        let mut nodes: Vec<Option<TreeNode>> = alloc::vec![None; width];
+        for (j, l) in leaves.iter().enumerate() {
+            nodes[2 * j] = Some(l.clone());
+        }
+        // Depth by depth: the nodes of depth `d` are `2^d − 1 + k · 2^(d+1)`.
+        let mut d = 1u32;
+        while (1usize << d) - 1 < width {
+            let half = 1usize << (d - 1);
+            let mut i = (1usize << d) - 1;
+            while i + half < width {
+                if let (Some(l), Some(r)) = (&nodes[i - half], &nodes[i + half])
+                    && let Some(size) = l.size.checked_add(r.size)
+                {
+                    nodes[i] = Some(TreeNode {
+                        index: i as u64,
+                        size,
+                        hash: parent_hash(size, &l.hash, &r.hash),
+                    });
+                }
+                i += 2 << d;
+            }
+            d += 1;
+        }
+        Tree { nodes, length }
+    }
+
+    /// Blocks in the tree.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Node `i`, if the tree covers it.
+    pub fn node(&self, i: u64) -> Option<&TreeNode> {
+        self.nodes.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    /// The full roots.
+    pub fn roots(&self) -> Vec<TreeNode> {
+        flat::full_roots(self.length)
+            .filter_map(|r| self.node(r).cloned())
+            .collect()
+    }
+
+    /// The uncle path of block `index` up to its full root (what a block proof carries).
+    pub fn siblings(&self, index: u64) -> Option<Vec<TreeNode>> {
+        if index >= self.length {
+            return None;
+        }
+        let covering = flat::full_roots(self.length).find(|r| {
+            let (lo, hi) = flat::span(*r);
+            (lo..=hi).contains(&(2 * index))
+        })?;
+        let mut out = Vec::new();
+        let mut at = 2 * index;
+        while at != covering {
+            out.push(self.node(flat::sibling(at))?.clone());
+            at = flat::parent(at);
+        }
+        Some(out)
+    }
+}

@@ -559,3 +559,18 @@ fn oversized_input_is_rejected() {
         Err(DecodeError::TooMany { .. })
     ));
 }
+
+proptest! {
+    /// The precomputed tree gives the same roots and block proofs as `block_proof`.
+    #[test]
+    fn a_precomputed_tree_proves_what_block_proof_proves(n in 1usize..70, pick in any::<u64>()) {
+        let leaves: Vec<TreeNode> = (0..n).map(|i| build::leaf(i as u64, &block(i as u64))).collect();
+        let t = build::Tree::new(&leaves);
+        let index = pick % n as u64;
+        let p = build::block_proof(&leaves, index, 0, |_| Signature([0; 64])).unwrap();
+        prop_assert_eq!(t.roots(), p.root.roots);
+        prop_assert_eq!(t.siblings(index).unwrap(), p.siblings);
+        prop_assert_eq!(t.siblings(n as u64), None);
+        prop_assert_eq!(t.length(), n as u64);
+    }
+}
