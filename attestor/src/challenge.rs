@@ -404,16 +404,7 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
 
 /// What a member reports when it could not audit in time: nothing about the hoster.
 fn not_audited() -> AuditOutput {
-    AuditOutput {
-        summary: datdot_protocol::metrics::MetricSummary::empty(AuditOutcome::NotAudited),
-        failures: Vec::new(),
-        received: Vec::new(),
-        receipts: Vec::new(),
-        fraud: Vec::new(),
-        unproven: Vec::new(),
-        root: None,
-        bad_receipts: 0,
-    }
+    AuditOutput::not_audited()
 }
 
 fn record_audit(ctx: &Ctx, out: &AuditOutput) {

@@ -10,8 +10,9 @@
 //!   [`fetch()`] (a window of requests in flight, every block verified).
 //! - datdot extension messages ([`ext`]): receipts and end-of-session.
 //! - Committee links ([`committee`]): attestors' mutually authenticated Noise channel.
-//! - The auditing reader ([`audit`]): a sample of blocks, each verified against the
-//!   feed's signed root, every observation fed into the sans-IO audit accumulator.
+//! - The auditing reader ([`audit`]): the I/O of an audit; the sans-IO
+//!   `datdot_protocol::audit::session::AuditSession` takes its decisions (a sample of
+//!   blocks, each verified against the feed's signed root).
 //! - Bound everything ([`Limits`]): connections, frame size, queued messages per peer,
 //!   unsent bytes, channels, handshake, idle and progress time.
 //!

@@ -9,7 +9,11 @@
 //! maximum duration (a hoster trickling one byte just often enough), and a per-request
 //! timeout.
 //!
-//! Files: this one holds the state machine; `config` its validated limits.
+//! The accumulator only measures; [`session::AuditSession`] wraps it with the decisions
+//! of a whole audit (what to request, when to end, how to judge receipts).
+//!
+//! Files: this one holds the accumulator; `config` its validated limits; `session` the
+//! audit session.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -21,10 +25,15 @@ use crate::metrics::{Failure, FailureKind, MetricSummary, Outcome};
 use crate::time::Instant;
 
 mod config;
+pub mod session;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AuditConfig, ConfigError};
+pub use session::{
+    AuditOutput, AuditSession, BlockAnswer, DataAnswer, END_GRACE, HashAnswer, MAX_SAMPLE, Request,
+    SessionTarget, Transmit, UpgradeAnswer,
+};
 
 /// The longest audit [`AuditConfig`] accepts, and the largest latency the histograms
 /// record exactly (longer values saturate).
