@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub use datdot_protocol::coinflip::byzantine::Behaviour;
 use datdot_protocol::coinflip::byzantine::Byzantine;
-use datdot_protocol::coinflip::{CoinFlip, Config, Event, Msg, Outcome};
+use datdot_protocol::coinflip::{CoinFlip, Config, Event, Msg, Outcome, SignedReveal};
 use datdot_protocol::fraud::{FraudKind, FraudProof};
 use datdot_protocol::identity::{Keypair, PublicKey};
 use datdot_protocol::time::Instant;
@@ -113,6 +113,8 @@ pub struct MemberResult {
     pub seed: [u8; 32],
     /// Its coin-flip entropy (its round secrets derive from it).
     pub entropy: [u8; 32],
+    /// The reveals it sent (after any tampering), one per round.
+    pub reveals: Vec<SignedReveal>,
 }
 
 /// The result of one run.
@@ -156,58 +158,121 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
             s
         })
         .collect();
+    let members: Vec<FlipMember> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut entropy = [0u8; 32];
+            rng.fill_bytes(&mut entropy);
+            FlipMember {
+                seed: *s,
+                entropy,
+                behaviour: sc.behaviour(i),
+            }
+        })
+        .collect();
     let keys: Vec<PublicKey> = seeds
         .iter()
         .map(|s| Keypair::from_seed(s).public())
         .collect();
+    let mut cfg = Config::new(session_of(seed), keys);
+    cfg.confirm = sc.confirm;
+    cfg.commit_timeout = sc.phase_timeout;
+    cfg.reveal_timeout = sc.phase_timeout;
+    cfg.confirm_timeout = sc.phase_timeout;
+    cfg.max_rounds = sc.max_rounds;
+    let f = flip(
+        &cfg,
+        &members,
+        &sc.net,
+        Instant::ZERO,
+        sc.time_limit,
+        &mut rng,
+    );
+    RunResult {
+        seed,
+        members: f.members,
+        net: f.net,
+        ended_at: f.ended_at,
+        signatures: f.signatures,
+    }
+}
+
+/// One member of a [`flip`]: its signing key's seed, its entropy, how it misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlipMember {
+    /// Its signing key's seed.
+    pub seed: [u8; 32],
+    /// Its coin-flip entropy.
+    pub entropy: [u8; 32],
+    /// Its byzantine behaviour, if any.
+    pub behaviour: Option<Behaviour>,
+}
+
+/// What a [`flip`] did.
+#[derive(Clone, Debug)]
+pub struct Flip {
+    /// Per member, in committee order.
+    pub members: Vec<MemberResult>,
+    /// Network counters.
+    pub net: NetStats,
+    /// Virtual time when it went idle or hit the limit.
+    pub ended_at: Instant,
+    /// Distinct signatures verified.
+    pub signatures: usize,
+}
+
+/// Run the coin flip of `cfg` (committee in `cfg.committee`, one [`FlipMember`] each,
+/// in order) over a network with `net`'s faults, from `start` for at most `time_limit`.
+pub fn flip(
+    cfg: &Config,
+    members: &[FlipMember],
+    net_cfg: &NetConfig,
+    start: Instant,
+    time_limit: Duration,
+    rng: &mut ChaCha20Rng,
+) -> Flip {
+    let n = members.len();
+    let keys = cfg.committee.clone();
     let index: HashMap<[u8; 32], usize> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| (*k.as_bytes(), i))
         .collect();
     let verifier = SharedVerifier::default();
-    let mut cfg = Config::new(session_of(seed), keys.clone());
-    cfg.confirm = sc.confirm;
-    cfg.commit_timeout = sc.phase_timeout;
-    cfg.reveal_timeout = sc.phase_timeout;
-    cfg.confirm_timeout = sc.phase_timeout;
-    cfg.max_rounds = sc.max_rounds;
-
-    let start = Instant::ZERO;
     let mut nodes: Vec<CoinFlip<SharedVerifier>> = Vec::with_capacity(n);
     let mut byz: Vec<Option<Byzantine>> = Vec::with_capacity(n);
-    let mut entropies = Vec::with_capacity(n);
-    for (i, s) in seeds.iter().enumerate() {
-        let mut entropy = [0u8; 32];
-        rng.fill_bytes(&mut entropy);
-        entropies.push(entropy);
+    for m in members {
         let node = CoinFlip::new(
             cfg.clone(),
-            Keypair::from_seed(s),
-            entropy,
+            Keypair::from_seed(&m.seed),
+            m.entropy,
             verifier.clone(),
             start,
         )
-        .expect("scenario committees are valid by construction");
+        .expect("simulated committees are valid by construction");
         nodes.push(node);
         byz.push(
-            sc.behaviour(i)
-                .map(|kind| Byzantine::new(kind, Keypair::from_seed(s))),
+            m.behaviour
+                .map(|kind| Byzantine::new(kind, Keypair::from_seed(&m.seed))),
         );
     }
-    let mut results: Vec<MemberResult> = (0..n)
-        .map(|i| MemberResult {
-            key: keys[i],
-            behaviour: sc.behaviour(i),
+    let mut results: Vec<MemberResult> = members
+        .iter()
+        .zip(&keys)
+        .map(|(m, k)| MemberResult {
+            key: *k,
+            behaviour: m.behaviour,
             outcome: None,
             finished_at: None,
             events: Vec::new(),
-            seed: seeds[i],
-            entropy: entropies[i],
+            seed: m.seed,
+            entropy: m.entropy,
+            reveals: Vec::new(),
         })
         .collect();
-    let mut net: Network<Arc<Msg>> = Network::new(sc.net.clone());
-    let limit = start + sc.time_limit;
+    let mut net: Network<Arc<Msg>> = Network::new(net_cfg.clone());
+    let limit = start + time_limit;
     let mut now = start;
 
     // Drain every node's transmits and events.
@@ -229,6 +294,11 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 },
                 None => t.msg,
             };
+            if let Msg::Reveal(r) = &*msg
+                && !results[i].reveals.contains(r)
+            {
+                results[i].reveals.push(r.clone());
+            }
             net.send(rng, now, i, to, msg);
         }
         while let Some(e) = nodes[i].poll_event() {
@@ -240,15 +310,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
         }
     };
     for i in 0..n {
-        flush(
-            i,
-            now,
-            &mut nodes,
-            &mut byz,
-            &mut results,
-            &mut net,
-            &mut rng,
-        );
+        flush(i, now, &mut nodes, &mut byz, &mut results, &mut net, rng);
     }
     loop {
         let next_timer = nodes.iter().filter_map(|n| n.poll_timeout()).min();
@@ -271,33 +333,16 @@ pub fn run(sc: &Scenario, seed: u64) -> RunResult {
                 continue;
             }
             nodes[to].handle_message(now, &keys[from], &msg);
-            flush(
-                to,
-                now,
-                &mut nodes,
-                &mut byz,
-                &mut results,
-                &mut net,
-                &mut rng,
-            );
+            flush(to, now, &mut nodes, &mut byz, &mut results, &mut net, rng);
         }
         for i in 0..n {
             if nodes[i].poll_timeout().is_some_and(|t| t <= now) {
                 nodes[i].handle_timeout(now);
-                flush(
-                    i,
-                    now,
-                    &mut nodes,
-                    &mut byz,
-                    &mut results,
-                    &mut net,
-                    &mut rng,
-                );
+                flush(i, now, &mut nodes, &mut byz, &mut results, &mut net, rng);
             }
         }
     }
-    RunResult {
-        seed,
+    Flip {
         members: results,
         net: net.stats,
         ended_at: now,

@@ -18,4 +18,5 @@ pub mod audits;
 pub mod coinflip;
 pub mod metrics;
 pub mod net;
+pub mod network;
 pub mod verifier;

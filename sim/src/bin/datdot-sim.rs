@@ -41,6 +41,40 @@ enum Cmd {
     /// Coin flip, signed reports and the chain's report checks and pay rules, with
     /// withholders, equivocators and copying reporters.
     Audits(AuditsArgs),
+    /// A whole network: the production pallet, attestor lifecycles, coin flips and
+    /// audits, simulated hosters and attestors of every class, for some epochs.
+    Network(NetworkArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct NetworkArgs {
+    /// Registered hosters.
+    #[arg(long, default_value_t = 100)]
+    hosters: usize,
+    /// Registered attestors.
+    #[arg(long, default_value_t = 60)]
+    attestors: usize,
+    /// Challenge periods each contract runs (one challenge each).
+    #[arg(long, default_value_t = 1)]
+    epochs: u32,
+    /// Replicas per feed.
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
+    /// Blocks per feed.
+    #[arg(long, default_value_t = 1024)]
+    feed_length: u64,
+    /// Bytes per block.
+    #[arg(long, default_value_t = 4096)]
+    block_size: usize,
+    /// The chain's block time in ms.
+    #[arg(long, default_value_t = 2000)]
+    block_ms: u64,
+    /// Master seed.
+    #[arg(long, default_value_t = 0, value_parser = parse_seed)]
+    seed: u64,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -501,10 +535,44 @@ fn audits_cmd(a: AuditsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn network_cmd(a: NetworkArgs) -> anyhow::Result<()> {
+    if a.hosters < 2 || a.attestors < 10 || a.epochs == 0 || a.replicas == 0 {
+        bail!("needs at least 2 hosters, 10 attestors, 1 epoch and 1 replica");
+    }
+    let cfg = datdot_sim::network::Config {
+        hosters: a.hosters,
+        attestors: a.attestors,
+        epochs: a.epochs,
+        replicas: a.replicas,
+        feed_length: a.feed_length,
+        block_size: a.block_size,
+        block_ms: a.block_ms,
+        seed: a.seed,
+        threads: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+    };
+    let o = datdot_sim::network::run(&cfg);
+    print!("{}", datdot_sim::network::table(&cfg, &o));
+    if !o.violations.is_empty() {
+        for v in &o.violations {
+            println!("VIOLATION {v}");
+        }
+        println!("replay: {}", cfg.command());
+        bail!(
+            "{} invariant violations (seed {:#x})",
+            o.violations.len(),
+            cfg.seed
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Coinflip(a) => coinflip_cmd(a),
         Cmd::Settle(a) => settle_cmd(a),
         Cmd::Audits(a) => audits_cmd(a),
+        Cmd::Network(a) => network_cmd(a),
     }
 }
