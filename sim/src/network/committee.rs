@@ -55,6 +55,11 @@ pub struct World {
 pub enum Tag {
     /// Set-up.
     Setup,
+    /// A feed's publication (set-up; retried while the agenda is full).
+    Publish {
+        /// Which feed of the run.
+        feed: usize,
+    },
     /// A hoster's confirmation.
     Confirm,
     /// A seat's report.

@@ -217,6 +217,8 @@ pub struct Outcome {
     pub setup_blocks: u32,
     /// Most reports one block took.
     pub reports_per_block: usize,
+    /// Publications refused for a full agenda (and retried the next block).
+    pub publish_retries: u64,
     /// Coin flips run / that agreed on `R`.
     pub flips: (u64, u64),
     /// Audits run.
@@ -339,6 +341,7 @@ pub fn run(cfg: &Config) -> Outcome {
     }
     let roots = content.tree.roots();
     let mut feed_keys = Vec::with_capacity(feeds);
+    let mut publishes: Vec<RuntimeCall> = Vec::with_capacity(feeds);
     let mut signatures = BTreeMap::new();
     for f in 0..feeds as u64 {
         let sk = SigningKey::from_bytes(&seed_of(cfg.seed, f, b"feed"));
@@ -356,30 +359,33 @@ pub fn run(cfg: &Config) -> Outcome {
         root.encode(&mut w);
         signatures.insert(key, sig);
         feed_keys.push(key);
+        publishes.push(call(pallet_datdot::Call::publish {
+            key,
+            signed_root: w.into_bytes().try_into().expect("small"),
+            plan: PlanTerms {
+                replicas: cfg.replicas,
+                sla: SlaTerms {
+                    min_throughput_bps: 1024 * 1024,
+                    max_p99_latency_us: 500_000,
+                    min_availability_ppm: 1_000_000,
+                },
+                price_per_period: unit,
+                periods: cfg.epochs,
+            },
+            source: Endpoint {
+                addr: b"10.255.255.255:7000".to_vec().try_into().expect("short"),
+                noise_key: *Keypair::from_seed(&seed_of(cfg.seed, f, b"source"))
+                    .public()
+                    .as_bytes(),
+                signing_key: key,
+            },
+        }));
+    }
+    for (feed, c) in publishes.iter().enumerate() {
         txs.push(Tx {
             who: PUBLISHER,
-            call: call(pallet_datdot::Call::publish {
-                key,
-                signed_root: w.into_bytes().try_into().expect("small"),
-                plan: PlanTerms {
-                    replicas: cfg.replicas,
-                    sla: SlaTerms {
-                        min_throughput_bps: 1024 * 1024,
-                        max_p99_latency_us: 500_000,
-                        min_availability_ppm: 1_000_000,
-                    },
-                    price_per_period: unit,
-                    periods: cfg.epochs,
-                },
-                source: Endpoint {
-                    addr: b"10.255.255.255:7000".to_vec().try_into().expect("short"),
-                    noise_key: *Keypair::from_seed(&seed_of(cfg.seed, f, b"source"))
-                        .public()
-                        .as_bytes(),
-                    signing_key: key,
-                },
-            }),
-            tag: Tag::Setup,
+            call: c.clone(),
+            tag: Tag::Publish { feed },
         });
     }
     // Set-up: [`SETUP_PER_BLOCK`] calls a block, outside the weight limits (their cost
@@ -388,10 +394,23 @@ pub fn run(cfg: &Config) -> Outcome {
     let mut setup: VecDeque<Tx<Tag>> = txs.into();
     let mut pool: VecDeque<Tx<Tag>> = VecDeque::new();
     let block = chain.block(&mut setup, SETUP_PER_BLOCK, &mut pool);
+    let agenda_full: DispatchError = pallet_datdot::Error::<SimRuntime>::AgendaFull.into();
     for (tag, r) in &block.results {
-        if let Err(e) = r {
-            out.violations
-                .push(format!("set-up call {tag:?} failed: {e:?}"));
+        match (tag, r) {
+            // The agenda cannot take the feed's confirmation deadlines in this block:
+            // the publisher tries again in the next one.
+            (Tag::Publish { feed }, Err(e)) if *e == agenda_full => {
+                out.publish_retries += 1;
+                setup.push_back(Tx {
+                    who: PUBLISHER,
+                    call: publishes[*feed].clone(),
+                    tag: *tag,
+                });
+            }
+            (_, Err(e)) => out
+                .violations
+                .push(format!("set-up call {tag:?} failed: {e:?}")),
+            _ => {}
         }
     }
     let chain_id = chain.with(Datdot::chain_id);
@@ -457,9 +476,8 @@ pub fn run(cfg: &Config) -> Outcome {
     while setup_end.is_none_or(|e| chain.head() < e + span) {
         if setup_end.is_none()
             && assigned.is_empty()
-            && !pool
-                .iter()
-                .any(|t| matches!(t.tag, Tag::Setup | Tag::Confirm))
+            && setup.is_empty()
+            && !pool.iter().any(|t| matches!(t.tag, Tag::Confirm))
         {
             setup_end = Some(chain.head());
             out.setup_blocks = chain.head();
@@ -503,7 +521,17 @@ pub fn run(cfg: &Config) -> Outcome {
                 Tag::Report { challenge, .. } | Tag::Reveal { challenge, .. } => {
                     results.entry(challenge).or_default().push((tag, r));
                 }
-                Tag::Confirm | Tag::Setup => {
+                Tag::Publish { feed } if r == Err(agenda_full) => {
+                    // The agenda cannot take the feed's confirmation deadlines in this
+                    // block: the publisher tries again in the next one.
+                    out.publish_retries += 1;
+                    setup.push_back(Tx {
+                        who: PUBLISHER,
+                        call: publishes[feed].clone(),
+                        tag,
+                    });
+                }
+                Tag::Confirm | Tag::Setup | Tag::Publish { .. } => {
                     if let Err(e) = r {
                         out.violations
                             .push(format!("block {n}: {tag:?} failed: {e:?}"));
@@ -933,8 +961,8 @@ pub fn table(cfg: &Config, o: &Outcome) -> String {
     );
     let _ = writeln!(
         s,
-        "transaction pool: at most {} transactions waiting for a block; at most {} reports in one block; set-up (registrations, publications, confirmations) took {} blocks",
-        o.backlog, o.reports_per_block, o.setup_blocks
+        "transaction pool: at most {} transactions waiting for a block; at most {} reports in one block; set-up (registrations, publications, confirmations) took {} blocks ({} publications retried for a full agenda)",
+        o.backlog, o.reports_per_block, o.setup_blocks, o.publish_retries
     );
     let _ = writeln!(
         s,
