@@ -14,9 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datdot_protocol::coinflip::{
-    Event, Outcome, RoundExit, SignedCommit, commit_value, round_secret, x_of,
-};
+use datdot_protocol::coinflip::{Outcome, commit_value, round_secret, x_of};
 use datdot_protocol::hash::blake2b256;
 use datdot_protocol::identity::{Ed25519Verifier, Keypair, Signature};
 use datdot_protocol::metrics::{MetricSummary, Outcome as AuditOutcome, Sla};
@@ -127,21 +125,6 @@ fn receipt(hoster: &Keypair, seed: u64, i: usize, sampled: &[u64]) -> SignedRece
     SignedReceipt::sign(hoster, CHAIN, [7; 32], connection(seed, i), 0, entries)
 }
 
-/// The signed commits of the members every offline round of `m`'s flip named.
-fn withheld(m: &MemberResult) -> Vec<SignedCommit> {
-    m.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::RoundEnded {
-                exit: RoundExit::Offline { withheld, .. },
-                ..
-            } => Some(withheld.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 /// Member `i`'s report, built as the attestor builds it.
 fn report_of(seed: u64, i: usize, all: &[MemberResult], role: Role, hoster: &Keypair) -> Report {
     let m = &all[i];
@@ -181,7 +164,7 @@ fn report_of(seed: u64, i: usize, all: &[MemberResult], role: Role, hoster: &Key
             round,
             own_secret: if transcript.is_some() { own } else { [0; 32] },
             transcript,
-            accused: withheld(m),
+            accused: m.accused(),
         },
         sig: Signature([0; 64]),
     };

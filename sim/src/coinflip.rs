@@ -7,7 +7,9 @@ use std::time::Duration;
 
 pub use datdot_protocol::coinflip::byzantine::Behaviour;
 use datdot_protocol::coinflip::byzantine::Byzantine;
-use datdot_protocol::coinflip::{CoinFlip, Config, Event, Msg, Outcome, SignedReveal};
+use datdot_protocol::coinflip::{
+    CoinFlip, Config, Event, Msg, Outcome, RoundExit, SignedCommit, SignedReveal,
+};
 use datdot_protocol::fraud::{FraudKind, FraudProof};
 use datdot_protocol::identity::{Keypair, PublicKey};
 use datdot_protocol::time::Instant;
@@ -115,6 +117,36 @@ pub struct MemberResult {
     pub entropy: [u8; 32],
     /// The reveals it sent (after any tampering), one per round.
     pub reveals: Vec<SignedReveal>,
+}
+
+impl MemberResult {
+    /// The signed commits of the members every offline round of its flip named (what
+    /// its report accuses).
+    pub fn accused(&self) -> Vec<SignedCommit> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::RoundEnded {
+                    exit: RoundExit::Offline { withheld, .. },
+                    ..
+                } => Some(withheld.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The last round that ended (0 if none did).
+    pub fn last_round(&self) -> u32 {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::RoundEnded { round, .. } => Some(*round),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// The result of one run.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use datdot_protocol::audit::AuditConfig;
 use datdot_protocol::codec;
 use datdot_protocol::coinflip::byzantine::Behaviour;
-use datdot_protocol::coinflip::{self, Config as FlipConfig, Event, RoundExit};
+use datdot_protocol::coinflip::{self, Config as FlipConfig, Event};
 use datdot_protocol::hash::blake2b256;
 use datdot_protocol::identity::{Keypair, PublicKey};
 use datdot_protocol::lifecycle::{
@@ -386,27 +386,7 @@ impl Committee {
             if self.seats[i].flip.take().is_none() {
                 continue;
             }
-            let accused = r
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::RoundEnded {
-                        exit: RoundExit::Offline { withheld, .. },
-                        ..
-                    } => Some(withheld.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            let last_round = r
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::RoundEnded { round, .. } => Some(*round),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0);
+            let (accused, last_round) = (r.accused(), r.last_round());
             if self.seats[i].class.honest() {
                 for e in &r.events {
                     if let Event::Fraud {
