@@ -470,6 +470,7 @@ pub fn run(cfg: &Config) -> Outcome {
     // reports and accusations.
     let span = cfg.epochs * (period + jitter) + duration + 3 * report_window + 8;
     let mut setup_end: Option<u32> = None;
+    let mut setup_max = SETUP_PER_BLOCK;
     let (mut weight_sum, mut weight_blocks) = (0u128, 0u64);
     let mut chain_time = Duration::ZERO;
     let mut committee_time = Duration::ZERO;
@@ -493,8 +494,24 @@ pub fn run(cfg: &Config) -> Outcome {
         }
         let tc = WallInstant::now();
         let in_setup = !setup.is_empty();
-        let block = chain.block(&mut setup, SETUP_PER_BLOCK, &mut pool);
+        let block = chain.block(&mut setup, setup_max, &mut pool);
         let n = block.number;
+        // A publisher that met a full agenda tries about as many as got in.
+        let (mut taken, mut full) = (0, false);
+        for (t, r) in &block.results {
+            if let Tag::Publish { .. } = t {
+                match r {
+                    Ok(()) => taken += 1,
+                    Err(e) if *e == agenda_full => full = true,
+                    Err(_) => {}
+                }
+            }
+        }
+        setup_max = if full {
+            taken + 1
+        } else {
+            (setup_max * 2).min(SETUP_PER_BLOCK)
+        };
         out.blocks += 1;
         out.backlog = out.backlog.max(pool.len());
         let used = block.init_weight.saturating_add(block.tx_weight);
