@@ -1,52 +1,47 @@
-//! One challenge, start to finish (SPEC §3): read the committee and the hoster from the
-//! chain, join the secret swarm, run the coin flip, derive our join time and sample
-//! from `R`, audit the hoster at that time, build and sign the report, wait for the
-//! challenge's end, submit it; submit every fraud proof as soon as it is verified; then
-//! watch the challenge until its deadline and answer what can be answered
-//! (a withholding accusation against us with our signed reveal, fraud proofs peers
-//! showed us that the chain has not acted on).
+//! One challenge, start to finish (SPEC §3), as a thin driver of the protocol's sans-IO
+//! challenge lifecycle (`datdot_protocol::lifecycle`). The machine decides every step:
+//! whether the coin flip runs, the join time and sample, whether it is too late to
+//! audit, the report, when the report is submitted and retried, and what is answered
+//! while the challenge is watched. This module carries its actions out: it reads the
+//! chain, runs the coin flip over the secret swarm ([`crate::flip`]), audits the hoster
+//! (`datdot_net::audit`, with bad-data proofs completed through the feed's other peers),
+//! submits fraud proofs (as soon as they are verified), the report and our reveals, and
+//! logs and counts each step.
 //!
-//! Every step is persisted ([`crate::state`]) before the next, so a restart resumes:
-//! a finished report is submitted; a finished coin flip is followed by the audit if the
-//! window is still open.
+//! The machine's progress is stored ([`crate::state`]) whenever it asks, before the next
+//! action, so a restart resumes: a finished report is submitted; a finished coin flip is
+//! followed by the audit if the window is still open; a flip cut short runs again with
+//! its stored entropy (the same commits).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use datdot_chain_client::{
     AccountId32, ChainClient, ChallengeId, Keypair as ChainKeypair, Rejected, node,
 };
 use datdot_net::Limits;
 use datdot_net::audit::{AuditOutput, AuditPlan, AuditTarget, audit, prove_leaf};
-use datdot_protocol::codec::{Message as _, to_bytes};
-use datdot_protocol::coinflip::{
-    self, CoinFlip, Msg, Outcome, SignedCommit, Transcript, challenge_session,
-};
+use datdot_protocol::codec::{from_bytes, to_bytes};
+use datdot_protocol::coinflip::{self, CoinFlip, Outcome, SessionId};
 use datdot_protocol::fraud::FraudProof;
-use datdot_protocol::hash::Hash;
-use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey, Signature};
-use datdot_protocol::metrics::Outcome as AuditOutcome;
-use datdot_protocol::report::{self, CoinFlipRecord, Report, received_root};
-use datdot_protocol::schedule::{Window, assignment, phases};
+use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey};
+use datdot_protocol::lifecycle::{
+    self, Accusation, Action, AuditFindings, ChainView, Ended, FlipRecord, FlipSkipped,
+    HostingAudit, Lifecycle, Notice, Params, Progress, Submitted, Task,
+};
+use datdot_protocol::metrics::{MetricSummary, Outcome as AuditOutcome};
+use datdot_protocol::report::Report;
 use rand::RngCore;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::Config;
 use crate::flip::{self, Fraud, Tamper};
 use crate::metrics::Counters;
-use crate::state::{Saved, SavedFlip, State, from_hex, hex_of};
+use crate::state::State;
 use crate::swarm::{Member, Swarm};
-
-/// Margin kept before the window's end when capping an audit.
-const END_MARGIN: Duration = Duration::from_millis(500);
-
-/// A coin flip with less time than this left before its phase ends is not started: the
-/// member audits with a private `R` (it joined late: a restart, a late event).
-const MIN_FLIP: Duration = Duration::from_millis(300);
 
 /// What every challenge task shares.
 pub struct Ctx {
@@ -112,6 +107,18 @@ impl Ctx {
         #[cfg(not(feature = "byzantine"))]
         {
             None
+        }
+    }
+
+    /// A test-only withholder (feature `byzantine`): it does not answer accusations.
+    fn withholds(&self) -> bool {
+        #[cfg(feature = "byzantine")]
+        {
+            self.byzantine == Some(datdot_protocol::coinflip::byzantine::Behaviour::WithholdReveal)
+        }
+        #[cfg(not(feature = "byzantine"))]
+        {
+            false
         }
     }
 
@@ -236,159 +243,482 @@ async fn facts(ctx: &Ctx, id: ChallengeId) -> anyhow::Result<Facts> {
     })
 }
 
-/// Handle one challenge to the end (its report deadline). Errors are logged by the caller.
+/// Handle one challenge to the end (its answer deadline). Errors are logged by the caller.
 pub async fn handle(ctx: Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let span = info_span!("challenge", id = job.challenge);
     run(&ctx, job).instrument(span).await
 }
 
+/// The hosting audit as the machine's task. Its target (the hoster's pinned key) comes
+/// with the chain's facts, after the machine is made: set then.
+struct Hosting(Arc<OnceLock<HostingAudit>>);
+
+impl Task for Hosting {
+    type Output = AuditFindings;
+    fn not_done(&self) -> AuditFindings {
+        AuditFindings {
+            summary: MetricSummary::empty(AuditOutcome::NotAudited),
+            failures: Vec::new(),
+            received: Vec::new(),
+            receipts: Vec::new(),
+            fraud: Vec::new(),
+        }
+    }
+    fn conclusive(&self, out: &AuditFindings) -> bool {
+        out.summary.conclusive()
+    }
+    fn fraud(&self, out: &AuditFindings) -> Vec<FraudProof> {
+        out.fraud.clone()
+    }
+    fn report(
+        &self,
+        out: AuditFindings,
+        sample: Vec<u64>,
+        flip: &FlipRecord,
+        key: &Keypair,
+    ) -> Result<Vec<u8>, &'static str> {
+        let res = self
+            .0
+            .get()
+            .ok_or("the challenge's facts were not read")
+            .and_then(|a| {
+                let (r, moved) = a.build(out, sample, flip, key);
+                // The chain counts as verified only blocks a receipt covers (a member
+                // that did not download holds none): the rest the hoster served without
+                // signing for them.
+                if moved > 0 {
+                    warn!(
+                        blocks = moved,
+                        "verified blocks without the hoster's receipt count as misbehaved"
+                    );
+                }
+                r.verify(&Ed25519Verifier)
+                    .map_err(|_| "our own report does not verify")?;
+                Ok(to_bytes(&r))
+            });
+        if let Err(e) = res {
+            warn!("no report: {e}");
+        }
+        res
+    }
+}
+
+/// "coin flip done", logged once the flip's record is stored (a test kills us on it).
+struct FlipDone {
+    outcome: &'static str,
+    round: u32,
+    fraud: usize,
+    ms: u64,
+}
+
+/// What the driver keeps beside the machine.
+struct Driver<'a> {
+    ctx: &'a Arc<Ctx>,
+    id: ChallengeId,
+    /// Read from the chain when the machine asks for its facts.
+    facts: Option<Facts>,
+    target: Arc<OnceLock<HostingAudit>>,
+    /// The flip's entropy stored before this run (a flip cut short by a restart).
+    stored_entropy: Option<[u8; 32]>,
+    flip_done: Option<FlipDone>,
+    /// The chain's refusal of our report.
+    refused: Option<anyhow::Error>,
+}
+
 async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
     let id = job.challenge;
-    let block = Duration::from_millis(ctx.block_ms);
-    // Wall-clock time of the window's start block, as seen from here.
-    let behind =
-        block * u32::try_from(job.seen_at.saturating_sub(u64::from(job.start))).unwrap_or(u32::MAX);
-    let anchor = tokio::time::Instant::now()
-        .checked_sub(behind)
-        .unwrap_or_else(tokio::time::Instant::now);
-    let window_ms = u64::from(job.end.saturating_sub(job.start)) * ctx.block_ms;
-    let window_end = anchor + Duration::from_millis(window_ms);
-    let phase = phases(window_ms);
-    let flip_end = anchor + Duration::from_millis(phase.flip_end);
-
-    let mut saved = match ctx.state.get(id)? {
-        Some(s) => s,
+    let target = Arc::new(OnceLock::new());
+    let member = lifecycle::Member {
+        chain: ctx.chain.chain_id(),
+        key: Keypair::from_seed(&ctx.signing_seed),
+        params: Params::new(ctx.block_ms, ctx.config.samples),
+    };
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    let now = flip::instant(ctx.epoch);
+    let task = Hosting(target.clone());
+    let stored = ctx.state.get(id)?;
+    let stored_entropy = stored.as_ref().and_then(|p| p.entropy);
+    let mut lc = match stored {
+        Some(p) => Lifecycle::resume(p, member, task, fresh, now, job.seen_at),
         None => {
-            let s = Saved::new(id, job.start, job.end, job.report_deadline);
-            ctx.state.put(&s)?;
-            s
+            let notice = Notice {
+                challenge: id,
+                start: job.start,
+                end: job.end,
+                report_deadline: job.report_deadline,
+            };
+            Lifecycle::new(notice, member, task, fresh, now, job.seen_at)
         }
     };
-    if saved.submitted {
-        return watch(ctx, id, job, &saved).await;
-    }
-    let f = facts(ctx, id).await?;
-    info!(
-        members = f.committee.len(),
-        index = f.me,
-        hoster = %f.hoster.addr,
-        feed = f.feed_id,
-        "challenge: joining the committee"
-    );
-
-    // 1. The coin flip, within its phase of the window.
-    if saved.flip.is_none() {
-        let budget = flip_end.saturating_duration_since(tokio::time::Instant::now());
-        coin_flip(ctx, id, &f, &mut saved, budget).await?;
-    }
-    let mut sf = saved.flip.clone().expect("set above");
-    // A record from before own secrets (`R` agreed, no `own`): derive it from the stored
-    // entropy, as the flip did.
-    if sf.own.is_none()
-        && sf.result.is_some()
-        && let Some(e) = stored_entropy(&saved)
-    {
-        sf.own = Some(hex::encode(coinflip::round_secret(
-            &e,
-            &session_of(ctx, id),
-            sf.round,
-        )));
-    }
-
-    // 2. Schedule, audit, report.
-    if saved.report.is_none() {
-        let key32 = |h: &Option<String>| -> Option<[u8; 32]> {
-            hex::decode(h.as_deref()?).ok()?.try_into().ok()
-        };
-        // No agreed R: a private random one (and own secret), so the hoster still cannot
-        // predict the join time or the sample (nobody can check it; DESIGN §16).
-        let private = || {
-            let mut x = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut x);
-            x
-        };
-        let r: Hash = key32(&sf.result).unwrap_or_else(private);
-        let own = key32(&sf.own).unwrap_or_else(private);
-        let w = Window {
-            start: phase.flip_end,
-            end: phase.joins_end.max(phase.flip_end + 1),
-            feed_length: f.feed_length,
-            samples: ctx.config.samples,
-        };
-        let a = assignment(&r, &own, &w).map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
-        let join = anchor + Duration::from_millis(a.join_at);
-        let now = tokio::time::Instant::now();
-        if join > now {
-            info!(
-                in_ms = (join - now).as_millis() as u64,
-                blocks = a.indices.len(),
-                "audit scheduled"
-            );
-            tokio::time::sleep_until(join).await;
+    let mut d = Driver {
+        ctx,
+        id,
+        facts: None,
+        target,
+        stored_entropy,
+        flip_done: None,
+        refused: None,
+    };
+    let block = Duration::from_millis(ctx.block_ms);
+    let mut next_head = None;
+    loop {
+        while let Some(a) = lc.poll_action() {
+            if d.act(&mut lc, a).await? {
+                return Ok(());
+            }
         }
-        let cap = window_end
-            .checked_duration_since(tokio::time::Instant::now())
-            .unwrap_or_default()
-            .saturating_sub(END_MARGIN);
-        // The least an on-time member gets (the last join, at the end of the joins,
-        // keeps the window's tail): with less, we are late through our own trouble (a
-        // restart, a late event), and an audit cut short would count against the hoster.
-        let on_time = Duration::from_millis(window_ms - phase.joins_end).saturating_sub(END_MARGIN);
-        let out = if cap < on_time {
-            warn!(
-                left_ms = cap.as_millis() as u64,
-                needed_ms = on_time.as_millis() as u64,
-                "too late to audit in the window: reporting `not audited`"
-            );
-            not_audited()
-        } else {
-            let plan = AuditPlan {
-                sample: a.indices.clone(),
-                config: ctx.config.audit.config(Some(cap))?,
-                window: ctx.config.window,
-                epoch: ctx.epoch,
-            };
-            audit(&f.hoster, &plan, &ctx.limits).await
+        if let Some(t) = lc.poll_timeout() {
+            let at = ctx.epoch + Duration::from_micros(t.as_micros());
+            tokio::time::sleep_until(at.into()).await;
+            lc.handle_timeout(flip::instant(ctx.epoch));
+            continue;
+        }
+        // Submitting or watching: the chain's head about once per block.
+        if let Some(at) = next_head {
+            tokio::time::sleep_until(at).await;
+        }
+        let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
+        next_head = Some(tokio::time::Instant::now() + block);
+        lc.handle_head(flip::instant(ctx.epoch), head);
+    }
+}
+
+impl Driver<'_> {
+    /// Carry out `a`; `true` once the machine is over.
+    async fn act(&mut self, lc: &mut Lifecycle<Hosting>, a: Action) -> anyhow::Result<bool> {
+        let ctx = self.ctx;
+        let id = self.id;
+        let now = || flip::instant(ctx.epoch);
+        match a {
+            Action::Persist => {
+                ctx.state.put(lc.progress())?;
+                if let Some(f) = self.flip_done.take() {
+                    info!(
+                        outcome = f.outcome,
+                        round = f.round,
+                        fraud = f.fraud,
+                        ms = f.ms,
+                        "coin flip done"
+                    );
+                }
+            }
+            Action::ReadFacts => {
+                let f = facts(ctx, id).await?;
+                info!(
+                    members = f.committee.len(),
+                    index = f.me,
+                    hoster = %f.hoster.addr,
+                    feed = f.feed_id,
+                    "challenge: joining the committee"
+                );
+                let _ = self.target.set(HostingAudit {
+                    chain: ctx.chain.chain_id(),
+                    challenge: id,
+                    hoster: f.hoster.hoster,
+                    feed: f.hoster.feed,
+                });
+                let facts = lifecycle::Facts {
+                    committee: f.committee.clone(),
+                    me: f.me,
+                    feed_length: f.feed_length,
+                    repeated_keys: crate::swarm::repeated_keys(&f.members),
+                };
+                self.facts = Some(f);
+                lc.handle_facts(now(), facts);
+            }
+            Action::FlipSkipped(why) => {
+                // Too late to take part (peers have moved on), or a committee whose
+                // members cannot be told apart: no R, nobody accused.
+                let why = match why {
+                    FlipSkipped::PhaseOver => "its phase is over",
+                    FlipSkipped::RepeatedKeys => "a Noise key appears twice in the committee",
+                };
+                warn!("coin flip not run: {why}; auditing with a private R");
+                ctx.counters.flips_offline.fetch_add(1, Relaxed);
+            }
+            Action::Flip {
+                session,
+                committee,
+                me,
+                budget,
+                entropy,
+            } => {
+                self.flip(lc, session, committee, me, budget, entropy)
+                    .await?
+            }
+            Action::Scheduled { at, sampled } => {
+                let n = now();
+                if at > n {
+                    info!(
+                        in_ms = at.saturating_since(n).as_millis() as u64,
+                        blocks = sampled,
+                        "audit scheduled"
+                    );
+                }
+            }
+            Action::RunTask { sample, cap } => {
+                let f = self.facts.as_ref().context("an audit before the facts")?;
+                let plan = AuditPlan {
+                    sample,
+                    config: ctx.config.audit.config(Some(cap))?,
+                    window: ctx.config.window,
+                    epoch: ctx.epoch,
+                };
+                let out = audit(&f.hoster, &plan, &ctx.limits).await;
+                audit_done(ctx, &out.summary);
+                let fraud = bad_data_proofs(ctx, f, &out).await;
+                let findings = AuditFindings {
+                    summary: out.summary,
+                    failures: out.failures,
+                    received: out.received,
+                    receipts: out.receipts,
+                    fraud,
+                };
+                lc.handle_task_done(now(), findings);
+            }
+            Action::TooLate { left, needed } => {
+                warn!(
+                    left_ms = left.as_millis() as u64,
+                    needed_ms = needed.as_millis() as u64,
+                    "too late to audit in the window: reporting `not audited`"
+                );
+                audit_done(ctx, &MetricSummary::empty(AuditOutcome::NotAudited));
+            }
+            Action::SubmitFraud(p) => {
+                let c = ctx.clone();
+                tokio::spawn(async move { c.submit_fraud(id, &p).await });
+            }
+            Action::SubmitReport(bytes) => {
+                let res = ctx.chain.submit_report(&ctx.signer, id, bytes).await;
+                let s = self.submitted(res);
+                lc.handle_report_result(now(), s);
+                if matches!(s, Submitted::Accepted | Submitted::AlreadyReported) {
+                    reported(lc.progress());
+                }
+            }
+            Action::ReadChallenge => {
+                let ch = ctx
+                    .retry("reading the challenge", || ctx.chain.challenge(id))
+                    .await?;
+                let view = ch.map(|ch| ChainView {
+                    settled: ch.verdict.is_some(),
+                    me: ch.attestors.0.iter().position(|a| *a == ctx.me),
+                    accusations: ch
+                        .accusations
+                        .0
+                        .iter()
+                        .map(|a| Accusation {
+                            member: usize::from(a.member),
+                            round: a.round,
+                            cleared: a.cleared,
+                        })
+                        .collect(),
+                });
+                lc.handle_challenge(now(), view);
+            }
+            Action::PublishReveal { round, bytes } => {
+                let res = if ctx.withholds() {
+                    // A test-only withholder keeps what it withheld: the devnet shows
+                    // the penalty.
+                    cannot_answer(round);
+                    Some(false)
+                } else {
+                    self.publish(round, bytes).await
+                };
+                lc.handle_reveal_result(now(), round, res);
+            }
+            Action::CannotAnswer { round } => cannot_answer(round),
+            Action::Done(how) => {
+                return match how {
+                    Ended::Watched | Ended::Gone => Ok(true),
+                    Ended::DeadlinePassed => {
+                        ctx.counters.report_failures.fetch_add(1, Relaxed);
+                        anyhow::bail!(
+                            "the report deadline (block {}) passed",
+                            lc.notice().report_deadline
+                        )
+                    }
+                    Ended::Refused => Err(self
+                        .refused
+                        .take()
+                        .unwrap_or_else(|| anyhow::anyhow!("the chain refused our report"))),
+                };
+            }
+        }
+        Ok(false)
+    }
+
+    /// Run the coin flip (its entropy is stored) and hand its result to the machine.
+    async fn flip(
+        &mut self,
+        lc: &mut Lifecycle<Hosting>,
+        session: SessionId,
+        committee: Vec<PublicKey>,
+        me: usize,
+        budget: Duration,
+        entropy: [u8; 32],
+    ) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        let id = self.id;
+        if self.stored_entropy == Some(entropy) {
+            info!("coin flip: resuming with the stored entropy (the same commits as before)");
+        }
+        let f = self
+            .facts
+            .as_ref()
+            .context("a coin flip before the facts")?;
+        let cfg = coinflip::Config::within(session, committee.clone(), budget);
+        let cf = CoinFlip::new(
+            cfg,
+            Keypair::from_seed(&ctx.signing_seed),
+            entropy,
+            Ed25519Verifier,
+            flip::instant(ctx.epoch),
+        )
+        .map_err(|e| anyhow::anyhow!("coin flip: {e}"))?;
+        let link = ctx.swarm.join(session, f.members.clone(), me)?;
+        let submit = ctx.clone();
+        let rep = flip::run(
+            link,
+            cf,
+            committee,
+            ctx.keypair.public(),
+            ctx.epoch,
+            ctx.tamper(),
+            move |fr: &Fraud| {
+                if fr.detected_here {
+                    let c = submit.clone();
+                    let p = fr.proof.clone();
+                    tokio::spawn(async move { c.submit_fraud(id, &p).await });
+                }
+            },
+        )
+        .await;
+        let c = &ctx.counters;
+        let last_round = rep.rounds.last().map(|r| r.0).unwrap_or(0);
+        let round = match &rep.outcome {
+            Outcome::Success { round, .. } => {
+                c.flips_success.fetch_add(1, Relaxed);
+                *round
+            }
+            Outcome::Offline { round, .. } => {
+                c.flips_offline.fetch_add(1, Relaxed);
+                *round
+            }
+            Outcome::Malicious { .. } => {
+                c.flips_malicious.fetch_add(1, Relaxed);
+                last_round
+            }
         };
-        let sampled = if out.summary.conclusive() {
-            a.indices
-        } else {
-            Vec::new()
-        };
-        record_audit(ctx, &out);
-        info!(
-            outcome = ?out.summary.outcome,
-            verified = out.summary.ok_blocks,
-            lacking = out.summary.lacks_data,
-            misbehaved = out.summary.misbehaved,
-            timeouts = out.summary.timeouts,
-            p50_us = out.summary.latency_p50_us,
-            p99_us = out.summary.latency_p99_us,
-            throughput_bps = out.summary.throughput_bps,
-            "audit done"
+        if let Ok(mut l) = c.last.lock() {
+            l.0 = rep.to_result.unwrap_or(rep.elapsed).as_micros() as u64;
+        }
+        self.flip_done = Some(FlipDone {
+            outcome: flip_name(&rep.outcome),
+            round,
+            fraud: rep.fraud.len(),
+            ms: rep.elapsed.as_millis() as u64,
+        });
+        // Proofs peers showed us (the chain acts once per offender; ours may be in already).
+        for fr in rep.fraud.iter().filter(|fr| !fr.detected_here) {
+            let c = ctx.clone();
+            let p = fr.proof.clone();
+            tokio::spawn(async move { c.submit_fraud(id, &p).await });
+        }
+        // Those benched on the way to the last round are accused.
+        lc.handle_flip_done(
+            flip::instant(ctx.epoch),
+            &rep.outcome,
+            last_round,
+            rep.reveals.into_values().collect(),
+            rep.withheld,
         );
-        for p in bad_data_proofs(ctx, &f, &out).await {
-            ctx.submit_fraud(id, &p).await;
-        }
-        let report = build_report(ctx, id, &f, sampled, out, &sf)?;
-        saved.report = Some(hex::encode(to_bytes(&report)));
-        ctx.state.put(&saved)?;
+        Ok(())
     }
 
-    // 3. Submit after the end, before the deadline.
-    let bytes = hex::decode(saved.report.as_deref().expect("set above"))
-        .context("stored report is not hex")?;
-    let summary = datdot_protocol::codec::from_bytes::<Report>(&bytes)
+    /// The chain's answer to our report, counted and logged.
+    fn submitted(&mut self, res: anyhow::Result<()>) -> Submitted {
+        let c = &self.ctx.counters;
+        let e = match res {
+            Ok(()) => {
+                c.reports.fetch_add(1, Relaxed);
+                info!("report accepted by the chain");
+                return Submitted::Accepted;
+            }
+            Err(e) => e,
+        };
+        match e.downcast_ref::<Rejected>().map(|r| r.error.as_str()) {
+            Some("TooEarly") => Submitted::TooEarly,
+            Some("AlreadyReported") => {
+                info!("report already on chain");
+                Submitted::AlreadyReported
+            }
+            Some(_) => {
+                c.report_failures.fetch_add(1, Relaxed);
+                self.refused = Some(e.context("submitting the report"));
+                Submitted::Refused
+            }
+            // Not a refusal (the node dropped it, the connection broke): tried again
+            // until the deadline.
+            None => {
+                c.chain_errors.fetch_add(1, Relaxed);
+                warn!("submitting the report failed, retrying: {e:#}");
+                Submitted::Lost
+            }
+        }
+    }
+
+    /// Publish our reveal of `round`: `Some(true)` taken, `Some(false)` refused (final),
+    /// `None` not answered (tried again at the next read, until the answer deadline).
+    async fn publish(&self, round: u32, bytes: Vec<u8>) -> Option<bool> {
+        let ctx = self.ctx;
+        match ctx.chain.publish_reveal(&ctx.signer, self.id, bytes).await {
+            Ok(()) => {
+                ctx.counters.reveals_published.fetch_add(1, Relaxed);
+                info!(round, "accused of withholding: our reveal is published");
+                Some(true)
+            }
+            Err(e) if e.downcast_ref::<Rejected>().is_some() => {
+                warn!(round, "our reveal was refused: {e:#}");
+                Some(false)
+            }
+            Err(e) => {
+                ctx.counters.chain_errors.fetch_add(1, Relaxed);
+                warn!(round, "publishing our reveal failed, retrying: {e:#}");
+                None
+            }
+        }
+    }
+}
+
+fn cannot_answer(round: u32) {
+    warn!(
+        round,
+        "accused of withholding, and no entropy to answer with"
+    );
+}
+
+/// The one line per challenge an operator reads.
+fn reported(p: &Progress) {
+    let Some(summary) = p
+        .report
+        .as_deref()
+        .and_then(|b| from_bytes::<Report>(b).ok())
         .map(|r| r.metrics)
-        .context("stored report does not decode")?;
-    submit_report(ctx, id, job, bytes).await?;
-    saved.submitted = true;
-    ctx.state.put(&saved)?;
-    // The one line per challenge an operator reads.
+    else {
+        warn!("our stored report does not decode");
+        return;
+    };
+    let flip = p.flip.as_ref();
     info!(
-        flip = if sf.result.is_some() { "agreed" } else { "no agreed R" },
-        round = sf.round,
-        accused = sf.accused.len(),
+        flip = if flip.is_some_and(|f| f.result.is_some()) {
+            "agreed"
+        } else {
+            "no agreed R"
+        },
+        round = flip.map_or(0, |f| f.round),
+        accused = flip.map_or(0, |f| f.accused.len()),
         audit = ?summary.outcome,
         verified = summary.ok_blocks,
         requested = summary.requests,
@@ -399,17 +729,12 @@ async fn run(ctx: &Arc<Ctx>, job: Job) -> anyhow::Result<()> {
         mib_s = summary.throughput_bps as f64 / (1024.0 * 1024.0),
         "challenge reported"
     );
-    watch(ctx, id, job, &saved).await
 }
 
-/// What a member reports when it could not audit in time: nothing about the hoster.
-fn not_audited() -> AuditOutput {
-    AuditOutput::not_audited()
-}
-
-fn record_audit(ctx: &Ctx, out: &AuditOutput) {
+/// Count and log an audit's result (one not run, too late, counts as `not audited`).
+fn audit_done(ctx: &Ctx, s: &MetricSummary) {
     let c = &ctx.counters;
-    let i = match out.summary.outcome {
+    let i = match s.outcome {
         AuditOutcome::Completed => 0,
         AuditOutcome::ConnectFailed => 1,
         AuditOutcome::ProgressTimeout => 2,
@@ -417,189 +742,25 @@ fn record_audit(ctx: &Ctx, out: &AuditOutput) {
         AuditOutcome::NotAudited => 4,
     };
     c.audits[i].fetch_add(1, Relaxed);
-    c.blocks_ok
-        .fetch_add(u64::from(out.summary.ok_blocks), Relaxed);
-    c.blocks_lacking
-        .fetch_add(u64::from(out.summary.lacks_data), Relaxed);
+    c.blocks_ok.fetch_add(u64::from(s.ok_blocks), Relaxed);
+    c.blocks_lacking.fetch_add(u64::from(s.lacks_data), Relaxed);
     c.blocks_misbehaved
-        .fetch_add(u64::from(out.summary.misbehaved), Relaxed);
-    c.blocks_timeout
-        .fetch_add(u64::from(out.summary.timeouts), Relaxed);
+        .fetch_add(u64::from(s.misbehaved), Relaxed);
+    c.blocks_timeout.fetch_add(u64::from(s.timeouts), Relaxed);
     if let Ok(mut l) = c.last.lock() {
-        l.1 = out.summary.latency_p50_us;
+        l.1 = s.latency_p50_us;
     }
-}
-
-/// Run the coin flip; store its record and our signed reveals (wire bytes, hex).
-/// `budget`: the time left until the flip's phase of the window ends; the flip is over
-/// by then ([`coinflip::Config::within`]), or not started if it is below [`MIN_FLIP`].
-async fn coin_flip(
-    ctx: &Arc<Ctx>,
-    id: ChallengeId,
-    f: &Facts,
-    saved: &mut Saved,
-    budget: Duration,
-) -> anyhow::Result<()> {
-    let why = if budget < MIN_FLIP {
-        Some("its phase is over")
-    } else if crate::swarm::repeated_keys(&f.members) {
-        Some("a Noise key appears twice in the committee")
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        // Too late to take part (peers have moved on), or a committee whose members
-        // cannot be told apart: no R, nobody accused.
-        warn!(
-            left_ms = budget.as_millis() as u64,
-            "coin flip not run: {why}; auditing with a private R"
-        );
-        ctx.counters.flips_offline.fetch_add(1, Relaxed);
-        saved.flip = Some(SavedFlip {
-            round: 0,
-            result: None,
-            transcript: None,
-            own: None,
-            accused: Vec::new(),
-        });
-        ctx.state.put(saved)?;
-        return Ok(());
-    }
-    let session_id = session_of(ctx, id);
-    let cfg = coinflip::Config::within(session_id, f.committee.clone(), budget);
-    let entropy = flip_entropy(ctx, saved)?;
-    let cf = CoinFlip::new(
-        cfg,
-        Keypair::from_seed(&ctx.signing_seed),
-        entropy,
-        Ed25519Verifier,
-        flip::instant(ctx.epoch),
-    )
-    .map_err(|e| anyhow::anyhow!("coin flip: {e}"))?;
-    let session = ctx.swarm.join(session_id, f.members.clone(), f.me)?;
-    let submit = ctx.clone();
-    let rep = flip::run(
-        session,
-        cf,
-        f.committee.clone(),
-        ctx.keypair.public(),
-        ctx.epoch,
-        ctx.tamper(),
-        move |fr: &Fraud| {
-            if fr.detected_here {
-                let c = submit.clone();
-                let p = fr.proof.clone();
-                tokio::spawn(async move { c.submit_fraud(id, &p).await });
-            }
-        },
-    )
-    .await;
-    let c = &ctx.counters;
-    let rec = match &rep.outcome {
-        Outcome::Success {
-            round,
-            result,
-            transcript,
-        } => {
-            c.flips_success.fetch_add(1, Relaxed);
-            SavedFlip {
-                round: *round,
-                result: Some(hex::encode(result)),
-                transcript: Some(hex_of(transcript)),
-                own: Some(hex::encode(coinflip::round_secret(
-                    &entropy,
-                    &session_id,
-                    *round,
-                ))),
-                // Those benched on the way to this round.
-                accused: rep.withheld.iter().map(hex_of).collect(),
-            }
-        }
-        Outcome::Offline { round, .. } => {
-            c.flips_offline.fetch_add(1, Relaxed);
-            SavedFlip {
-                round: *round,
-                result: None,
-                transcript: None,
-                own: None,
-                accused: rep.withheld.iter().map(hex_of).collect(),
-            }
-        }
-        Outcome::Malicious { .. } => {
-            c.flips_malicious.fetch_add(1, Relaxed);
-            SavedFlip {
-                round: rep.rounds.last().map(|r| r.0).unwrap_or(0),
-                result: None,
-                transcript: None,
-                own: None,
-                accused: rep.withheld.iter().map(hex_of).collect(),
-            }
-        }
-    };
-    if let Ok(mut l) = c.last.lock() {
-        l.0 = rep.to_result.unwrap_or(rep.elapsed).as_micros() as u64;
-    }
-    saved.reveals = rep
-        .reveals
-        .iter()
-        .map(|(round, r)| (*round, hex::encode(to_bytes(&Msg::Reveal(r.clone())))))
-        .collect();
-    let round = rec.round;
-    saved.flip = Some(rec);
-    ctx.state.put(saved)?;
     info!(
-        outcome = flip_name(&rep.outcome),
-        round,
-        fraud = rep.fraud.len(),
-        ms = rep.elapsed.as_millis() as u64,
-        "coin flip done"
+        outcome = ?s.outcome,
+        verified = s.ok_blocks,
+        lacking = s.lacks_data,
+        misbehaved = s.misbehaved,
+        timeouts = s.timeouts,
+        p50_us = s.latency_p50_us,
+        p99_us = s.latency_p99_us,
+        throughput_bps = s.throughput_bps,
+        "audit done"
     );
-    // Proofs peers showed us (the chain acts once per offender; ours may be in already).
-    for fr in rep.fraud.iter().filter(|fr| !fr.detected_here) {
-        let c = ctx.clone();
-        let p = fr.proof.clone();
-        tokio::spawn(async move { c.submit_fraud(id, &p).await });
-    }
-    Ok(())
-}
-
-/// The coin-flip session of challenge `id` on our chain.
-fn session_of(ctx: &Ctx, id: ChallengeId) -> coinflip::SessionId {
-    challenge_session(&ctx.chain.chain_id(), id)
-}
-
-/// The flip's entropy as stored before its first message, if any.
-fn stored_entropy(saved: &Saved) -> Option<[u8; 32]> {
-    hex::decode(saved.entropy.as_deref()?).ok()?.try_into().ok()
-}
-
-/// Our signed reveal of round `round`'s `x`, derived from the stored entropy (wire bytes
-/// of a `coinflip::Msg::Reveal`). A test-only withholder (feature `byzantine`) keeps
-/// what it withheld: the devnet shows the penalty.
-fn own_reveal(ctx: &Ctx, id: ChallengeId, saved: &Saved, round: u32) -> Option<Vec<u8>> {
-    #[cfg(feature = "byzantine")]
-    if ctx.byzantine == Some(datdot_protocol::coinflip::byzantine::Behaviour::WithholdReveal) {
-        return None;
-    }
-    let entropy = stored_entropy(saved)?;
-    let session = session_of(ctx, id);
-    let x = coinflip::x_of(&coinflip::round_secret(&entropy, &session, round));
-    let reveal = coinflip::SignedReveal::sign(&ctx.keypair, session, round, x);
-    Some(to_bytes(&Msg::Reveal(reveal)))
-}
-
-/// This challenge's coin-flip entropy: the stored one after a restart, else fresh and
-/// stored (durably) before the machine exists, so before anything is signed or sent.
-fn flip_entropy(ctx: &Ctx, saved: &mut Saved) -> anyhow::Result<[u8; 32]> {
-    if let Some(e) = stored_entropy(saved) {
-        info!("coin flip: resuming with the stored entropy (the same commits as before)");
-        return Ok(e);
-    }
-    let mut e = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut e);
-    saved.entropy = Some(hex::encode(e));
-    ctx.state.put(saved)?;
-    Ok(e)
 }
 
 fn flip_name(o: &Outcome) -> &'static str {
@@ -652,194 +813,4 @@ async fn bad_data_proofs(ctx: &Ctx, f: &Facts, out: &AuditOutput) -> Vec<FraudPr
         }
     }
     proofs
-}
-
-fn build_report(
-    ctx: &Ctx,
-    id: ChallengeId,
-    f: &Facts,
-    sampled: Vec<u64>,
-    out: AuditOutput,
-    sf: &SavedFlip,
-) -> anyhow::Result<Report> {
-    let accused = sf
-        .accused
-        .iter()
-        .filter_map(|h| from_hex::<SignedCommit>(h))
-        .take(report::MAX_ACCUSED)
-        .collect();
-    let transcript = sf.transcript.as_deref().and_then(from_hex::<Transcript>);
-    // The secret is opened only with the transcript it belongs to (a private one stays
-    // private: it would tell nobody anything they could check).
-    let own_secret = transcript
-        .as_ref()
-        .and(sf.own.as_deref())
-        .and_then(|h| hex::decode(h).ok()?.try_into().ok())
-        .unwrap_or([0; 32]);
-    let mut failures = out.failures;
-    failures.truncate(report::MAX_FAILURES);
-    let mut receipts = out.receipts;
-    receipts.truncate(report::MAX_RECEIPTS);
-    let mut r = Report {
-        chain: ctx.chain.chain_id(),
-        challenge: id,
-        attestor: ctx.keypair.public(),
-        hoster: f.hoster.hoster,
-        feed: f.hoster.feed,
-        received_root: received_root(&out.received),
-        sampled,
-        receipts,
-        metrics: out.summary,
-        failures,
-        coinflip: CoinFlipRecord {
-            round: sf.round,
-            transcript,
-            own_secret,
-            accused,
-        },
-        sig: Signature([0; 64]),
-    };
-    // Receipts are the bulky part: drop the last ones if the report would not fit.
-    while to_bytes(&r).len() > Report::MAX_SIZE && !r.receipts.is_empty() {
-        r.receipts.pop();
-    }
-    // The chain counts as verified only blocks a receipt covers (a member that did not
-    // download holds none): the rest the hoster served without signing for them.
-    let moved = r.count_only_receipted();
-    if moved > 0 {
-        warn!(
-            blocks = moved,
-            "verified blocks without the hoster's receipt count as misbehaved"
-        );
-    }
-    let r = r.sign(&ctx.keypair);
-    r.verify(&Ed25519Verifier)
-        .map_err(|e| anyhow::anyhow!("our own report does not verify: {e}"))?;
-    Ok(r)
-}
-
-/// Submit after `end` and before the deadline: wait for the end block, retry a
-/// too-early refusal each block, stop at the deadline.
-async fn submit_report(ctx: &Ctx, id: ChallengeId, job: Job, bytes: Vec<u8>) -> anyhow::Result<()> {
-    let block = Duration::from_millis(ctx.block_ms);
-    loop {
-        let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
-        if head > u64::from(job.report_deadline) {
-            ctx.counters.report_failures.fetch_add(1, Relaxed);
-            bail!("the report deadline (block {}) passed", job.report_deadline);
-        }
-        if head < u64::from(job.end) {
-            let wait = block * u32::try_from(u64::from(job.end) - head).unwrap_or(1);
-            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-            continue;
-        }
-        let res = ctx
-            .chain
-            .submit_report(&ctx.signer, id, bytes.clone())
-            .await;
-        match res {
-            Ok(()) => {
-                ctx.counters.reports.fetch_add(1, Relaxed);
-                info!("report accepted by the chain");
-                return Ok(());
-            }
-            Err(e) => match e.downcast_ref::<Rejected>().map(|r| r.error.as_str()) {
-                Some("TooEarly") => tokio::time::sleep(block).await,
-                Some("AlreadyReported") => {
-                    info!("report already on chain");
-                    return Ok(());
-                }
-                Some(_) => {
-                    ctx.counters.report_failures.fetch_add(1, Relaxed);
-                    return Err(e.context("submitting the report"));
-                }
-                // Not a refusal (the node dropped it, the connection broke): try again
-                // until the deadline.
-                None => {
-                    ctx.counters.chain_errors.fetch_add(1, Relaxed);
-                    warn!("submitting the report failed, retrying: {e:#}");
-                    tokio::time::sleep(block).await;
-                }
-            },
-        }
-    }
-}
-
-/// The last block the chain takes an accused member's reveal: one report window (the
-/// blocks from `end` to the report deadline) after the report deadline.
-pub(crate) fn answer_deadline(end: u32, report_deadline: u32) -> u64 {
-    let deadline = u64::from(report_deadline);
-    deadline + deadline.saturating_sub(u64::from(end))
-}
-
-/// Until the answer deadline: answer withholding accusations against us with our signed
-/// reveal. (Fraud proofs were submitted as they were found.)
-async fn watch(ctx: &Ctx, id: ChallengeId, job: Job, saved: &Saved) -> anyhow::Result<()> {
-    let block = Duration::from_millis(ctx.block_ms);
-    let reveals: BTreeMap<u32, &String> = saved.reveals.iter().map(|(r, h)| (*r, h)).collect();
-    let mut answered: Vec<u32> = Vec::new();
-    loop {
-        let head = ctx.retry("reading the head", || ctx.chain.head()).await?;
-        if head > answer_deadline(job.end, job.report_deadline) {
-            return Ok(());
-        }
-        let Some(ch) = ctx
-            .retry("reading the challenge", || ctx.chain.challenge(id))
-            .await?
-        else {
-            return Ok(());
-        };
-        if ch.verdict.is_some() && ch.accusations.0.is_empty() {
-            return Ok(());
-        }
-        let me = ch.attestors.0.iter().position(|a| *a == ctx.me);
-        for acc in &ch.accusations.0 {
-            if Some(usize::from(acc.member)) != me || acc.cleared || answered.contains(&acc.round) {
-                continue;
-            }
-            // The reveal we sent, or — for a round we committed in but never reached the
-            // reveal of (a slow link, a partition) — the one our entropy gives: the flip
-            // is over, and it opens the commit the accusers hold, so it clears us.
-            let bytes = match reveals.get(&acc.round) {
-                Some(hexed) => hex::decode(hexed).context("stored reveal is not hex")?,
-                None => match own_reveal(ctx, id, saved, acc.round) {
-                    Some(b) => b,
-                    None => {
-                        answered.push(acc.round);
-                        warn!(
-                            round = acc.round,
-                            "accused of withholding, and no entropy to answer with"
-                        );
-                        continue;
-                    }
-                },
-            };
-            let res = ctx.chain.publish_reveal(&ctx.signer, id, bytes).await;
-            match res {
-                Ok(()) => {
-                    answered.push(acc.round);
-                    ctx.counters.reveals_published.fetch_add(1, Relaxed);
-                    info!(
-                        round = acc.round,
-                        "accused of withholding: our reveal is published"
-                    );
-                }
-                // A refusal is final; anything else (the chain unreachable, the
-                // transaction dropped) is tried again next time round, until the answer
-                // deadline.
-                Err(e) if e.downcast_ref::<Rejected>().is_some() => {
-                    answered.push(acc.round);
-                    warn!(round = acc.round, "our reveal was refused: {e:#}");
-                }
-                Err(e) => {
-                    ctx.counters.chain_errors.fetch_add(1, Relaxed);
-                    warn!(
-                        round = acc.round,
-                        "publishing our reveal failed, retrying: {e:#}"
-                    );
-                }
-            }
-        }
-        tokio::time::sleep(block * 2).await;
-    }
 }

@@ -50,19 +50,20 @@ pub async fn run(ctx: Arc<Ctx>, reg: Registration) -> anyhow::Result<()> {
     })
     .await?;
     let mut backlog = Vec::new();
-    for s in ctx.state.all()? {
-        if u64::from(s.report_deadline) + KEEP_BLOCKS < head {
-            ctx.state.remove(s.challenge)?;
-        } else if u64::from(s.report_deadline) >= head
-            || (s.submitted && crate::challenge::answer_deadline(s.end, s.report_deadline) >= head)
+    for p in ctx.state.all()? {
+        let n = p.notice;
+        if u64::from(n.report_deadline) + KEEP_BLOCKS < head {
+            ctx.state.remove(n.challenge)?;
+        } else if u64::from(n.report_deadline) >= head
+            || (p.submitted && n.answer_deadline() >= head)
         {
             // A submitted report still has accusations to answer until the answer
             // deadline.
             backlog.push(Job {
-                challenge: s.challenge,
-                start: s.start,
-                end: s.end,
-                report_deadline: s.report_deadline,
+                challenge: n.challenge,
+                start: n.start,
+                end: n.end,
+                report_deadline: n.report_deadline,
                 seen_at: head,
             });
         }

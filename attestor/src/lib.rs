@@ -7,7 +7,9 @@
 //! time with a fresh identity (`datdot_net::audit`), and after the challenge's end
 //! submit a signed report; fraud proofs (equivocation, invalid reveal, divergent
 //! result, bad data) go to the chain as soon as they are verified ([`challenge`],
-//! [`hook`]). What it needs to report after a restart is kept in [`state`] (redb).
+//! [`hook`]). Every decision of a challenge is made by the protocol's sans-IO lifecycle
+//! machine (`protocol::lifecycle`); [`challenge`] carries out its actions. What it needs
+//! to report after a restart (the machine's progress) is kept in [`state`] (redb).
 //!
 //! # Goals
 //! - `init` (keystore 0600 + commented TOML), `run` (with the chain), `info`, and two

@@ -678,7 +678,7 @@ impl<T: Task> Lifecycle<T> {
         if self.stage != Stage::Flipping {
             return;
         }
-        let rec = match outcome {
+        let mut rec = match outcome {
             coinflip::Outcome::Success {
                 round,
                 result,
@@ -696,6 +696,8 @@ impl<T: Task> Lifecycle<T> {
             coinflip::Outcome::Offline { round, .. } => FlipRecord::none(*round, accused),
             coinflip::Outcome::Malicious { .. } => FlipRecord::none(last_round, accused),
         };
+        // The report carries at most this many (and the record decodes no more).
+        rec.accused.truncate(crate::report::MAX_ACCUSED);
         self.progress.flip = Some(rec);
         self.progress.reveals = reveals;
         self.progress.reveals.truncate(MAX_REVEALS);

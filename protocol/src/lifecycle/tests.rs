@@ -396,6 +396,34 @@ fn an_accused_member_publishes_the_reveal_that_opens_its_commit() {
     assert_eq!(drain(l), vec![Action::Done(Ended::Watched)]);
 }
 
+/// A large committee's offline rounds can accuse more members than a report carries.
+/// The record kept them all, and decoding it (the restart) refused it: the challenge was
+/// lost. The record keeps the report's first `MAX_ACCUSED`.
+#[test]
+fn a_record_with_many_accused_still_decodes() {
+    let mut l = Lifecycle::new(NOTICE, member(0), Sampler, [1; 32], at_block(100), 100);
+    drain(&mut l);
+    l.handle_facts(at_block(100), facts(0));
+    drain(&mut l);
+    let key = Keypair::from_seed(&seed(1));
+    let session = coinflip::challenge_session(&CHAIN, 7);
+    let accused: Vec<SignedCommit> = (0..crate::report::MAX_ACCUSED as u32 + 6)
+        .map(|r| SignedCommit::sign(&key, session, r, [r as u8; 32]))
+        .collect();
+    let out = Outcome::Offline {
+        round: 3,
+        phase: crate::coinflip::Phase::Commit,
+        unresponsive: Vec::new(),
+        withheld: Vec::new(),
+    };
+    l.handle_flip_done(at_block(101), &out, 3, Vec::new(), accused.clone());
+    let p = l.progress().clone();
+    let flip = p.flip.as_ref().unwrap();
+    assert_eq!(flip.accused, accused[..crate::report::MAX_ACCUSED]);
+    let back: Progress = codec::from_bytes(&codec::to_bytes(&p)).unwrap();
+    assert_eq!(back, p);
+}
+
 proptest! {
     #[test]
     fn a_corrupt_record_is_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
