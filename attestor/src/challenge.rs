@@ -256,13 +256,7 @@ struct Hosting(Arc<OnceLock<HostingAudit>>);
 impl Task for Hosting {
     type Output = AuditFindings;
     fn not_done(&self) -> AuditFindings {
-        AuditFindings {
-            summary: MetricSummary::empty(AuditOutcome::NotAudited),
-            failures: Vec::new(),
-            received: Vec::new(),
-            receipts: Vec::new(),
-            fraud: Vec::new(),
-        }
+        AuditFindings::not_done()
     }
     fn conclusive(&self, out: &AuditFindings) -> bool {
         out.summary.conclusive()

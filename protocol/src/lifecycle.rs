@@ -245,6 +245,19 @@ pub struct AuditFindings {
     pub fraud: Vec<FraudProof>,
 }
 
+impl AuditFindings {
+    /// The findings of an audit that was not run: nothing about the hoster.
+    pub fn not_done() -> Self {
+        AuditFindings {
+            summary: MetricSummary::empty(Outcome::NotAudited),
+            failures: Vec::new(),
+            received: Vec::new(),
+            receipts: Vec::new(),
+            fraud: Vec::new(),
+        }
+    }
+}
+
 /// The hosting audit: the task of a storage challenge (SPEC §3.4). Its report is the one
 /// `submit_report` checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,13 +328,7 @@ impl HostingAudit {
 impl Task for HostingAudit {
     type Output = AuditFindings;
     fn not_done(&self) -> AuditFindings {
-        AuditFindings {
-            summary: MetricSummary::empty(Outcome::NotAudited),
-            failures: Vec::new(),
-            received: Vec::new(),
-            receipts: Vec::new(),
-            fraud: Vec::new(),
-        }
+        AuditFindings::not_done()
     }
     fn conclusive(&self, out: &AuditFindings) -> bool {
         out.summary.conclusive()
