@@ -59,17 +59,13 @@ impl Default for AuditSection {
 impl AuditSection {
     /// The validated limits, with the hard maximum capped at `cap`.
     pub fn config(&self, cap: Option<Duration>) -> anyhow::Result<AuditConfig> {
-        let mut hard = Duration::from_millis(self.hard_max_ms);
-        let mut progress = Duration::from_millis(self.progress_timeout_ms);
-        let mut request = Duration::from_millis(self.request_timeout_ms);
-        if let Some(cap) = cap {
-            let cap = cap.max(Duration::from_millis(1));
-            hard = hard.min(cap);
-            progress = progress.min(hard);
-            request = request.min(hard);
-        }
-        AuditConfig::new(progress, hard, request)
-            .map_err(|e| anyhow::anyhow!("invalid [audit]: {e}"))
+        let c = AuditConfig::new(
+            Duration::from_millis(self.progress_timeout_ms),
+            Duration::from_millis(self.hard_max_ms),
+            Duration::from_millis(self.request_timeout_ms),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid [audit]: {e}"))?;
+        Ok(cap.map_or(c, |cap| c.capped(cap)))
     }
 }
 
