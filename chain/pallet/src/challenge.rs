@@ -34,11 +34,12 @@ impl<T: Config> Pallet<T> {
         session_id(&Self::chain_id(), id)
     }
 
+    /// Take a member's report; whether it was the last and settled the challenge.
     pub(crate) fn do_submit_report(
         who: T::AccountId,
         id: ChallengeId,
         bytes: &[u8],
-    ) -> DispatchResult {
+    ) -> Result<bool, DispatchError> {
         let mut ch = Challenges::<T>::get(id).ok_or(Error::<T>::NoSuchChallenge)?;
         ensure!(ch.verdict.is_none(), Error::<T>::AlreadySettled);
         let idx = ch
@@ -148,7 +149,7 @@ impl<T: Config> Pallet<T> {
             Self::settle(id, &mut ch);
         }
         Challenges::<T>::insert(id, ch);
-        Ok(())
+        Ok(all_in)
     }
 
     /// Report window over: settle if the last report did not, give the accused one more

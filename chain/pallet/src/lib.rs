@@ -915,16 +915,24 @@ pub mod pallet {
         }
 
         /// Submit a report (our wire encoding of `datdot_protocol::report::Report`),
-        /// in `[end, report_deadline]`, once per committee member.
+        /// in `[end, report_deadline]`, once per committee member. Charged for a
+        /// settlement; every report but the committee's last refunds it.
         #[pallet::call_index(7)]
         #[pallet::weight(T::WeightInfo::submit_report(report.len() as u32))]
         pub fn submit_report(
             origin: OriginFor<T>,
             challenge: ChallengeId,
             report: BoundedVec<u8, ConstU32<MAX_REPORT_BYTES>>,
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit_report(who, challenge, &report)
+            let settled = Self::do_submit_report(who, challenge, &report)?;
+            let declared = T::WeightInfo::submit_report(report.len() as u32);
+            Ok(Some(if settled {
+                declared
+            } else {
+                declared.saturating_sub(T::WeightInfo::settlement())
+            })
+            .into())
         }
 
         /// Submit a fraud proof (our wire encoding of `datdot_protocol::fraud::FraudProof`)

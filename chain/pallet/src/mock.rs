@@ -414,6 +414,8 @@ pub fn submit(id: ChallengeId, attestor: u64, metrics: MetricSummary) -> Dispatc
     let mut r = report_of(id, attestor, ch.hoster);
     r.metrics = metrics;
     Datdot::submit_report(RuntimeOrigin::signed(attestor), id, signed(r, attestor))
+        .map(|_| ())
+        .map_err(|e| e.error)
 }
 
 pub fn free(who: u64) -> u64 {

@@ -82,8 +82,10 @@ impl Chain {
     /// weigh (a network's set-up, spread over blocks so that the agenda entries it
     /// schedules are too; not counted in the block's weights), then what fits of `pool`
     /// (in order; the rest stays for the next blocks): ordinary transactions within the
-    /// normal class's share of the block, and the block as a whole within `max_block`,
-    /// by declared weight.
+    /// normal class's share of the block, and the block as a whole within `max_block`:
+    /// a transaction is admitted by its declared weight and then counts its actual one
+    /// (what `frame_system`'s `CheckWeight` does: reserve before dispatch, refund
+    /// after).
     pub fn block<Tag>(
         &mut self,
         setup: &mut VecDeque<Tx<Tag>>,
@@ -105,7 +107,6 @@ impl Chain {
                 .get(DispatchClass::Normal)
                 .max_total
                 .unwrap_or(weights.max_block);
-            let mut declared = Weight::zero();
             let mut tx_weight = Weight::zero();
             let mut tx_bytes = 0;
             let mut results = Vec::new();
@@ -115,24 +116,27 @@ impl Chain {
             }
             while let Some(tx) = pool.front() {
                 let info = tx.call.get_dispatch_info();
-                let w = info.total_weight();
-                let fits = declared.saturating_add(w).all_lte(normal)
+                // `CheckWeight` adds the class's base weight of an extrinsic to both.
+                let base = weights.get(DispatchClass::Normal).base_extrinsic;
+                let w = info.total_weight().saturating_add(base);
+                let fits = tx_weight.saturating_add(w).all_lte(normal)
                     && init_weight
-                        .saturating_add(declared)
+                        .saturating_add(tx_weight)
                         .saturating_add(w)
                         .all_lte(weights.max_block);
                 if !fits {
                     break;
                 }
                 let Some(tx) = pool.pop_front() else { break };
-                declared = declared.saturating_add(w);
                 tx_bytes += codec::Encode::encoded_size(&tx.call);
                 let res = tx.call.dispatch(RuntimeOrigin::signed(tx.who));
                 let post: PostDispatchInfo = match &res {
                     Ok(p) => *p,
                     Err(e) => e.post_info,
                 };
-                tx_weight = tx_weight.saturating_add(post.calc_actual_weight(&info));
+                tx_weight = tx_weight
+                    .saturating_add(post.calc_actual_weight(&info))
+                    .saturating_add(base);
                 results.push((tx.tag, res.map(|_| ()).map_err(|e| e.error)));
             }
             let events = System::events()

@@ -158,6 +158,8 @@ fn report_errors() {
 
 fn submit_raw(id: ChallengeId, who: u64, r: datdot_protocol::report::Report) -> DispatchResult {
     Datdot::submit_report(RuntimeOrigin::signed(who), id, signed(r, who))
+        .map(|_| ())
+        .map_err(|e| e.error)
 }
 
 #[test]
