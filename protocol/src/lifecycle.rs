@@ -18,10 +18,13 @@
 //! - **Schedule**: join time and sample from `R` and our round secret
 //!   ([`crate::schedule::assignment`]); without an agreed `R`, a private one derived from
 //!   `fresh` (the hoster still cannot predict either; nobody can check them).
-//! - **Task**: started at the join time with the time left to the window's end (less
-//!   [`Params::end_margin`]); skipped as *not done* when that is less than an on-time
-//!   member gets (the last join keeps the window's tail): an audit cut short by our own
-//!   lateness would count against the hoster.
+//! - **Task**: started at the join time, and every member gets the same time for it:
+//!   the window's tail less [`Params::end_margin`], what the last on-time joiner has. An
+//!   early joiner is not given more, so that members measure the hoster alike: with the
+//!   time left to the window's end instead, members that joined late on a slow hoster
+//!   got fewer of their blocks than the early ones and were flagged outliers for a
+//!   truthful report (`datdot-sim network`). Skipped as *not done* when less than that
+//!   is left: an audit cut short by our own lateness would count against the hoster.
 //! - **Report**: built by the task from its output and the flip's record, signed, and
 //!   persisted; the task's fraud proofs are submitted first.
 //! - **Submission**: from the window's end block to the report deadline, once per block
@@ -765,7 +768,7 @@ impl<T: Task> Lifecycle<T> {
         } else {
             self.actions.push_back(Action::RunTask {
                 sample: sample.clone(),
-                cap,
+                cap: on_time,
             });
             self.stage = Stage::Tasking { sample };
         }
