@@ -159,7 +159,12 @@ impl Hoster {
     }
 
     fn upgrade(&self, id: u64, fork: u64) -> Reply {
-        let root = self.proof(0, fork).expect("a non-empty feed").root;
+        // An empty feed has no signed root to send (the model used to panic here: the
+        // property test found `n = 0` once a `Sync` made the session ask).
+        let Some(p) = self.proof(0, fork) else {
+            return Reply::NoData(id);
+        };
+        let root = p.root;
         Reply::Data(Box::new(Data {
             request: id,
             fork,
