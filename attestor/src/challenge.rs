@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use datdot_chain_client::{
-    AccountId32, ChainClient, ChallengeId, Keypair as ChainKeypair, Rejected, node,
+    AccountId32, ChainClient, ChainError, ChallengeId, DatdotError, Keypair as ChainKeypair, node,
 };
 use datdot_net::Limits;
 use datdot_net::audit::{AuditOutput, AuditPlan, AuditTarget, audit, prove_leaf};
@@ -122,10 +122,11 @@ impl Ctx {
         }
     }
 
-    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
+    async fn retry<T, E, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<T>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: Into<anyhow::Error>,
     {
         node::retry_for(&self.counters.chain_errors, what, node::OUTAGE_PATIENCE, f).await
     }
@@ -632,7 +633,7 @@ impl Driver<'_> {
     }
 
     /// The chain's answer to our report, counted and logged.
-    fn submitted(&mut self, res: anyhow::Result<()>) -> Submitted {
+    fn submitted(&mut self, res: Result<(), ChainError>) -> Submitted {
         let c = &self.ctx.counters;
         let e = match res {
             Ok(()) => {
@@ -642,20 +643,20 @@ impl Driver<'_> {
             }
             Err(e) => e,
         };
-        match e.downcast_ref::<Rejected>().map(|r| r.error.as_str()) {
-            Some("TooEarly") => Submitted::TooEarly,
-            Some("AlreadyReported") => {
+        match (e.datdot(), e.rejected()) {
+            (Some(DatdotError::TooEarly), _) => Submitted::TooEarly,
+            (Some(DatdotError::AlreadyReported), _) => {
                 info!("report already on chain");
                 Submitted::AlreadyReported
             }
-            Some(_) => {
+            (_, Some(_)) => {
                 c.report_failures.fetch_add(1, Relaxed);
-                self.refused = Some(e.context("submitting the report"));
+                self.refused = Some(anyhow::Error::new(e).context("submitting the report"));
                 Submitted::Refused
             }
             // Not a refusal (the node dropped it, the connection broke): tried again
             // until the deadline.
-            None => {
+            (_, None) => {
                 c.chain_errors.fetch_add(1, Relaxed);
                 warn!("submitting the report failed, retrying: {e:#}");
                 Submitted::Lost
@@ -673,7 +674,7 @@ impl Driver<'_> {
                 info!(round, "accused of withholding: our reveal is published");
                 Some(true)
             }
-            Err(e) if e.downcast_ref::<Rejected>().is_some() => {
+            Err(e) if e.rejected().is_some() => {
                 warn!(round, "our reveal was refused: {e:#}");
                 Some(false)
             }

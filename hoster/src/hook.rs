@@ -174,10 +174,11 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
 }
 
 /// Retry a chain read (not a refusal) a few times with backoff.
-async fn retry<T, F, Fut>(ctx: &Ctx, what: &str, f: F) -> anyhow::Result<T>
+async fn retry<T, E, F, Fut>(ctx: &Ctx, what: &str, f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
 {
     node::retry(&ctx.p.counters.chain_errors, what, f).await
 }
@@ -270,7 +271,7 @@ async fn handle(ctx: &Ctx, a: &Assignment) -> anyhow::Result<()> {
                 info!(contract, "hosting already confirmed");
                 return Ok(());
             }
-            Err(e.context(format!(
+            Err(anyhow::Error::new(e).context(format!(
                 "confirming contract {contract} (confirm window ends at block {deadline})"
             )))
         }

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use crate::datdot::runtime_types::pallet_datdot::jobs::{Job, JobEnd};
-use crate::{AccountId32, Balance, ChainClient, FeedId, Keypair, bounded, datdot};
+use crate::{AccountId32, Balance, ChainClient, ChainError, FeedId, Keypair, bounded, datdot};
 
 /// A job's id.
 pub type JobId = u64;
@@ -31,7 +31,11 @@ pub struct CallFraud {
 
 impl ChainClient {
     /// Upload a job module; returns its id (`datdot_exec::module_hash`).
-    pub async fn upload_module(&self, signer: &Keypair, code: Vec<u8>) -> Result<[u8; 32]> {
+    pub async fn upload_module(
+        &self,
+        signer: &Keypair,
+        code: Vec<u8>,
+    ) -> Result<[u8; 32], ChainError> {
         let hash = datdot_exec::module_hash(&code);
         let call = datdot::transactions().datdot().upload_module(bounded(code));
         self.submit("upload_module", &call, signer).await?;
@@ -39,7 +43,7 @@ impl ChainClient {
     }
 
     /// Start (or stop) offering to execute jobs over the feeds one hosts.
-    pub async fn offer_execution(&self, signer: &Keypair, offer: bool) -> Result<()> {
+    pub async fn offer_execution(&self, signer: &Keypair, offer: bool) -> Result<(), ChainError> {
         let call = datdot::transactions().datdot().offer_execution(offer);
         self.submit("offer_execution", &call, signer)
             .await
@@ -57,7 +61,7 @@ impl ChainClient {
         fuel_per_call: u64,
         fuel_total: u64,
         payment: Balance,
-    ) -> Result<Submitted> {
+    ) -> Result<Submitted, ChainError> {
         let call = datdot::transactions().datdot().submit_job(
             module,
             feed,
@@ -67,17 +71,23 @@ impl ChainClient {
             payment,
         );
         let events = self.submit("submit_job", &call, signer).await?;
-        for ev in events.iter() {
-            let ev = ev.context("decoding submit_job's events")?;
-            if let Some(s) = ev.decode_fields_as::<datdot::datdot::events::JobSubmitted>() {
-                let s = s.context("decoding JobSubmitted")?;
-                return Ok(Submitted {
-                    job: s.job,
-                    executor: s.executor,
-                });
+        let read = || -> Result<Submitted> {
+            for ev in events.iter() {
+                let ev = ev.context("decoding submit_job's events")?;
+                if let Some(s) = ev.decode_fields_as::<datdot::datdot::events::JobSubmitted>() {
+                    let s = s.context("decoding JobSubmitted")?;
+                    return Ok(Submitted {
+                        job: s.job,
+                        executor: s.executor,
+                    });
+                }
             }
-        }
-        anyhow::bail!("submit_job succeeded without a JobSubmitted event")
+            anyhow::bail!("no JobSubmitted event")
+        };
+        read().map_err(|cause| ChainError::Events {
+            call: "submit_job",
+            cause,
+        })
     }
 
     /// The drawn executor accepts and registers its output feed's key.
@@ -86,7 +96,7 @@ impl ChainClient {
         signer: &Keypair,
         job: JobId,
         output_key: [u8; 32],
-    ) -> Result<()> {
+    ) -> Result<(), ChainError> {
         let call = datdot::transactions().datdot().accept_job(job, output_key);
         self.submit("accept_job", &call, signer).await.map(drop)
     }
@@ -101,7 +111,7 @@ impl ChainClient {
         signed_root: Vec<u8>,
         fuel_used: u64,
         end: Option<bool>,
-    ) -> Result<()> {
+    ) -> Result<(), ChainError> {
         let end = end.map(|done| {
             if done {
                 JobEnd::Done
@@ -125,23 +135,29 @@ impl ChainClient {
         signer: &Keypair,
         job: JobId,
         proof: Vec<u8>,
-    ) -> Result<CallFraud> {
+    ) -> Result<CallFraud, ChainError> {
         let call = datdot::transactions()
             .datdot()
             .submit_call_proof(job, bounded(proof));
         let events = self.submit("submit_call_proof", &call, signer).await?;
-        for ev in events.iter() {
-            let ev = ev.context("decoding submit_call_proof's events")?;
-            if let Some(f) = ev.decode_fields_as::<datdot::datdot::events::CallFraudProven>() {
-                let f = f.context("decoding CallFraudProven")?;
-                return Ok(CallFraud {
-                    index: f.index,
-                    slashed: f.slashed,
-                    reward: f.reward,
-                });
+        let read = || -> Result<CallFraud> {
+            for ev in events.iter() {
+                let ev = ev.context("decoding submit_call_proof's events")?;
+                if let Some(f) = ev.decode_fields_as::<datdot::datdot::events::CallFraudProven>() {
+                    let f = f.context("decoding CallFraudProven")?;
+                    return Ok(CallFraud {
+                        index: f.index,
+                        slashed: f.slashed,
+                        reward: f.reward,
+                    });
+                }
             }
-        }
-        anyhow::bail!("submit_call_proof succeeded without a CallFraudProven event")
+            anyhow::bail!("no CallFraudProven event")
+        };
+        read().map_err(|cause| ChainError::Events {
+            call: "submit_call_proof",
+            cause,
+        })
     }
 
     /// File a monitor report (our wire encoding of `datdot_exec::MonitorReport`).
@@ -150,7 +166,7 @@ impl ChainClient {
         signer: &Keypair,
         job: JobId,
         report: Vec<u8>,
-    ) -> Result<()> {
+    ) -> Result<(), ChainError> {
         let call = datdot::transactions()
             .datdot()
             .submit_monitor_report(job, bounded(report));
@@ -160,13 +176,13 @@ impl ChainClient {
     }
 
     /// Pay out an ended job after its fraud window.
-    pub async fn settle_job(&self, signer: &Keypair, job: JobId) -> Result<()> {
+    pub async fn settle_job(&self, signer: &Keypair, job: JobId) -> Result<(), ChainError> {
         let call = datdot::transactions().datdot().settle_job(job);
         self.submit("settle_job", &call, signer).await.map(drop)
     }
 
     /// Cancel a job its executor did not accept in time (the sponsor).
-    pub async fn cancel_job(&self, signer: &Keypair, job: JobId) -> Result<()> {
+    pub async fn cancel_job(&self, signer: &Keypair, job: JobId) -> Result<(), ChainError> {
         let call = datdot::transactions().datdot().cancel_job(job);
         self.submit("cancel_job", &call, signer).await.map(drop)
     }

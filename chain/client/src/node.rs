@@ -1,6 +1,6 @@
 //! What every daemon (hoster, attestor) does with the chain before its own work:
 //! connect patiently, retry reads that fail for transport reasons, and register (or
-//! update the registered endpoint). Refusals ([`Rejected`]) are never retried: they
+//! update the registered endpoint). Refusals ([`ChainError::Refused`]) are never retried: they
 //! carry the chain's reason to the operator.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tracing::{info, warn};
 
-use crate::{AccountId32, Balance, ChainClient, Endpoint, Keypair, Rejected, Role, Status};
+use crate::{
+    AccountId32, Balance, ChainClient, ChainError, DatdotError, Endpoint, Keypair, Rejected, Role,
+    Status,
+};
 
 /// Rounds of [`ChainClient::connect`] (itself 10 attempts, ≈ 25 s) before giving up.
 pub const CONNECT_ROUNDS: u32 = 40;
@@ -36,10 +39,11 @@ pub async fn connect_patiently(url: &str, errors: &AtomicU64) -> anyhow::Result<
 
 /// Run `f` up to [`READ_ATTEMPTS`] times with backoff (0.5 s doubling to 8 s) unless it
 /// fails with a refusal; every failure is counted in `errors`.
-pub async fn retry<T, F, Fut>(errors: &AtomicU64, what: &str, f: F) -> anyhow::Result<T>
+pub async fn retry<T, E, F, Fut>(errors: &AtomicU64, what: &str, f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
 {
     retry_while(errors, what, |attempt| attempt < READ_ATTEMPTS, f).await
 }
@@ -51,7 +55,7 @@ pub const OUTAGE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// [`retry`] for as long as `patience` (backoff 0.5 s doubling to 8 s): a chain RPC
 /// outage of minutes does not abandon the work.
-pub async fn retry_for<T, F, Fut>(
+pub async fn retry_for<T, E, F, Fut>(
     errors: &AtomicU64,
     what: &str,
     patience: Duration,
@@ -59,13 +63,14 @@ pub async fn retry_for<T, F, Fut>(
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
 {
     let start = std::time::Instant::now();
     retry_while(errors, what, |_| start.elapsed() < patience, f).await
 }
 
-async fn retry_while<T, F, Fut>(
+async fn retry_while<T, E, F, Fut>(
     errors: &AtomicU64,
     what: &str,
     more: impl Fn(u32) -> bool,
@@ -73,14 +78,15 @@ async fn retry_while<T, F, Fut>(
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
 {
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
-        match f().await {
+        match f().await.map_err(Into::into) {
             Ok(v) => return Ok(v),
-            Err(e) if more(attempt) && e.downcast_ref::<Rejected>().is_none() => {
+            Err(e) if more(attempt) && refused(&e).is_none() => {
                 errors.fetch_add(1, Relaxed);
                 warn!(attempt, "{what} failed, retrying in {delay:?}: {e:#}");
                 tokio::time::sleep(delay).await;
@@ -112,12 +118,16 @@ pub struct Registration {
     pub capacity: u32,
 }
 
-/// Whether `e` is the chain refusing with pallet error `name`.
-pub fn is_rejected(e: &anyhow::Error, name: &str) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<Rejected>()
-            .is_some_and(|r| r.error == name)
-    })
+/// The chain's refusal in `e`'s chain of causes, if any.
+pub fn refused(e: &anyhow::Error) -> Option<&Rejected> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ChainError>())
+        .and_then(ChainError::rejected)
+}
+
+/// Whether `e` is the chain refusing with the Datdot pallet's `error`.
+pub fn is_rejected(e: &anyhow::Error, error: DatdotError) -> bool {
+    refused(e).and_then(Rejected::datdot) == Some(error)
 }
 
 fn copy_role(r: &Role) -> Role {
@@ -155,7 +165,7 @@ pub async fn register_or_update(
             match r {
                 Ok(()) => {}
                 // A resubmission of a registration that had landed after all.
-                Err(e) if is_rejected(&e, "AlreadyRegistered") => {}
+                Err(e) if is_rejected(&e, DatdotError::AlreadyRegistered) => {}
                 Err(e) => return Err(e),
             }
             info!(account = %me, addr = %reg.addr, stake = reg.stake, "registered as {role}");

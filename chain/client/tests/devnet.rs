@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    ChainClient, ChainReset, ChallengeNotice, PlanTerms, Rejected, Role, SlaTerms, UNIT, Verdict,
-    account, endpoint, keys,
+    ChainClient, ChainError, ChainReset, ChallengeNotice, DatdotError, PlanTerms, Role, SlaTerms,
+    UNIT, Verdict, account, endpoint, keys,
 };
 use datdot_protocol::codec::{self, Encode, Writer};
 use datdot_protocol::coinflip::{
@@ -37,10 +37,6 @@ use ed25519_dalek::{Signer, SigningKey};
 /// Runtime constants (chain/runtime): AttestorReward = UNIT / 10.
 const ATTESTOR_REWARD: u128 = UNIT / 10;
 const PRICE: u128 = UNIT;
-
-fn rejected(e: &anyhow::Error) -> Option<&str> {
-    e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
-}
 
 /// A Noise key as registered (an ed25519 key of large order; the chain checks).
 fn noise_key(seed: u8) -> [u8; 32] {
@@ -211,7 +207,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         )
         .await
         .expect_err("1 UNIT is below the attestor minimum");
-    ensure!(rejected(&low) == Some("StakeTooLow"), "got {low:#}");
+    ensure!(
+        matches!(low.datdot(), Some(DatdotError::StakeTooLow)),
+        "got {low:#}"
+    );
     ensure!(
         format!("{low:#}").contains("below the role's minimum"),
         "{low:#}"
@@ -301,7 +300,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         )
         .await
         .expect_err("a source needs an address");
-    ensure!(rejected(&no_addr) == Some("NoAddress"), "got {no_addr:#}");
+    ensure!(
+        matches!(no_addr.datdot(), Some(DatdotError::NoAddress)),
+        "got {no_addr:#}"
+    );
     let mut assignments = chain.assignments_for(account(&hoster)).await?;
     let source = endpoint("127.0.0.1:7200", noise_key(7), feed_key);
     let published = chain
@@ -341,7 +343,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .confirm_hosting(&attestors[0], contract)
         .await
         .expect_err("not the contract's hoster");
-    ensure!(rejected(&wrong) == Some("NotContractHoster"), "{wrong:#}");
+    ensure!(
+        matches!(wrong.datdot(), Some(DatdotError::NotContractHoster)),
+        "{wrong:#}"
+    );
     chain.confirm_hosting(&hoster, contract).await?;
 
     // The challenge event reaches the committee member over the subscription.
@@ -393,7 +398,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         )
         .await
         .expect_err("before end");
-    ensure!(rejected(&early) == Some("TooEarly"), "{early:#}");
+    ensure!(
+        matches!(early.datdot(), Some(DatdotError::TooEarly)),
+        "{early:#}"
+    );
 
     advance_to(&chain, u64::from(notice.end)).await?;
     let outsider = chain
@@ -405,7 +413,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .await
         .expect_err("not in the committee");
     ensure!(
-        rejected(&outsider) == Some("NotInCommittee"),
+        matches!(outsider.datdot(), Some(DatdotError::NotInCommittee)),
         "{outsider:#}"
     );
     // The chain's identity is the genesis hash the node reports, and a report (with its
@@ -430,7 +438,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         )
         .await
         .expect_err("another chain's report");
-    ensure!(rejected(&replayed) == Some("WrongChain"), "{replayed:#}");
+    ensure!(
+        matches!(replayed.datdot(), Some(DatdotError::WrongChain)),
+        "{replayed:#}"
+    );
 
     // Three reports; the last one settles.
     let hoster_before = chain.free_balance(&account(&hoster)).await?;
@@ -459,7 +470,10 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .await
         .expect_err("second report");
     ensure!(
-        matches!(rejected(&again), Some("AlreadyReported" | "AlreadySettled")),
+        matches!(
+            again.datdot(),
+            Some(DatdotError::AlreadyReported | DatdotError::AlreadySettled)
+        ),
         "{again:#}"
     );
 
@@ -532,11 +546,13 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         chain.served_chain_id().await? != old_chain,
         "a reset is a new chain"
     );
+    let attestor_4 = keys::dev("attestor-4")?;
     let register = |c: &ChainClient| {
         let c = c.clone();
+        let k = attestor_4.clone();
         async move {
             c.register(
-                &keys::dev("attestor-4")?,
+                &k,
                 Role::Attestor,
                 attestor_stake,
                 endpoint(
@@ -553,7 +569,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
         .await
         .expect_err("signed for the old chain");
     ensure!(
-        stale.downcast_ref::<ChainReset>().is_some(),
+        matches!(stale, ChainError::Reset(ChainReset { .. })),
         "the old client says the chain was reset: {stale:#}"
     );
     let fresh = ChainClient::connect(&devnet.url()).await?;

@@ -14,17 +14,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    ChainClient, PlanTerms, Rejected, Role, SlaTerms, UNIT, account, endpoint, keys,
+    ChainClient, DatdotError, PlanTerms, Role, SlaTerms, UNIT, account, endpoint, keys,
 };
 use datdot_exec::record::CallRecord;
 use datdot_exec::{CallFraudProof, CallStatus, OutputBlock, Program, output_hash};
 use datdot_protocol::codec;
 use datdot_protocol::identity::Keypair as ProtocolKey;
 use datdot_testkit::{BlockMode, DevChain, SignedFeed, noise};
-
-fn rejected(e: &anyhow::Error) -> Option<&str> {
-    e.downcast_ref::<Rejected>().map(|r| r.error.as_str())
-}
 
 fn grayscale_wasm() -> Result<Vec<u8>> {
     let path = std::env::var_os("DATDOT_MODULES")
@@ -97,7 +93,10 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         .upload_module(&sponsor, floats)
         .await
         .expect_err("floats are refused");
-    ensure!(rejected(&e) == Some("InvalidModule"), "{e:#}");
+    ensure!(
+        matches!(e.datdot(), Some(DatdotError::InvalidModule)),
+        "{e:#}"
+    );
     let wasm = grayscale_wasm()?;
     let module = chain.upload_module(&sponsor, wasm.clone()).await?;
     mark("module uploaded (and a float module refused)");
@@ -174,7 +173,7 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
         .await
         .expect_err("a right record");
     ensure!(
-        rejected(&e) == Some("NoFraud"),
+        matches!(e.datdot(), Some(DatdotError::NoFraud)),
         "out of fuel in the runtime too: {e:#}"
     );
     mark("job 1: the out-of-fuel call refused as NoFraud");
@@ -209,7 +208,7 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
             .await
             .expect_err("a right record");
         ensure!(
-            rejected(&e) == Some("NoFraud"),
+            matches!(e.datdot(), Some(DatdotError::NoFraud)),
             "call {i}: output, fuel and status agree in the runtime: {e:#}"
         );
         mark("job 2: a right call refused as NoFraud");
