@@ -85,8 +85,9 @@ pub struct ChainConfig {
     /// is unspecified such as `0.0.0.0`).
     #[serde(default)]
     pub advertise: Option<SocketAddr>,
-    /// The chain's block time in milliseconds (default 2000, the devnet's): audit
-    /// windows are given in blocks and scheduled in milliseconds.
+    /// The chain's block time in milliseconds (default 2000, the devnet's). The chain's
+    /// own `BlockMs` constant overrides it once connected (the whole committee must
+    /// schedule windows with one value); kept so that older files still load.
     #[serde(default = "default_block_ms")]
     pub block_ms: u64,
 }
@@ -172,11 +173,10 @@ impl Config {
         let a = &self.audit;
         let chain = match &self.chain {
             Some(c) => format!(
-                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\nblock_ms = {}\n{}",
+                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\n{}",
                 c.url,
                 c.key,
                 c.stake,
-                c.block_ms,
                 c.advertise
                     .map(|a| format!("advertise = \"{a}\"\n"))
                     .unwrap_or_default()
@@ -185,7 +185,6 @@ impl Config {
                      # url = \"ws://127.0.0.1:8000\"\n\
                      # key = \"dev:attestor-1\"\n\
                      # stake = 50\n\
-                     # block_ms = 2000\n\
                      # advertise = \"203.0.113.7:7300\"\n"
                 .to_string(),
         };
@@ -210,7 +209,7 @@ impl Config {
              # The chain: with this section `run` registers this attestor (stake in whole\n\
              # tokens, the address committee members dial; default: listen) and answers\n\
              # every challenge that names it. `key` is `dev:<name>` (devnet) or a 0600 key\n\
-             # file with an sr25519 seed; block_ms is the chain's block time.\n\
+             # file with an sr25519 seed. The block time is the chain's (BlockMs).\n\
              {}",
             self.listen,
             self.metrics,

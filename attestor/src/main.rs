@@ -74,9 +74,6 @@ enum Cmd {
         /// Address to register for committee members (default: listen unless 0.0.0.0).
         #[arg(long)]
         advertise: Option<SocketAddr>,
-        /// The chain's block time in ms (default 2000).
-        #[arg(long)]
-        block_ms: Option<u64>,
         /// TEST ONLY: misbehave in coin flips (equivocate, bad-reveal, withhold, offline, divergent).
         #[cfg(feature = "byzantine")]
         #[arg(long)]
@@ -299,7 +296,6 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             chain_key,
             stake,
             advertise,
-            block_ms,
             #[cfg(feature = "byzantine")]
             byzantine,
         } => {
@@ -336,9 +332,6 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             if advertise.is_some() {
                 chain_cfg.advertise = advertise;
             }
-            if let Some(b) = block_ms {
-                chain_cfg.block_ms = b;
-            }
             config.validate()?;
             let chain_cfg = config.chain.clone().expect("checked above");
             let ks = datdot_attestor::keystore(&dir)?;
@@ -374,6 +367,16 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 );
                 config.samples = samples;
             }
+            // And the block time its windows are scheduled with: one value for the
+            // whole committee, the chain's.
+            let block_ms = chain.block_ms().await?;
+            if block_ms != chain_cfg.block_ms {
+                tracing::info!(
+                    config = chain_cfg.block_ms,
+                    chain = block_ms,
+                    "the chain's BlockMs overrides `[chain] block_ms`"
+                );
+            }
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
@@ -393,7 +396,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                 keypair: Arc::new(Keypair::from_seed(&ks.signing)),
                 signing_seed: ks.signing,
                 swarm,
-                block_ms: chain_cfg.block_ms,
+                block_ms,
                 config,
                 limits: Limits::default(),
                 state,

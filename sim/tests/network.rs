@@ -6,13 +6,13 @@ use datdot_sim::network::{self, Config, expected_detection};
 #[test]
 fn a_small_network_of_every_class_keeps_every_invariant() {
     let cfg = Config {
-        hosters: 60,
+        hosters: 100,
         attestors: 60,
         epochs: 2,
         replicas: 2,
         feed_length: 1024,
         block_size: 4096,
-        block_ms: 2000,
+        block_ms: datdot_sim::network::runtime::block_ms(),
         seed: 11,
         threads: 2,
     };

@@ -129,6 +129,15 @@ impl ChainClient {
             .context("reading the AuditSamples constant")
     }
 
+    /// The chain's block time in milliseconds (the runtime constant `Datdot.BlockMs`):
+    /// what a committee schedules its challenge windows with.
+    pub async fn block_ms(&self) -> Result<u64> {
+        let at = self.at().await?;
+        at.constants()
+            .entry(datdot::constants().datdot().block_ms())
+            .context("reading the BlockMs constant")
+    }
+
     /// How far (percent) a report's availability may stray from the committee's median
     /// before settlement flags it an outlier (the runtime constant
     /// `Datdot.OutlierTolerancePercent`, the `tolerance_percent` of

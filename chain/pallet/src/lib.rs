@@ -181,6 +181,11 @@ pub mod pallet {
         /// Blocks from a challenge's start to its end (the audit window).
         #[pallet::constant]
         type ChallengeDuration: Get<BlockNumberFor<Self>>;
+        /// The chain's block time in milliseconds (what its block author targets).
+        /// Challenge windows are given in blocks; attestors read this to schedule them
+        /// in milliseconds, so the whole committee uses one value (DESIGN §16.3).
+        #[pallet::constant]
+        type BlockMs: Get<u64>;
         /// Blocks every audit samples (at most the feed's length): attestors read it, and
         /// a conclusive report that sampled another number of blocks is refused.
         #[pallet::constant]

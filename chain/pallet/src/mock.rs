@@ -60,6 +60,7 @@ impl pallet_datdot::Config for Test {
     type ChallengePeriod = ConstU64<20>;
     type ChallengeJitter = ChallengeJitter;
     type ChallengeDuration = ConstU64<5>;
+    type BlockMs = ConstU64<2000>;
     type AuditSamples = ConstU32<SAMPLES>;
     // The test feed (64 blocks of 100 bytes) is exactly at both limits.
     type MaxFeedLength = ConstU64<64>;

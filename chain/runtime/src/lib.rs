@@ -146,6 +146,8 @@ impl pallet_datdot::Config for Runtime {
     type ChallengePeriod = ConstU32<36>;
     type ChallengeJitter = ConstU32<5>;
     type ChallengeDuration = ConstU32<10>;
+    // `datdot devnet` and the tests' dev chains add a block every 2 s.
+    type BlockMs = ConstU64<2000>;
     type AuditSamples = ConstU32<32>;
     // 2^24 blocks, 1 TiB: what one hoster can be asked to fetch and keep.
     type MaxFeedLength = ConstU64<{ 1 << 24 }>;

@@ -66,9 +66,9 @@ struct NetworkArgs {
     /// Bytes per block.
     #[arg(long, default_value_t = 4096)]
     block_size: usize,
-    /// The chain's block time in ms.
-    #[arg(long, default_value_t = 2000)]
-    block_ms: u64,
+    /// The chain's block time in ms (default: the dev runtime's `BlockMs`).
+    #[arg(long)]
+    block_ms: Option<u64>,
     /// Master seed.
     #[arg(long, default_value_t = 0, value_parser = parse_seed)]
     seed: u64,
@@ -546,7 +546,9 @@ fn network_cmd(a: NetworkArgs) -> anyhow::Result<()> {
         replicas: a.replicas,
         feed_length: a.feed_length,
         block_size: a.block_size,
-        block_ms: a.block_ms,
+        block_ms: a
+            .block_ms
+            .unwrap_or_else(datdot_sim::network::runtime::block_ms),
         seed: a.seed,
         threads: a
             .jobs

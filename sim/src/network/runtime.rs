@@ -52,6 +52,12 @@ macro_rules! dev {
     };
 }
 
+/// The dev runtime's block time (ms), its `BlockMs`: what the network is simulated at
+/// unless a run asks for another.
+pub fn block_ms() -> u64 {
+    <dev!(BlockMs) as Get<u64>>::get()
+}
+
 impl pallet_datdot::Config for SimRuntime {
     type Currency = Balances;
     type Randomness = pallet_datdot::ParentHashRandomness<SimRuntime>;
@@ -65,6 +71,7 @@ impl pallet_datdot::Config for SimRuntime {
     type ChallengePeriod = dev!(ChallengePeriod);
     type ChallengeJitter = dev!(ChallengeJitter);
     type ChallengeDuration = dev!(ChallengeDuration);
+    type BlockMs = dev!(BlockMs);
     type AuditSamples = dev!(AuditSamples);
     type MaxFeedLength = dev!(MaxFeedLength);
     type MaxFeedBytes = dev!(MaxFeedBytes);
