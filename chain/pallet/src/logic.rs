@@ -571,6 +571,31 @@ impl<T: Config> Pallet<T> {
         )
     }
 
+    /// The most challenges one block starts ([`TYPICAL_REPORT_BYTES`] and the rule are
+    /// in DESIGN §15): as many as half of the room ordinary transactions keep next to
+    /// a full agenda can take the reports of. Each start brings `AttestorsPerChallenge`
+    /// reports a challenge duration later, all due in the same report window; started
+    /// faster than blocks take their reports, they queue, pass their deadline and
+    /// honest members pay `MissedReport` (`datdot-sim network`, 10,000 hosters: 1,543
+    /// penalties in set-up, when confirmations also fill the blocks). The other half
+    /// is for everything else (confirmations, reveals, fraud proofs, publications).
+    pub fn max_starts_per_block() -> u32 {
+        let w = <T as frame_system::Config>::BlockWeights::get();
+        let normal = w.get(DispatchClass::Normal);
+        let room = normal
+            .max_total
+            .unwrap_or(w.max_block)
+            .min(w.max_block.saturating_sub(Self::agenda_budget()));
+        let report = T::WeightInfo::submit_report(TYPICAL_REPORT_BYTES)
+            .saturating_sub(T::WeightInfo::settlement())
+            .saturating_add(normal.base_extrinsic);
+        let challenge = report.saturating_mul(u64::from(T::AttestorsPerChallenge::get()));
+        let fit = |room: u64, one: u64| (room / 2).checked_div(one).unwrap_or(u64::MAX);
+        let k = fit(room.ref_time(), challenge.ref_time())
+            .min(fit(room.proof_size(), challenge.proof_size()));
+        u32::try_from(k).unwrap_or(u32::MAX).max(1)
+    }
+
     /// One task's weight with today's attestor list (a committee draw scans it).
     fn task_weight() -> Weight {
         T::WeightInfo::task(Attestors::<T>::decode_len().unwrap_or(0) as u32)
@@ -609,6 +634,7 @@ impl<T: Config> Pallet<T> {
         let (mut reads, mut writes, mut steps) = (2u64, 1u64, 0u32);
         let mut used = Weight::zero();
         let mut ran = 0u32;
+        let mut starts = Self::max_starts_per_block();
         'blocks: while block <= now && steps < AGENDA_STEPS_PER_BLOCK {
             steps += 1;
             reads += 1;
@@ -631,7 +657,7 @@ impl<T: Config> Pallet<T> {
                 }
                 used = used.saturating_add(task);
                 ran += 1;
-                Self::run_task(now, *t);
+                Self::run_task(now, *t, &mut starts);
             }
             page += 1;
         }
@@ -639,13 +665,23 @@ impl<T: Config> Pallet<T> {
         used.saturating_add(T::DbWeight::get().reads_writes(reads, writes))
     }
 
-    pub(crate) fn run_task(now: BlockNumberFor<T>, task: AgendaTask) {
+    /// Run one agenda task; `starts` is how many challenges this block may still start
+    /// ([`Self::max_starts_per_block`]; one past it waits for the next block).
+    pub(crate) fn run_task(now: BlockNumberFor<T>, task: AgendaTask, starts: &mut u32) {
+        let mut start = |id: ContractId| {
+            if *starts == 0 {
+                Self::schedule(now.saturating_add(One::one()), AgendaTask::Challenge(id));
+            } else {
+                *starts -= 1;
+                Self::start_challenge(now, id);
+            }
+        };
         match task {
-            AgendaTask::Challenge(id) => Self::start_challenge(now, id),
+            AgendaTask::Challenge(id) => start(id),
             AgendaTask::ChallengeDraw(id, left) => {
                 let subject = (b"datdot/challenge-start", id, now).encode();
                 if left == 0 || Stream::new(Self::seed(&subject)).below(u64::from(left) + 1) == 0 {
-                    Self::start_challenge(now, id);
+                    start(id);
                 } else {
                     Self::schedule(
                         now.saturating_add(One::one()),

@@ -30,6 +30,12 @@ pub const MAX_TASKS_PER_BLOCK: u32 = 64;
 /// at `WeightInfo::task(attestors registered)`. Work due beyond it waits, in order, for
 /// the next blocks.
 pub const AGENDA_WEIGHT_PERCENT: u32 = 50;
+
+/// The report size the challenge-start cap is computed for
+/// ([`crate::Pallet::max_starts_per_block`]): a committee of 10's report is about 3 KiB
+/// (its transcript's 10 signed commits of 164 B and 10 reveals, 32 sampled indices, a
+/// receipt, the metrics); 4 KiB leaves a margin.
+pub const TYPICAL_REPORT_BYTES: u32 = 4096;
 /// The `OutlierTolerancePercent` of our runtime, the mock and the simulator: a report
 /// more than 25 % from the committee's median is an outlier (one value, so the
 /// simulator judges as the chain does).

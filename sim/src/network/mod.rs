@@ -978,8 +978,12 @@ pub fn table(cfg: &Config, o: &Outcome) -> String {
     );
     let _ = writeln!(
         s,
-        "transaction pool: at most {} transactions waiting for a block; at most {} reports in one block; set-up (registrations, publications, confirmations) took {} blocks ({} publications retried for a full agenda)",
-        o.backlog, o.reports_per_block, o.setup_blocks, o.publish_retries
+        "transaction pool: at most {} transactions waiting for a block; at most {} reports in one block (challenges started per block at most {}); set-up (registrations, publications, confirmations) took {} blocks ({} publications retried for a full agenda)",
+        o.backlog,
+        o.reports_per_block,
+        pallet_datdot::Pallet::<SimRuntime>::max_starts_per_block(),
+        o.setup_blocks,
+        o.publish_retries
     );
     let _ = writeln!(
         s,
