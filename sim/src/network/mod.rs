@@ -12,7 +12,8 @@
 //! downloading), lying in metrics (flatters the hoster's speed).
 //!
 //! Invariants (each a violation if broken, printed with the run's seed):
-//! - no honest or restarting attestor is penalised, convicted or refused a report;
+//! - no honest or restarting attestor is penalised, convicted, refused a report or
+//!   flagged an outlier (unpaid, its score lowered);
 //! - no hoster that meets the SLA fails a challenge whose reports came from an honest
 //!   majority, and none is slashed, suspended or convicted;
 //! - every corrupt hoster audited by an honest member is convicted by a fraud proof;
@@ -718,6 +719,11 @@ pub fn run(cfg: &Config) -> Outcome {
                             && let Some(h) = hoster.and_then(|h| world.hoster_class.get(&h))
                         {
                             out.classes.entry(h.name()).or_default().honest_outliers += 1;
+                            out.violations.push(format!(
+                                "challenge {challenge}: the report of {} attestor {attestor} on a {} hoster flagged an outlier",
+                                c.name(),
+                                h.name()
+                            ));
                         }
                     }
                 }
