@@ -357,26 +357,12 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             let _ = counters.chain.set(chain.health());
             // Records are the chain's: a reset dev chain (new genesis) starts afresh.
             let state = State::open(&state_path, &chain.chain_id())?;
-            // The chain says how many blocks an audit samples (it refuses other counts).
-            let samples = chain.audit_samples().await?;
-            if samples != config.samples {
-                tracing::info!(
-                    config = config.samples,
-                    chain = samples,
-                    "the chain's AuditSamples overrides `samples`"
-                );
-                config.samples = samples;
-            }
-            // And the block time its windows are scheduled with: one value for the
-            // whole committee, the chain's.
-            let block_ms = chain.block_ms().await?;
-            if block_ms != chain_cfg.block_ms {
-                tracing::info!(
-                    config = chain_cfg.block_ms,
-                    chain = block_ms,
-                    "the chain's BlockMs overrides `[chain] block_ms`"
-                );
-            }
+            // Values the whole committee must share are the chain's: how many blocks an
+            // audit samples (it refuses other counts) and the block time windows are
+            // scheduled with.
+            config.samples =
+                from_chain("AuditSamples", config.samples, chain.audit_samples().await?);
+            let block_ms = from_chain("BlockMs", chain_cfg.block_ms, chain.block_ms().await?);
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
@@ -416,4 +402,13 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The chain's value of a constant the whole committee must share, logged when the file
+/// said otherwise.
+fn from_chain<T: PartialEq + std::fmt::Display>(what: &str, configured: T, chain: T) -> T {
+    if configured != chain {
+        tracing::info!(%configured, %chain, "the chain's {what} overrides the configured value");
+    }
+    chain
 }
