@@ -9,11 +9,13 @@
 //! Non-goals: mocks of any part; anything a shipped binary links.
 
 pub mod chain;
+pub mod cores;
 pub mod feeds;
 pub mod proxy;
 pub mod wait;
 
 pub use chain::{BlockMode, DevChain};
+pub use cores::{block, fill, key_of, reader, writer};
 pub use feeds::{SignedFeed, abi_module, noise, reverse_wasm};
 pub use proxy::Proxy;
 pub use wait::{metric, scrape, wait_for};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use datdot_protocol::identity::Keypair;
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use hypercore::Hypercore;
 
 /// The `datdot-hoster` binary under test.
 pub fn bin() -> Command {
@@ -34,25 +34,8 @@ pub fn init(dir: &Path) {
     );
 }
 
-/// An empty in-memory reader core for feed `key`.
-pub async fn reader(key: [u8; 32]) -> Hypercore {
-    HypercoreBuilder::new(Storage::new_memory().await.unwrap())
-        .key_pair(PartialKeypair {
-            public: VerifyingKey::from_bytes(&key).unwrap(),
-            secret: None,
-        })
-        .build()
-        .await
-        .unwrap()
-}
-
-/// Append `blocks` blocks (`block(i)`) to `core`, 64 per batch.
-pub async fn fill(core: &Hypercore, blocks: u64, block: impl Fn(u64) -> Vec<u8>) {
-    for chunk in (0..blocks).collect::<Vec<_>>().chunks(64) {
-        let batch: Vec<Vec<u8>> = chunk.iter().map(|i| block(*i)).collect();
-        core.append_batch(&batch).await.unwrap();
-    }
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub use datdot_testkit::{fill, reader};
 
 /// Serve `core` (feed `key`) on a loopback port with a fresh Noise identity, receipts every
 /// 100 blocks; returns (address, Noise public key).

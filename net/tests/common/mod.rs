@@ -6,7 +6,6 @@
 pub const CHAIN: [u8; 32] = [0x33; 32];
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use datdot_net::{
     serve,
 };
 use datdot_protocol::identity::Keypair;
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingKey};
+use hypercore::Hypercore;
 
 /// A feed source holding a list of cores.
 type FeedList = Vec<([u8; 32], Hypercore)>;
@@ -33,50 +32,8 @@ impl FeedSource for Feeds {
     }
 }
 
-pub fn block(i: u64, size: usize) -> Vec<u8> {
-    let mut v = vec![0u8; size];
-    for (j, b) in v.iter_mut().enumerate() {
-        *b = (i as usize * 31 + j * 7) as u8;
-    }
-    v
-}
-
-/// A writable feed with `n` blocks of `size` bytes (memory, or disk under `dir`).
-pub async fn writer(n: u64, size: usize, dir: Option<&Path>) -> Hypercore {
-    let storage = match dir {
-        Some(d) => Storage::new_disk(&d.to_path_buf(), true).await.unwrap(),
-        None => Storage::new_memory().await.unwrap(),
-    };
-    let core = HypercoreBuilder::new(storage).build().await.unwrap();
-    let mut batch = Vec::new();
-    for i in 0..n {
-        batch.push(block(i, size));
-        if batch.len() == 64 {
-            core.append_batch(&batch).await.unwrap();
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        core.append_batch(&batch).await.unwrap();
-    }
-    core
-}
-
-pub fn key_of(core: &Hypercore) -> [u8; 32] {
-    core.key_pair().public.to_bytes()
-}
-
-/// An empty reader core for `key` in memory.
-pub async fn reader(key: [u8; 32]) -> Hypercore {
-    HypercoreBuilder::new(Storage::new_memory().await.unwrap())
-        .key_pair(PartialKeypair {
-            public: VerifyingKey::from_bytes(&key).unwrap(),
-            secret: None,
-        })
-        .build()
-        .await
-        .unwrap()
-}
+#[allow(unused_imports)] // not every test binary uses each
+pub use datdot_testkit::{block, key_of, reader, writer};
 
 pub fn test_limits() -> Limits {
     Limits {
