@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    AccountId32, ChainClient, ContractId, ContractState, Event, PlanTerms, SlaTerms, UNIT, Verdict,
-    account, endpoint, keys, summary,
+    AccountId32, ChainClient, ContractId, ContractState, Event, PlanTerms, Sla, UNIT, Verdict,
+    account, endpoint, keys,
 };
 use datdot_hoster::{ChainConfig as HosterChain, Config as HosterConfig};
 use datdot_protocol::codec::{Encode, Writer};
@@ -286,7 +286,7 @@ async fn committee_and_hoster(
 fn plan(periods: u32) -> PlanTerms<u128> {
     PlanTerms {
         replicas: 1,
-        sla: SlaTerms {
+        sla: Sla {
             min_throughput_bps: 64 * 1024,
             max_p99_latency_us: 10_000_000,
             min_availability_ppm: 990_000,
@@ -399,7 +399,7 @@ async fn attestors_report_across_a_restart_and_prove_an_equivocator() -> Result<
     // starved audit can measure a throughput 4× off the median: the chain's outlier rule,
     // recomputed here with the same function, then withholds the reward, as it should.)
     // Nobody lost stake.
-    let summaries: Vec<_> = settled.reports.0.iter().map(|(_, m)| summary(m)).collect();
+    let summaries: Vec<_> = settled.reports.0.iter().map(|(_, m)| *m).collect();
     let median = aggregate(&summaries).context("reports")?;
     let flagged = outliers(
         &summaries,

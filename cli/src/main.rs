@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use datdot_chain_client::{
-    ChainClient, ContractState, PlanTerms, SlaTerms, account, endpoint, keys,
-};
+use datdot_chain_client::{ChainClient, ContractState, PlanTerms, account, endpoint, keys};
 use datdot_cli::devnet::{self, Bins, Scenario};
 use datdot_cli::feed::LocalFeed;
 use datdot_cli::{query, units};
@@ -341,7 +339,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             let plan = PlanTerms {
                 replicas,
-                sla: SlaTerms {
+                sla: Sla {
                     min_throughput_bps: min_throughput,
                     max_p99_latency_us: u64::try_from(max_p99.as_micros()).unwrap_or(u64::MAX),
                     min_availability_ppm: min_availability,

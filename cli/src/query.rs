@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use datdot_chain_client::{
-    AccountId32, ChainClient, Metrics, Status, UNIT, Verdict, VerdictRecord, account, keys, summary,
+    AccountId32, ChainClient, MetricSummary, Status, UNIT, Verdict, VerdictRecord, account, keys,
 };
 use datdot_protocol::metrics::Sla;
 use serde_json::json;
@@ -61,8 +61,7 @@ fn verdict(v: &Verdict) -> String {
     }
 }
 
-fn metrics_json(m: &Metrics) -> serde_json::Value {
-    let s = summary(m);
+fn metrics_json(s: &MetricSummary) -> serde_json::Value {
     json!({
         "availability_ppm": s.availability_ppm(),
         "latency_p50_us": s.latency_p50_us,
@@ -139,15 +138,12 @@ pub async fn reports(
     ]);
     for r in records {
         let (avail, p50, p99, tput) = match &r.median {
-            Some(m) => {
-                let s = summary(m);
-                (
-                    units::percent(s.availability_ppm()),
-                    units::micros(s.latency_p50_us),
-                    units::micros(s.latency_p99_us),
-                    units::rate(s.throughput_bps),
-                )
-            }
+            Some(s) => (
+                units::percent(s.availability_ppm()),
+                units::micros(s.latency_p50_us),
+                units::micros(s.latency_p99_us),
+                units::rate(s.throughput_bps),
+            ),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         t.row(vec![

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    AccountId32, ChainClient, ContractId, ContractState, PlanTerms, SlaTerms, UNIT, account,
-    endpoint, keys,
+    AccountId32, ChainClient, ContractId, ContractState, PlanTerms, Sla, UNIT, account, endpoint,
+    keys,
 };
 use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::codec::{Encode, Writer};
@@ -200,7 +200,7 @@ async fn read_all(h: &Hoster, key: [u8; 32]) -> Result<()> {
 fn plan(replicas: u32) -> PlanTerms<u128> {
     PlanTerms {
         replicas,
-        sla: SlaTerms {
+        sla: Sla {
             min_throughput_bps: 1_000_000,
             max_p99_latency_us: 100_000,
             min_availability_ppm: 990_000,

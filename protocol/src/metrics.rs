@@ -26,6 +26,20 @@ pub const PPM: u32 = 1_000_000;
 
 /// How an audit ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "chain",
+    derive(
+        codec::Encode,
+        codec::Decode,
+        codec::DecodeWithMemTracking,
+        codec::MaxEncodedLen,
+        scale_info::TypeInfo
+    )
+)]
+#[cfg_attr(
+    feature = "subxt",
+    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
+)]
 pub enum Outcome {
     /// The attestor requested its whole sample (each request ended: served, refused,
     /// failed or timed out).
@@ -200,6 +214,20 @@ impl Decode for Failure {
 /// stronger per-audit rule `ok + lacks + misbehaved + timeouts ≤ requests`
 /// ([`MetricSummary::counts_consistent`]) does not, so decoding does not enforce it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "chain",
+    derive(
+        codec::Encode,
+        codec::Decode,
+        codec::DecodeWithMemTracking,
+        codec::MaxEncodedLen,
+        scale_info::TypeInfo
+    )
+)]
+#[cfg_attr(
+    feature = "subxt",
+    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
+)]
 pub struct MetricSummary {
     /// Blocks requested.
     pub requests: u32,
@@ -472,5 +500,34 @@ mod tests {
             prop_assert_eq!(decoded.is_ok(), s.well_formed());
         }
 
+    }
+}
+
+/// The chain's encoding of these types (feature `chain`): SCALE, every field
+/// fixed-width, the outcome as its wire value.
+#[cfg(all(test, feature = "chain"))]
+mod chain_encoding {
+    use super::*;
+    use codec::{Decode as Scale, MaxEncodedLen};
+
+    #[test]
+    fn the_chain_stores_an_outcome_as_its_wire_value_and_a_summary_at_a_fixed_size() {
+        for o in Outcome::ALL {
+            assert_eq!(codec::Encode::encode(&o), [o.to_u8()]);
+        }
+        assert_eq!(
+            MetricSummary::max_encoded_len(),
+            MetricSummary::ENCODED_SIZE
+        );
+        let s = MetricSummary {
+            requests: 32,
+            ok_blocks: 30,
+            outcome: Outcome::HardMaxDuration,
+            ..MetricSummary::empty(Outcome::Completed)
+        };
+        let bytes = codec::Encode::encode(&s);
+        assert_eq!(bytes.len(), MetricSummary::ENCODED_SIZE);
+        assert_eq!(<MetricSummary as Scale>::decode(&mut &bytes[..]), Ok(s));
+        assert_eq!(Sla::max_encoded_len(), 8 + 8 + 4);
     }
 }

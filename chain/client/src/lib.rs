@@ -47,7 +47,8 @@ mod queries;
 mod submit;
 
 pub use calls::Published;
-pub use convert::{bounded, endpoint, sla, summary};
+pub use convert::{bounded, endpoint};
+pub use datdot_protocol::metrics::{MetricSummary, Outcome, Sla};
 pub use error::{ChainError, ChainReset, DatdotError, Refusal, Rejected};
 pub use follow::{BlockEvent, ChainHealth, ChallengeNotice, POLL_INTERVAL, SILENCE_WARNING};
 pub use hosting::{Assignment, Contract, ContractState, Feed, FeedPeer, MAX_CONTRACT_SCAN};
@@ -66,14 +67,27 @@ const _METADATA: &[u8] = include_bytes!("../../metadata.scale");
     derive_for_type(
         path = "pallet_datdot::pallet::Error",
         derive = "Clone, Copy, PartialEq, Eq"
+    ),
+    // The chain stores and takes the protocol's own types (one definition, feature
+    // `chain` of datdot-protocol); nothing is generated for them.
+    substitute_type(
+        path = "datdot_protocol::metrics::MetricSummary",
+        with = "::datdot_protocol::metrics::MetricSummary"
+    ),
+    substitute_type(
+        path = "datdot_protocol::metrics::Outcome",
+        with = "::datdot_protocol::metrics::Outcome"
+    ),
+    substitute_type(
+        path = "datdot_protocol::metrics::sla::Sla",
+        with = "::datdot_protocol::metrics::Sla"
     )
 )]
 pub mod datdot {}
 
 pub use datdot::datdot::Event;
 pub use datdot::runtime_types::pallet_datdot::types::{
-    Challenge, Endpoint, Metrics, Participant, PlanTerms, Role, SlaTerms, Status, Verdict,
-    VerdictRecord,
+    Challenge, Endpoint, Participant, PlanTerms, Role, Status, Verdict, VerdictRecord,
 };
 
 /// Balances (the runtime's `u128`, 12 decimals: [`UNIT`]).

@@ -7,7 +7,7 @@ use subxt::SubstrateConfig;
 use crate::follow::finalized_number;
 use crate::{
     AccountId32, Balance, ChainClient, Challenge, ChallengeId, FeedId, Participant, Status,
-    Verdict, VerdictRecord, datdot, summary,
+    Verdict, VerdictRecord, datdot,
 };
 
 impl ChainClient {
@@ -160,7 +160,7 @@ impl ChainClient {
                 .await?
                 .iter()
                 .filter(|r| !matches!(r.verdict, Verdict::Inconclusive))
-                .filter_map(|r| r.median.as_ref().map(summary))
+                .filter_map(|r| r.median)
                 .collect();
             candidates.push((h, p.score, medians));
         }

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    ChainClient, ChainError, ChainReset, ChallengeNotice, DatdotError, PlanTerms, Role, SlaTerms,
-    UNIT, Verdict, account, endpoint, keys,
+    ChainClient, ChainError, ChainReset, ChallengeNotice, DatdotError, PlanTerms, Role, UNIT,
+    Verdict, account, endpoint, keys,
 };
 use datdot_protocol::codec::{self, Encode, Writer};
 use datdot_protocol::coinflip::{
@@ -278,7 +278,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
     let mut notices = chain.challenges_for(account(&attestors[0])).await?;
 
     let (feed_key, signed_root) = feed();
-    let sla_terms = || SlaTerms {
+    let sla_terms = || Sla {
         min_throughput_bps: 10_000_000,
         max_p99_latency_us: 50_000,
         min_availability_ppm: 990_000,
@@ -516,7 +516,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
     }
 
     // SLA selection: the hoster meets this SLA, not a stricter one.
-    let sla = datdot_chain_client::sla(&sla_terms());
+    let sla = sla_terms();
     let picked = chain.select(&sla).await?;
     ensure!(
         picked.len() == 1 && picked[0].hoster == account(&hoster),

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use datdot_chain_client::{
-    ChainClient, DatdotError, PlanTerms, Role, SlaTerms, UNIT, account, endpoint, keys,
+    ChainClient, DatdotError, PlanTerms, Role, Sla, UNIT, account, endpoint, keys,
 };
 use datdot_exec::record::CallRecord;
 use datdot_exec::{CallFraudProof, CallStatus, OutputBlock, Program, output_hash};
@@ -63,7 +63,7 @@ async fn the_runtime_re_runs_a_disputed_call_exactly_as_the_executor_did() -> Re
     let input = SignedFeed::new(42, (0..8).map(|i| noise(3072, i + 1)).collect());
     let plan = PlanTerms {
         replicas: 1,
-        sla: SlaTerms {
+        sla: Sla {
             min_throughput_bps: 1,
             max_p99_latency_us: 1_000_000,
             min_availability_ppm: 1,

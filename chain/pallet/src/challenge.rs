@@ -95,7 +95,7 @@ impl<T: Config> Pallet<T> {
 
         let index = u8::try_from(idx).expect("committee ≤ MAX_COMMITTEE = 32");
         ch.reports
-            .try_push((index, Metrics::from(&report.metrics)))
+            .try_push((index, report.metrics))
             .expect("one report per member, committee ≤ bound");
         let untied = match check {
             Tie::NoTranscript => Some(None),
@@ -204,12 +204,12 @@ impl<T: Config> Pallet<T> {
     pub(crate) fn settle(id: ChallengeId, ch: &mut ChallengeOf<T>) {
         let now = frame_system::Pallet::<T>::block_number();
         let feed = Feeds::<T>::get(ch.feed);
-        let sla: Sla = feed.as_ref().map(|f| f.plan.sla.into()).unwrap_or_default();
+        let sla: Sla = feed.as_ref().map(|f| f.plan.sla).unwrap_or_default();
         let price = feed
             .as_ref()
             .map(|f| f.plan.price_per_period)
             .unwrap_or_default();
-        let summaries: Vec<MetricSummary> = ch.reports.iter().map(|(_, m)| m.into()).collect();
+        let summaries: Vec<MetricSummary> = ch.reports.iter().map(|(_, m)| *m).collect();
         let j = settle::judge(
             &summaries,
             &sla,
@@ -317,7 +317,7 @@ impl<T: Config> Pallet<T> {
         }
         // After the period bookkeeping, so a replacement inherits the periods left.
         Self::judge_hoster(ch, j.verdict);
-        let median = j.median.as_ref().map(Metrics::from);
+        let median = j.median;
         let outliers = j.outliers.iter().filter(|o| **o).count() as u8;
         let reports = ch.reports.len() as u8;
         let record = VerdictRecord {

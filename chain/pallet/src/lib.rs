@@ -484,7 +484,7 @@ pub mod pallet {
         ChallengeSettled {
             challenge: ChallengeId,
             verdict: Verdict,
-            median: Option<Metrics>,
+            median: Option<MetricSummary>,
             reports: u8,
             outliers: u8,
         },

@@ -230,7 +230,7 @@ fn root_bytes(leaves: &[TreeNode], signer: &SigningKey) -> Vec<u8> {
 pub fn plan(replicas: u32, periods: u32) -> PlanTerms<u64> {
     PlanTerms {
         replicas,
-        sla: SlaTerms {
+        sla: Sla {
             min_throughput_bps: 1_000_000,
             max_p99_latency_us: 100_000,
             min_availability_ppm: 990_000,

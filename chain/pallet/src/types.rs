@@ -5,7 +5,8 @@
 //! verified by `datdot-protocol`; only the small facts the chain keeps (metric medians,
 //! verdicts, keys) are stored here in SCALE.
 
-use datdot_protocol::metrics::{MetricSummary, Outcome, Sla, SlaClause, SlaVerdict};
+pub use datdot_protocol::metrics::{MetricSummary, Sla};
+use datdot_protocol::metrics::{SlaClause, SlaVerdict};
 use frame::prelude::*;
 
 /// Id of a published feed (one plan per feed).
@@ -126,39 +127,6 @@ pub struct Participant<Balance, BlockNumber> {
     pub status: Status<BlockNumber>,
 }
 
-/// The SLA of a plan, in the units of `datdot_protocol::metrics::Sla`.
-#[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Default,
-    TypeInfo,
-    MaxEncodedLen,
-)]
-pub struct SlaTerms {
-    /// Minimum median throughput, bytes per second.
-    pub min_throughput_bps: u64,
-    /// Maximum median p99 request latency, microseconds.
-    pub max_p99_latency_us: u64,
-    /// Minimum median availability, parts per million of requests served.
-    pub min_availability_ppm: u32,
-}
-
-impl From<SlaTerms> for Sla {
-    fn from(s: SlaTerms) -> Sla {
-        Sla {
-            min_throughput_bps: s.min_throughput_bps,
-            max_p99_latency_us: s.max_p99_latency_us,
-            min_availability_ppm: s.min_availability_ppm,
-        }
-    }
-}
-
 /// What a publisher buys.
 #[derive(
     Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
@@ -167,7 +135,7 @@ pub struct PlanTerms<Balance> {
     /// Number of hosters (1..=MAX_REPLICAS).
     pub replicas: u32,
     /// Service level the hosters are judged against.
-    pub sla: SlaTerms,
+    pub sla: Sla,
     /// Paid to a hoster for each passed challenge period.
     pub price_per_period: Balance,
     /// Judged periods per replica before the plan ends.
@@ -241,108 +209,6 @@ pub struct Contract<AccountId, BlockNumber> {
     pub open_challenge: Option<ChallengeId>,
 }
 
-/// A metric summary as stored on chain: `datdot_protocol::metrics::MetricSummary` in SCALE.
-#[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    TypeInfo,
-    MaxEncodedLen,
-)]
-pub struct Metrics {
-    /// Block requests made.
-    pub requests: u32,
-    /// Blocks received and verified.
-    pub ok_blocks: u32,
-    /// Verified bytes received.
-    pub bytes_received: u64,
-    /// Request latency percentiles and maximum, µs.
-    pub latency_p50_us: u64,
-    /// p90 latency, µs.
-    pub latency_p90_us: u64,
-    /// p99 latency, µs.
-    pub latency_p99_us: u64,
-    /// Maximum latency, µs.
-    pub latency_max_us: u64,
-    /// Time to first byte, median, µs.
-    pub ttfb_p50_us: u64,
-    /// Time to first byte, p99, µs.
-    pub ttfb_p99_us: u64,
-    /// Overall throughput, bytes/s.
-    pub throughput_bps: u64,
-    /// Median per-request throughput, bytes/s.
-    pub throughput_p50_bps: u64,
-    /// Connection time, µs.
-    pub connect_time_us: u64,
-    /// Requests the hoster said it lacked.
-    pub lacks_data: u32,
-    /// Requests answered with bad proofs/data/receipts.
-    pub misbehaved: u32,
-    /// Requests that timed out.
-    pub timeouts: u32,
-    /// How the audit ended (`Outcome::to_u8`).
-    pub outcome: u8,
-}
-
-impl From<&MetricSummary> for Metrics {
-    fn from(m: &MetricSummary) -> Self {
-        Metrics {
-            requests: m.requests,
-            ok_blocks: m.ok_blocks,
-            bytes_received: m.bytes_received,
-            latency_p50_us: m.latency_p50_us,
-            latency_p90_us: m.latency_p90_us,
-            latency_p99_us: m.latency_p99_us,
-            latency_max_us: m.latency_max_us,
-            ttfb_p50_us: m.ttfb_p50_us,
-            ttfb_p99_us: m.ttfb_p99_us,
-            throughput_bps: m.throughput_bps,
-            throughput_p50_bps: m.throughput_p50_bps,
-            connect_time_us: m.connect_time_us,
-            lacks_data: m.lacks_data,
-            misbehaved: m.misbehaved,
-            timeouts: m.timeouts,
-            outcome: m.outcome.to_u8(),
-        }
-    }
-}
-
-impl From<&Metrics> for MetricSummary {
-    fn from(m: &Metrics) -> Self {
-        MetricSummary {
-            requests: m.requests,
-            ok_blocks: m.ok_blocks,
-            bytes_received: m.bytes_received,
-            latency_p50_us: m.latency_p50_us,
-            latency_p90_us: m.latency_p90_us,
-            latency_p99_us: m.latency_p99_us,
-            latency_max_us: m.latency_max_us,
-            ttfb_p50_us: m.ttfb_p50_us,
-            ttfb_p99_us: m.ttfb_p99_us,
-            throughput_bps: m.throughput_bps,
-            throughput_p50_bps: m.throughput_p50_bps,
-            connect_time_us: m.connect_time_us,
-            lacks_data: m.lacks_data,
-            misbehaved: m.misbehaved,
-            timeouts: m.timeouts,
-            // Only decoded (hence valid) outcomes are ever stored.
-            outcome: Outcome::from_u8(m.outcome).unwrap_or(Outcome::ConnectFailed),
-        }
-    }
-}
-
-impl Metrics {
-    /// Served share of requests in ppm (as `MetricSummary::availability_ppm`).
-    pub fn availability_ppm(&self) -> u32 {
-        MetricSummary::from(self).availability_ppm()
-    }
-}
-
 /// The outcome of a settled challenge.
 #[derive(
     Encode,
@@ -401,7 +267,7 @@ pub struct VerdictRecord<AccountId, BlockNumber> {
     /// Pass, fail or inconclusive.
     pub verdict: Verdict,
     /// Per-metric lower median of the reports (none when no report arrived).
-    pub median: Option<Metrics>,
+    pub median: Option<MetricSummary>,
     /// Reports received.
     pub reports: u8,
     /// Reports flagged as outliers.
@@ -469,7 +335,7 @@ pub struct Challenge<AccountId, Balance, BlockNumber> {
     /// Escrow committed: hoster price + one reward per attestor.
     pub budget: Balance,
     /// Reports so far: (committee index, metrics), in arrival order.
-    pub reports: BoundedVec<(u8, Metrics), ConstU32<MAX_COMMITTEE>>,
+    pub reports: BoundedVec<(u8, MetricSummary), ConstU32<MAX_COMMITTEE>>,
     /// Reports not tied to the whole committee's schedule: (committee index, `None` for
     /// no transcript, or the bitmask of members its transcript leaves out). Counted;
     /// paid only if each member left out was convicted or a majority of reports accuse it.

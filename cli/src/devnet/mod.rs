@@ -20,9 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use datdot_chain_client::{
-    ChainClient, ContractState, PlanTerms, SlaTerms, UNIT, account, endpoint, keys,
-};
+use datdot_chain_client::{ChainClient, ContractState, PlanTerms, UNIT, account, endpoint, keys};
 use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::identity::Keypair;
 
@@ -169,7 +167,7 @@ impl Drop for Chain {
 fn plan(replicas: u32, sla: Sla) -> PlanTerms<u128> {
     PlanTerms {
         replicas,
-        sla: SlaTerms {
+        sla: datdot_protocol::metrics::Sla {
             min_throughput_bps: sla.min_throughput_bps,
             max_p99_latency_us: sla.max_p99_latency_us,
             min_availability_ppm: MIN_AVAILABILITY_PPM,

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use datdot_chain_client::{
-    AccountId32, Balance, BlockEvent, ChainClient, Event, Verdict, summary as metrics_of,
-};
+use datdot_chain_client::{AccountId32, Balance, BlockEvent, ChainClient, Event, Verdict};
 use datdot_protocol::metrics::MetricSummary;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -516,8 +514,7 @@ fn on_event(s: &mut Summary, open: &mut Open, event: Event, say: &dyn Fn(String)
             let (pass, text) = verdict_text(&verdict);
             let o = open.remove(&challenge);
             let secs = o.as_ref().map(|o| o.0.elapsed().as_secs_f64());
-            let m = median.as_ref().map(metrics_of);
-            let detail = m
+            let detail = median
                 .as_ref()
                 .map(|m| {
                     format!(
@@ -542,7 +539,7 @@ fn on_event(s: &mut Summary, open: &mut Open, event: Event, say: &dyn Fn(String)
                     pass,
                     inconclusive: matches!(verdict, Verdict::Inconclusive),
                     verdict: text,
-                    median: m,
+                    median,
                     reports,
                     secs,
                 });

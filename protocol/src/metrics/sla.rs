@@ -88,6 +88,20 @@ impl Decode for SlaVerdict {
 /// Bounds are inclusive: a hoster exactly at a bound passes that clause. Decoding rejects
 /// `min_availability_ppm` above [`PPM`] (unsatisfiable).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "chain",
+    derive(
+        codec::Encode,
+        codec::Decode,
+        codec::DecodeWithMemTracking,
+        codec::MaxEncodedLen,
+        scale_info::TypeInfo
+    )
+)]
+#[cfg_attr(
+    feature = "subxt",
+    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
+)]
 pub struct Sla {
     /// Minimum `throughput_bps`.
     pub min_throughput_bps: u64,

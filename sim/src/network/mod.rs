@@ -35,10 +35,11 @@ use std::time::{Duration, Instant as WallInstant};
 use datdot_protocol::codec::{Encode as _, Writer};
 use datdot_protocol::hash::blake2b256;
 use datdot_protocol::identity::{Keypair, Signature};
+use datdot_protocol::metrics::Sla;
 use datdot_protocol::tree::{SignedTreeRoot, signable, tree_hash};
 use ed25519_dalek::{Signer as _, SigningKey};
 use frame::prelude::*;
-use pallet_datdot::types::{Endpoint, PlanTerms, Role, SlaTerms, Verdict};
+use pallet_datdot::types::{Endpoint, PlanTerms, Role, Verdict};
 
 use self::chain::{Chain, DatdotEvent, Tx};
 use self::committee::{Committee, Tag, World};
@@ -365,7 +366,7 @@ pub fn run(cfg: &Config) -> Outcome {
             signed_root: w.into_bytes().try_into().expect("small"),
             plan: PlanTerms {
                 replicas: cfg.replicas,
-                sla: SlaTerms {
+                sla: Sla {
                     min_throughput_bps: 1024 * 1024,
                     max_p99_latency_us: 500_000,
                     min_availability_ppm: 1_000_000,

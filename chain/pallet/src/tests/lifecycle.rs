@@ -75,7 +75,7 @@ fn honest_path_pays_everyone_and_penalises_no_one() {
         let h = HosterHistory::<Test>::get(hoster);
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].verdict, Verdict::Pass);
-        assert_eq!(h[0].median, Some(Metrics::from(&good_metrics())));
+        assert_eq!(h[0].median, Some(good_metrics()));
         let p = Participants::<Test>::get(hoster).expect("h");
         assert_eq!(
             (p.score, p.failures, p.hosting),
