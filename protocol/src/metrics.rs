@@ -11,6 +11,30 @@
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
+/// The derives of a chain-facing type: SCALE and type info with feature `chain` (the
+/// pallet stores and takes it as it is), subxt's dynamic encoding with feature `subxt`
+/// (the client substitutes it for the type it would generate). One definition, no
+/// mirror on either side.
+macro_rules! chain_facing {
+    ($item:item) => {
+        #[cfg_attr(
+            feature = "chain",
+            derive(
+                codec::Encode,
+                codec::Decode,
+                codec::DecodeWithMemTracking,
+                codec::MaxEncodedLen,
+                scale_info::TypeInfo
+            )
+        )]
+        #[cfg_attr(
+            feature = "subxt",
+            derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
+        )]
+        $item
+    };
+}
+
 mod select;
 mod settle;
 mod sla;
@@ -24,22 +48,9 @@ pub use sla::{Sla, SlaClause, SlaVerdict};
 /// Parts per million: the unit of [`MetricSummary::availability_ppm`].
 pub const PPM: u32 = 1_000_000;
 
+chain_facing! {
 /// How an audit ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "chain",
-    derive(
-        codec::Encode,
-        codec::Decode,
-        codec::DecodeWithMemTracking,
-        codec::MaxEncodedLen,
-        scale_info::TypeInfo
-    )
-)]
-#[cfg_attr(
-    feature = "subxt",
-    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
-)]
 pub enum Outcome {
     /// The attestor requested its whole sample (each request ended: served, refused,
     /// failed or timed out).
@@ -55,6 +66,7 @@ pub enum Outcome {
     /// a report is left out of the median and the outlier rule, and is not paid. Its
     /// summary is [`MetricSummary::empty`] (enforced by [`MetricSummary::well_formed`]).
     NotAudited,
+}
 }
 
 impl Outcome {
@@ -201,6 +213,7 @@ impl Decode for Failure {
     }
 }
 
+chain_facing! {
 /// One attestor's audit of one hoster, summarised in fixed-size integers.
 ///
 /// Times are microseconds, throughputs bytes per second. Latency, TTFB and per-request
@@ -214,20 +227,6 @@ impl Decode for Failure {
 /// stronger per-audit rule `ok + lacks + misbehaved + timeouts ≤ requests`
 /// ([`MetricSummary::counts_consistent`]) does not, so decoding does not enforce it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "chain",
-    derive(
-        codec::Encode,
-        codec::Decode,
-        codec::DecodeWithMemTracking,
-        codec::MaxEncodedLen,
-        scale_info::TypeInfo
-    )
-)]
-#[cfg_attr(
-    feature = "subxt",
-    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
-)]
 pub struct MetricSummary {
     /// Blocks requested.
     pub requests: u32,
@@ -261,6 +260,7 @@ pub struct MetricSummary {
     pub timeouts: u32,
     /// How the audit ended.
     pub outcome: Outcome,
+}
 }
 
 impl MetricSummary {

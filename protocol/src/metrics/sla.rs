@@ -83,25 +83,12 @@ impl Decode for SlaVerdict {
     }
 }
 
+chain_facing! {
 /// A hosting plan's service level, checked against the aggregated metrics.
 ///
 /// Bounds are inclusive: a hoster exactly at a bound passes that clause. Decoding rejects
 /// `min_availability_ppm` above [`PPM`] (unsatisfiable).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "chain",
-    derive(
-        codec::Encode,
-        codec::Decode,
-        codec::DecodeWithMemTracking,
-        codec::MaxEncodedLen,
-        scale_info::TypeInfo
-    )
-)]
-#[cfg_attr(
-    feature = "subxt",
-    derive(scale_encode::EncodeAsType, scale_decode::DecodeAsType)
-)]
 pub struct Sla {
     /// Minimum `throughput_bps`.
     pub min_throughput_bps: u64,
@@ -109,6 +96,7 @@ pub struct Sla {
     pub max_p99_latency_us: u64,
     /// Minimum availability, parts per million.
     pub min_availability_ppm: u32,
+}
 }
 
 impl Sla {
