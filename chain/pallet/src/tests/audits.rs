@@ -19,11 +19,7 @@ fn committee(id: ChallengeId) -> Vec<u64> {
         .to_vec()
 }
 
-fn send(id: ChallengeId, who: u64, r: Report) -> DispatchResult {
-    Datdot::submit_report(RuntimeOrigin::signed(who), id, signed(r, who))
-        .map(|_| ())
-        .map_err(|e| e.error)
-}
+use crate::mock::send_report as send;
 
 fn feed_length() -> u64 {
     Challenges::<Test>::get(0).expect("c").feed_length

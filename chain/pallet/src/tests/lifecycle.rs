@@ -156,11 +156,7 @@ fn report_errors() {
     });
 }
 
-fn submit_raw(id: ChallengeId, who: u64, r: datdot_protocol::report::Report) -> DispatchResult {
-    Datdot::submit_report(RuntimeOrigin::signed(who), id, signed(r, who))
-        .map(|_| ())
-        .map_err(|e| e.error)
-}
+use crate::mock::send_report as submit_raw;
 
 #[test]
 fn a_report_after_the_deadline_is_too_late() {
