@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 
+use crate::submit::{all_events, first_event};
 use crate::{
     AccountId32, Balance, ChainClient, ChainError, ChallengeId, ContractId, Endpoint, FeedId,
     Keypair, PlanTerms, Role, bounded, datdot,
@@ -71,31 +72,15 @@ impl ChainClient {
             .datdot()
             .publish(key, bounded(signed_root), plan, source);
         let events = self.submit("publish", &call, signer).await?;
-        let read = || -> anyhow::Result<Published> {
-            let mut out = None;
-            let mut contracts = Vec::new();
-            for ev in events.iter() {
-                let ev = ev.context("decoding publish's events")?;
-                if let Some(p) = ev.decode_fields_as::<datdot::datdot::events::Published>() {
-                    let p = p.context("decoding Published")?;
-                    out = Some((p.feed, p.escrow));
-                } else if let Some(a) =
-                    ev.decode_fields_as::<datdot::datdot::events::HosterAssigned>()
-                {
-                    let a = a.context("decoding HosterAssigned")?;
-                    contracts.push((a.contract, a.hoster));
-                }
-            }
-            let (feed, escrow) = out.context("no Published event")?;
-            Ok(Published {
-                feed,
-                escrow,
-                contracts,
-            })
-        };
-        read().map_err(|cause| ChainError::Events {
-            call: "publish",
-            cause,
+        let p: datdot::datdot::events::Published = first_event("publish", &events)?;
+        let assigned: Vec<datdot::datdot::events::HosterAssigned> = all_events("publish", &events)?;
+        Ok(Published {
+            feed: p.feed,
+            escrow: p.escrow,
+            contracts: assigned
+                .into_iter()
+                .map(|a| (a.contract, a.hoster))
+                .collect(),
         })
     }
 

@@ -1,9 +1,10 @@
 //! Execution jobs on chain: modules, offers, jobs, output commits, monitor reports,
 //! call fraud proofs, settlement (`pallet_datdot::jobs`, DESIGN §18.6).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::datdot::runtime_types::pallet_datdot::jobs::{Job, JobEnd};
+use crate::submit::first_event;
 use crate::{AccountId32, Balance, ChainClient, ChainError, FeedId, Keypair, bounded, datdot};
 
 /// A job's id.
@@ -71,22 +72,10 @@ impl ChainClient {
             payment,
         );
         let events = self.submit("submit_job", &call, signer).await?;
-        let read = || -> Result<Submitted> {
-            for ev in events.iter() {
-                let ev = ev.context("decoding submit_job's events")?;
-                if let Some(s) = ev.decode_fields_as::<datdot::datdot::events::JobSubmitted>() {
-                    let s = s.context("decoding JobSubmitted")?;
-                    return Ok(Submitted {
-                        job: s.job,
-                        executor: s.executor,
-                    });
-                }
-            }
-            anyhow::bail!("no JobSubmitted event")
-        };
-        read().map_err(|cause| ChainError::Events {
-            call: "submit_job",
-            cause,
+        let s: datdot::datdot::events::JobSubmitted = first_event("submit_job", &events)?;
+        Ok(Submitted {
+            job: s.job,
+            executor: s.executor,
         })
     }
 
@@ -140,23 +129,11 @@ impl ChainClient {
             .datdot()
             .submit_call_proof(job, bounded(proof));
         let events = self.submit("submit_call_proof", &call, signer).await?;
-        let read = || -> Result<CallFraud> {
-            for ev in events.iter() {
-                let ev = ev.context("decoding submit_call_proof's events")?;
-                if let Some(f) = ev.decode_fields_as::<datdot::datdot::events::CallFraudProven>() {
-                    let f = f.context("decoding CallFraudProven")?;
-                    return Ok(CallFraud {
-                        index: f.index,
-                        slashed: f.slashed,
-                        reward: f.reward,
-                    });
-                }
-            }
-            anyhow::bail!("no CallFraudProven event")
-        };
-        read().map_err(|cause| ChainError::Events {
-            call: "submit_call_proof",
-            cause,
+        let f: datdot::datdot::events::CallFraudProven = first_event("submit_call_proof", &events)?;
+        Ok(CallFraud {
+            index: f.index,
+            slashed: f.slashed,
+            reward: f.reward,
         })
     }
 

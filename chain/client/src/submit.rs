@@ -154,3 +154,45 @@ fn rejected(call: &'static str, m: &subxt::error::ModuleError) -> ChainError {
     }
     .into()
 }
+
+/// The events of a finalized call.
+pub(crate) type CallEvents = subxt::extrinsics::ExtrinsicEvents<SubstrateConfig>;
+
+/// The first `E` among `call`'s events: one that is missing or does not decode is
+/// [`ChainError::Events`] (the call was applied).
+pub(crate) fn first_event<E: subxt::events::DecodeAsEvent>(
+    call: &'static str,
+    events: &CallEvents,
+) -> Result<E, ChainError> {
+    let name = || {
+        std::any::type_name::<E>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("an")
+    };
+    match events.find_first::<E>() {
+        Some(Ok(e)) => Ok(e),
+        Some(Err(e)) => Err(ChainError::Events {
+            call,
+            cause: anyhow::Error::new(e).context(format!("decoding {}", name())),
+        }),
+        None => Err(ChainError::Events {
+            call,
+            cause: anyhow::anyhow!("no {} event", name()),
+        }),
+    }
+}
+
+/// Every `E` among `call`'s events (see [`first_event`]).
+pub(crate) fn all_events<E: subxt::events::DecodeAsEvent>(
+    call: &'static str,
+    events: &CallEvents,
+) -> Result<Vec<E>, ChainError> {
+    events
+        .find::<E>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ChainError::Events {
+            call,
+            cause: anyhow::Error::new(e),
+        })
+}
