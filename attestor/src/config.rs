@@ -203,7 +203,8 @@ impl Config {
              [audit]\n\
              # The hoster may send nothing for this long while requests are in flight.\n\
              progress_timeout_ms = {}\n\
-             # An audit never lasts longer than this (nor past the challenge's end).\n\
+             # An audit never lasts longer than this (in a challenge: nor than the window's\n\
+             # last tenth less 0.5 s, what every member of the committee gets).\n\
              hard_max_ms = {}\n\
              request_timeout_ms = {}\n\n\
              # The chain: with this section `run` registers this attestor (stake in whole\n\
