@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use datdot_hoster::{Config, store};
+use datdot_hoster::Config;
 use datdot_net::audit::{AuditOutput, AuditPlan, AuditTarget, audit};
 use datdot_net::{Expect, FetchOptions, Limits, dial, fetch};
 use datdot_protocol::audit::AuditConfig;
 use datdot_protocol::fraud::{FraudKind, FraudProof};
 use datdot_protocol::identity::{Ed25519Verifier, Keypair, PublicKey};
 use datdot_protocol::metrics::{FailureKind, Outcome};
+use datdot_store as store;
 use hypercore::{HypercoreBuilder, Storage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -7,10 +7,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use datdot_hoster::store;
 use datdot_protocol::codec::{Encode, Writer};
 use datdot_protocol::identity::{Keypair, Signature};
 use datdot_protocol::tree::build;
+use datdot_store as store;
 use ed25519_dalek::{Signer, SigningKey};
 use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage};
 use rand::RngCore;

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
 use crate::config::ChainConfig;
-use crate::store::Store;
+use datdot_store::Store;
 
 /// Assignments handled at once (each one fetch at a time).
 pub const MAX_CONCURRENT_ASSIGNMENTS: usize = 4;
@@ -296,7 +296,7 @@ async fn ensure_held(
     };
     let _guard = lock.lock().await;
     let dir = &ctx.p.dir;
-    if let Some(have) = crate::stored_length(dir, &key) {
+    if let Some(have) = datdot_store::stored_length(dir, &key) {
         if have >= length {
             info!(
                 feed = feed_id,

@@ -14,11 +14,8 @@
 //!   contract ends (it stays on disk and served).
 
 pub mod config;
-pub mod flush;
 pub mod hook;
 pub mod metrics;
-pub mod oplog;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,11 +28,11 @@ use datdot_net::{
     fetch, serve,
 };
 use datdot_protocol::identity::Keypair;
+use datdot_store::{self as store, Store};
 use tracing::{info, warn};
 
 pub use config::{ChainConfig, Config};
 pub use datdot_node::Keystore;
-pub use store::Store;
 
 /// File names inside the hoster directory.
 pub const CONFIG_FILE: &str = "hoster.toml";
@@ -182,15 +179,6 @@ pub(crate) fn save_chain_id(dir: &Path, id: &[u8; 32]) -> anyhow::Result<()> {
     std::fs::write(&tmp, hex::encode(id))?;
     std::fs::rename(&tmp, dir.join(CHAIN_ID_FILE))?;
     Ok(())
-}
-
-/// Length of feed `key` if it is stored complete (its `complete` marker).
-pub fn stored_length(dir: &Path, key: &[u8; 32]) -> Option<u64> {
-    std::fs::read_to_string(store::feed_dir(dir, key).join(store::COMPLETE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// What `add-feed` did.

@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use datdot_hoster::{ChainConfig, Config, store};
+use datdot_hoster::{ChainConfig, Config};
 use datdot_net::Progress;
+use datdot_store as store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Keep Hypercore feeds online for datdot: store them, serve them to any reader over

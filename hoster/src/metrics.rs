@@ -6,7 +6,7 @@ use datdot_net::Counters;
 use datdot_node::prometheus::Exposition;
 
 use crate::hook::HookCounters;
-use crate::store::Store;
+use datdot_store::Store;
 
 /// Render all metrics.
 pub fn render(c: &Counters, hook: &HookCounters, store: &Store) -> String {

@@ -106,9 +106,7 @@ fn add_feed(dir: &Path, key: &[u8; 32], from: SocketAddr, peer: &[u8; 32]) -> Ch
 /// Stored blocks of the feed under `dir` (count and indices), each checked against the
 /// source bytes.
 async fn stored(dir: &Path, key: &[u8; 32]) -> (u64, std::collections::HashSet<u64>) {
-    let core = match datdot_hoster::store::open_core(&datdot_hoster::store::feed_dir(dir, key), key)
-        .await
-    {
+    let core = match datdot_store::open_core(&datdot_store::feed_dir(dir, key), key).await {
         Ok(c) => c,
         Err(e) => panic!("{e:#}"),
     };
@@ -217,11 +215,7 @@ async fn add_feed_kill9_resume_serve_kill9_restart() {
             "kept {kept}, verified {}",
             verified.len()
         );
-        assert!(
-            !datdot_hoster::store::feed_dir(dir, &key)
-                .join("complete")
-                .exists()
-        );
+        assert!(!datdot_store::feed_dir(dir, &key).join("complete").exists());
     }
     let (kept, _) = stored(dir, &key).await;
 

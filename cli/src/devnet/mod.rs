@@ -217,9 +217,9 @@ async fn damage(
     scenario: Scenario,
 ) -> anyhow::Result<()> {
     let key = feed.key;
-    let path = datdot_hoster::store::feed_dir(dir, &key);
+    let path = datdot_store::feed_dir(dir, &key);
     let length = feed.length();
-    let core = datdot_hoster::store::open_core(&path, &key).await?;
+    let core = datdot_store::open_core(&path, &key).await?;
     let conn = dial(source.0, Expect::Key(source.1), &Limits::default()).await?;
     let keep: Vec<u64> = match scenario {
         Scenario::Lossy => (0..length).filter(|i| i % 10 != 3).collect(),
@@ -232,7 +232,7 @@ async fn damage(
     fetch(conn, key, &core, &opts, &mut |_| {}).await?;
     drop(core);
     // Reopen (flushes the oplog) so the data file holds every fetched block.
-    drop(datdot_hoster::store::open_core(&path, &key).await?);
+    drop(datdot_store::open_core(&path, &key).await?);
     if scenario == Scenario::Corrupt {
         let data = path.join("data");
         let mut bytes = std::fs::read(&data)?;
@@ -244,10 +244,7 @@ async fn damage(
         }
         std::fs::write(&data, bytes)?;
     }
-    std::fs::write(
-        path.join(datdot_hoster::store::COMPLETE),
-        length.to_string(),
-    )?;
+    std::fs::write(path.join(datdot_store::COMPLETE), length.to_string())?;
     Ok(())
 }
 

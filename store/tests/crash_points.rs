@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use datdot_hoster::oplog::OplogError;
-use datdot_hoster::{flush, store};
+use datdot_store as store;
+use datdot_store::flush;
+use datdot_store::oplog::OplogError;
 use hypercore::{
     Hypercore, HypercoreBuilder, PartialKeypair, Storage, StorageTraits, Store, VerifyingKey,
 };
@@ -310,7 +311,7 @@ async fn reopen_after_a_kill_at_every_write() {
                 apply(&mut f, op);
             }
         }
-        f.len() > datdot_hoster::oplog::ENTRIES_AT
+        f.len() > datdot_store::oplog::ENTRIES_AT
     };
     // Thousands of reopens: on tmpfs when there is one (fsync there is free; what is
     // tested is the order of the writes, not the disk).

@@ -3,6 +3,12 @@
 //! `complete` marker exists; a partial feed resumes where it stopped — every block on
 //! disk was verified before it was written, and [`open_core`] recovers every block whose
 //! verification had returned, so a kill -9 loses at most the blocks in flight.
+//!
+//! The hoster serves from it; the `datdot` CLI writes a publisher's own feed in the same
+//! format, without linking the hoster.
+
+pub mod flush;
+pub mod oplog;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +20,20 @@ use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, Storage, VerifyingK
 use hypercore_protocol::discovery_key;
 use tracing::{info, warn};
 
-use crate::flush::{self, FlushError};
+use crate::flush::FlushError;
 use crate::oplog::OplogError;
 
 /// Marker file: the feed was fetched completely (up to the length seen then).
 pub const COMPLETE: &str = "complete";
+
+/// Length of feed `key` if it is stored complete (its `complete` marker).
+pub fn stored_length(dir: &Path, key: &[u8; 32]) -> Option<u64> {
+    std::fs::read_to_string(feed_dir(dir, key).join(COMPLETE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// Feed public key and core, by discovery key.
 type FeedMap = HashMap<[u8; 32], ([u8; 32], Hypercore)>;
