@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::flip::{self, Fraud, Tamper};
 use crate::metrics::Counters;
 use crate::state::State;
-use crate::swarm::{Member, Swarm};
+use datdot_net::swarm::{Member, Swarm};
 
 /// What every challenge task shares.
 pub struct Ctx {
@@ -417,7 +417,7 @@ impl Driver<'_> {
                     committee: f.committee.clone(),
                     me: f.me,
                     feed_length: f.feed_length,
-                    repeated_keys: crate::swarm::repeated_keys(&f.members),
+                    repeated_keys: datdot_net::swarm::repeated_keys(&f.members),
                 };
                 self.facts = Some(f);
                 lc.handle_facts(now(), facts);

@@ -14,7 +14,7 @@ use datdot_protocol::identity::PublicKey;
 use datdot_protocol::time::Instant;
 use tracing::{debug, info};
 
-use crate::swarm::Session;
+use datdot_net::swarm::Session;
 
 /// A test-only byzantine behaviour (feature `byzantine`); uninhabited otherwise, so a
 /// shipped build cannot tamper.

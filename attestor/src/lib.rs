@@ -1,7 +1,7 @@
 //! The datdot attestor: answers the challenges the chain assigns to it.
 //!
 //! For each challenge: connect to the other members of the committee over the secret
-//! swarm ([`swarm`]: mutual Noise against the keys they registered on chain), run the
+//! swarm ([`datdot_net::swarm`]: mutual Noise against the keys they registered on chain), run the
 //! commit-reveal coin flip over it ([`flip`], the protocol crate's state machine), derive
 //! its join time and sample from `R` (`protocol::schedule`), audit the hoster at that
 //! time with a fresh identity (`datdot_net::audit`), and after the challenge's end
@@ -25,7 +25,6 @@
 
 pub mod config;
 pub mod flip;
-pub mod swarm;
 
 pub use config::{ChainConfig, Config};
 pub mod challenge;

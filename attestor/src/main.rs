@@ -19,12 +19,12 @@ use clap::{Parser, Subcommand};
 use datdot_attestor::challenge::Ctx;
 use datdot_attestor::config::{ChainConfig, Config};
 use datdot_attestor::metrics::{Counters, render};
-use datdot_attestor::swarm::{Swarm, SwarmCounters};
 use datdot_attestor::tools::{CommitteeFile, audit_json, flip_rounds};
 use datdot_attestor::{hook, state::State};
 use datdot_chain_client::{account, keys, node};
 use datdot_net::Limits;
 use datdot_net::audit::{AuditPlan, AuditTarget, audit};
+use datdot_net::swarm::{Swarm, SwarmCounters};
 use datdot_protocol::identity::{Keypair, PublicKey};
 
 /// Audit datdot hosters when the chain picks this node: join the challenge's secret

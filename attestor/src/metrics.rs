@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use datdot_node::prometheus::Exposition;
 
-use crate::swarm::SwarmCounters;
+use datdot_net::swarm::SwarmCounters;
 
 /// What the attestor counts.
 #[derive(Debug, Default)]

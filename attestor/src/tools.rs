@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::flip::{self, Tamper};
-use crate::swarm::{Member, Swarm, SwarmCounters};
+use datdot_net::swarm::{Member, Swarm, SwarmCounters};
 
 /// A committee for `flip`, in committee order.
 #[derive(Clone, Debug, Serialize, Deserialize)]

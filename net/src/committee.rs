@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The prologue is `"datdot/v1/committee"`. A link is between two nodes, not for one
-//! session: the attestor's committee swarm (`datdot_attestor::swarm`) carries every session the two share over it and
-//! checks membership per message. The static keys are the X25519 forms of the
+//! session: the committee swarm ([`crate::swarm`]) carries every session the two share
+//! over it and checks membership per message. The static keys are the X25519 forms of the
 //! ed25519 Noise keys registered on chain (the birational map libsodium's
 //! `crypto_sign_ed25519_{pk,sk}_to_curve25519` use): one registered key serves the
 //! Hypercore secret-stream (hosters, JS peers) and this channel. Hypercore's own

@@ -9,7 +9,9 @@
 //! - Our own bounded replication loops: [`serve()`] (answer requests, sign receipts) and
 //!   [`fetch()`] (a window of requests in flight, every block verified).
 //! - datdot extension messages ([`ext`]): receipts and end-of-session.
-//! - Committee links ([`committee`]): attestors' mutually authenticated Noise channel.
+//! - Committee links ([`committee`]): attestors' mutually authenticated Noise channel;
+//!   the secret swarm over them ([`swarm`]): one link per peer, sessions multiplexed,
+//!   who may hold a link and what a member may send, all bounded.
 //! - The auditing reader ([`audit`]): the I/O of an audit; the sans-IO
 //!   `datdot_protocol::audit::session::AuditSession` takes its decisions (a sample of
 //!   blocks, each verified against the feed's signed root).
@@ -35,6 +37,7 @@ pub mod limits;
 pub mod listen;
 pub mod screen;
 pub mod serve;
+pub mod swarm;
 
 pub use conn::{Connection, Expect, ReadGate, accept, dial, dial_from};
 pub use error::{ConnectError, FrameError, Misbehaviour, SessionError};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use datdot_attestor::swarm::noise::{self, Link, StaticKey, x25519_of};
-use datdot_attestor::swarm::{
+use datdot_net::swarm::noise::{self, Link, StaticKey, x25519_of};
+use datdot_net::swarm::{
     EARLY_PER_PEER, FRAUD_PER_PEER, HANDSHAKE_TIMEOUT, MAX_EARLY_MSGS, Member, PENDING_HANDSHAKES,
     Session, Swarm, SwarmCounters, WAITING, inbox_share,
 };

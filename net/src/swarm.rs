@@ -18,7 +18,7 @@
 //!
 //! **Who gets in**: a node may keep a link to us only while it is a member of a session
 //! we joined. Before that, an accepted connection is *pre-membership*, under a small
-//! budget kept by the sans-IO [`datdot_net::admit::Admission`] policy (the one the
+//! budget kept by the sans-IO [`crate::admit::Admission`] policy (the one the
 //! Hypercore listener uses), global and per source address:
 //! - in the handshake: at most [`PENDING_HANDSHAKES`], [`PENDING_HANDSHAKES_PER_ADDR`]
 //!   from one address; a new socket over either bound cancels the oldest pending
@@ -64,7 +64,7 @@
 //! and reveals only ever travel inside members' links. A message that does not decode
 //! ends that link (it is redialled).
 
-pub use datdot_net::committee as noise;
+pub use crate::committee as noise;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -72,7 +72,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use datdot_net::admit::{Admission, AdmitLimits, group};
+use crate::admit::{Admission, AdmitLimits, group};
 use datdot_protocol::codec::{Message as _, from_bytes, to_bytes};
 use datdot_protocol::coinflip::{Msg, SessionId};
 use tokio::net::{TcpListener, TcpStream};
@@ -128,6 +128,29 @@ pub struct Member {
     pub addr: SocketAddr,
     /// Its registered (ed25519) Noise key.
     pub noise: [u8; 32],
+}
+
+/// Why [`Swarm::join`] refused a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// `me` is not an index into the committee.
+    #[error("member index {me} outside a committee of {n}")]
+    OutOfRange {
+        /// The index given.
+        me: usize,
+        /// The committee's size.
+        n: usize,
+    },
+    /// Member `me`'s registered Noise key is not this swarm's.
+    #[error("member {0}'s registered Noise key is not ours")]
+    NotOurKey(usize),
+    /// Two members' keys are the same in their X25519 form.
+    #[error("a Noise key appears twice in the committee (in its X25519 form)")]
+    RepeatedKey,
+    /// This session is joined already.
+    #[error("session {} already joined", hex::encode(&.0[..8]))]
+    AlreadyJoined(SessionId),
 }
 
 /// Counters for `/metrics`.
@@ -604,17 +627,17 @@ impl Swarm {
         session: SessionId,
         members: Vec<Member>,
         me: usize,
-    ) -> anyhow::Result<Session> {
+    ) -> Result<Session, JoinError> {
         let n = members.len();
-        anyhow::ensure!(me < n, "member index {me} outside a committee of {n}");
-        anyhow::ensure!(
-            members[me].noise == self.inner.key.registered,
-            "member {me}'s registered Noise key is not ours"
-        );
-        anyhow::ensure!(
-            !repeated_keys(&members),
-            "a Noise key appears twice in the committee (in its X25519 form)"
-        );
+        if me >= n {
+            return Err(JoinError::OutOfRange { me, n });
+        }
+        if members[me].noise != self.inner.key.registered {
+            return Err(JoinError::NotOurKey(me));
+        }
+        if repeated_keys(&members) {
+            return Err(JoinError::RepeatedKey);
+        }
         let xs: Vec<[u8; 32]> = members
             .iter()
             .map(|m| noise::x25519_of(&m.noise).unwrap_or([0; 32]))
@@ -625,11 +648,9 @@ impl Swarm {
         });
         {
             let mut reg = self.inner.reg();
-            anyhow::ensure!(
-                !reg.sessions.contains_key(&session),
-                "session {} already joined",
-                hex::encode(&session[..8])
-            );
+            if reg.sessions.contains_key(&session) {
+                return Err(JoinError::AlreadyJoined(session));
+            }
             for (j, m) in members.iter().enumerate() {
                 if j == me || xs[j] == [0; 32] {
                     continue;
@@ -1131,7 +1152,10 @@ mod tests {
         assert_ne!(thief.noise, b.noise_key());
         let members = vec![member(&a), member(&b), thief];
         assert!(repeated_keys(&members));
-        assert!(a.join([7; 32], members, 0).is_err());
+        assert_eq!(
+            a.join([7; 32], members, 0).err(),
+            Some(JoinError::RepeatedKey)
+        );
         assert!(!repeated_keys(&[member(&a), member(&b)]));
     }
 
@@ -1201,7 +1225,17 @@ mod tests {
         );
         drop(sa);
         // Joining twice, or as someone else, is a local error.
-        assert!(b.join(session2, members.clone(), 1).is_err());
-        assert!(a.join([9; 32], members, 1).is_err());
+        assert_eq!(
+            b.join(session2, members.clone(), 1).err(),
+            Some(JoinError::AlreadyJoined(session2))
+        );
+        assert_eq!(
+            a.join([9; 32], members.clone(), 1).err(),
+            Some(JoinError::NotOurKey(1))
+        );
+        assert_eq!(
+            a.join([9; 32], members, 5).err(),
+            Some(JoinError::OutOfRange { me: 5, n: 2 })
+        );
     }
 }
