@@ -97,6 +97,12 @@ pub struct Job {
     pub seen_at: u64,
 }
 
+impl node::Work for Job {
+    fn id(&self) -> u64 {
+        self.challenge
+    }
+}
+
 impl Ctx {
     fn tamper(&self) -> Option<Tamper> {
         #[cfg(feature = "byzantine")]

@@ -70,60 +70,32 @@ impl AuditSection {
 }
 
 /// `[chain]`: how `run` registers and learns of challenges.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChainConfig {
-    /// WebSocket URL of a chain node (`ws://127.0.0.1:8000` for the devnet).
-    pub url: String,
-    /// The chain account: `dev:<name>` (e.g. `dev:attestor-1`) or the path of a 0600
-    /// key file holding `0x` + a 64-hex sr25519 seed.
-    pub key: String,
-    /// Stake bonded at registration, in whole tokens (default 50, the dev minimum).
-    #[serde(default = "default_stake")]
-    pub stake: u64,
-    /// Address registered for committee members to dial (default: `listen`, unless it
-    /// is unspecified such as `0.0.0.0`).
-    #[serde(default)]
-    pub advertise: Option<SocketAddr>,
-    /// The chain's block time in milliseconds (default 2000, the devnet's). The chain's
-    /// own `BlockMs` constant overrides it once connected (the whole committee must
-    /// schedule windows with one value); kept so that older files still load.
-    #[serde(default = "default_block_ms")]
-    pub block_ms: u64,
+pub type ChainConfig = datdot_node::chain::ChainConfig<AttestorChain>;
+
+/// The attestor's own fields of `[chain]`: none it uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestorChain {
+    /// Superseded: the block time is the chain's own `BlockMs` constant (the whole
+    /// committee must schedule windows with one value). Read so that older files still
+    /// load; `run` logs when it differs from the chain's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_ms: Option<u64>,
 }
 
-fn default_stake() -> u64 {
-    50
-}
-fn default_block_ms() -> u64 {
-    2000
-}
+impl datdot_node::chain::ChainRole for AttestorChain {
+    const DEFAULT_STAKE: u64 = 50;
+    const EXAMPLE_KEY: &'static str = "dev:attestor-1";
+    const EXAMPLE_ADVERTISE: &'static str = "203.0.113.7:7300";
 
-impl ChainConfig {
-    /// A chain section with the documented defaults.
-    pub fn new(url: String, key: String) -> Self {
-        ChainConfig {
-            url,
-            key,
-            stake: default_stake(),
-            advertise: None,
-            block_ms: default_block_ms(),
-        }
-    }
-
-    /// Check everything that can be checked without the chain.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        datdot_node::daemon::check_chain(&self.url, &self.key, self.stake, self.advertise)?;
-        if !(100..=600_000).contains(&self.block_ms) {
-            anyhow::bail!("[chain] block_ms must be in 100..=600000");
-        }
+    fn validate(&self) -> anyhow::Result<()> {
         Ok(())
     }
 
-    /// The address to register: `advertise`, else the bound listen address if peers
-    /// can dial it.
-    pub fn advertised(&self, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
-        datdot_node::daemon::advertised(self.advertise, listen)
+    fn toml_lines(&self) -> String {
+        self.block_ms
+            .map(|ms| format!("block_ms = {ms}\n"))
+            .unwrap_or_default()
     }
 }
 
@@ -171,23 +143,7 @@ impl Config {
     /// The file `init` writes: every field, with comments.
     pub fn to_commented_toml(&self) -> String {
         let a = &self.audit;
-        let chain = match &self.chain {
-            Some(c) => format!(
-                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\n{}",
-                c.url,
-                c.key,
-                c.stake,
-                c.advertise
-                    .map(|a| format!("advertise = \"{a}\"\n"))
-                    .unwrap_or_default()
-            ),
-            None => "# [chain]\n\
-                     # url = \"ws://127.0.0.1:8000\"\n\
-                     # key = \"dev:attestor-1\"\n\
-                     # stake = 50\n\
-                     # advertise = \"203.0.113.7:7300\"\n"
-                .to_string(),
-        };
+        let chain = ChainConfig::to_toml(self.chain.as_ref());
         format!(
             "# datdot attestor configuration. CLI flags override these values.\n\
              # Where the other members of a challenge's committee connect (TCP, Noise XX).\n\
@@ -265,6 +221,13 @@ mod tests {
         assert!(toml::from_str::<Config>("listen = \"1.2.3.4:5\"\nbogus = 1").is_err());
         let chain = ChainConfig::new("http://x".into(), "dev:a".into());
         assert!(chain.validate().is_err());
+        // A file from before the block time was the chain's still loads.
+        let old = "listen = \"127.0.0.1:1\"\nmetrics = \"127.0.0.1:2\"\nsamples = 32\n\
+                   window = 16\nmax_challenges = 8\n\
+                   [chain]\nurl = \"ws://x:1\"\nkey = \"dev:attestor-2\"\nblock_ms = 2000\n";
+        let c: Config = toml::from_str(old).unwrap();
+        let chain = c.chain.unwrap();
+        assert_eq!((chain.stake, chain.role.block_ms), (50, Some(2000)));
     }
 
     #[test]

@@ -3,18 +3,14 @@
 //! the `ChallengeScheduled` events that name us and handle each in its own task
 //! ([`crate::challenge`]), at most `max_challenges` at once.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
-use anyhow::{Context, bail};
 use datdot_chain_client::{Role, UNIT, node};
-use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tracing::info;
 
 use crate::challenge::{self, Ctx, Job};
 
-/// Challenge ids remembered to drop duplicate announcements.
-const SEEN: usize = 4096;
 /// State records are kept this many blocks past their report deadline.
 const KEEP_BLOCKS: u64 = 1000;
 
@@ -41,7 +37,7 @@ pub async fn run(ctx: Arc<Ctx>, reg: Registration) -> anyhow::Result<()> {
     };
     node::register_or_update(&ctx.chain, &ctx.signer, &me, &r, &ctx.counters.chain_errors).await?;
     // Follow first, then resume: nothing falls in between (duplicates are dropped).
-    let mut events = node::retry(&ctx.counters.chain_errors, "following challenges", || {
+    let events = node::retry(&ctx.counters.chain_errors, "following challenges", || {
         ctx.chain.challenges_for(me)
     })
     .await?;
@@ -69,64 +65,31 @@ pub async fn run(ctx: Arc<Ctx>, reg: Registration) -> anyhow::Result<()> {
         }
     }
     info!(account = %me, resumed = backlog.len(), "following challenges");
-    let permits = Arc::new(Semaphore::new(ctx.config.max_challenges));
-    let mut seen: VecDeque<u64> = VecDeque::new();
-    let mut backlog = backlog.into_iter();
-    loop {
-        let job = match backlog.next() {
-            Some(j) => j,
-            None => match events.recv().await {
-                Some(n) => {
-                    if !n.attestors.contains(&me) {
-                        continue; // we are its hoster (cannot happen for an attestor) or not named
-                    }
-                    Job {
-                        challenge: n.challenge,
-                        start: n.start,
-                        end: n.end,
-                        report_deadline: n.report_deadline,
-                        seen_at: n.block,
-                    }
-                }
-                None => bail!("the chain's challenge follower ended"),
-            },
-        };
-        if seen.contains(&job.challenge) {
-            continue;
-        }
-        if seen.len() >= SEEN {
-            seen.pop_front();
-        }
-        seen.push_back(job.challenge);
-        ctx.counters
-            .challenges
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                warn!(
-                    challenge = job.challenge,
-                    "at max_challenges; this one waits"
-                );
-                permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .context("permits closed")?
+    node::work_loop(
+        "challenge",
+        ctx.config.max_challenges,
+        backlog,
+        events,
+        // Only challenges naming us (an attestor is never the audited hoster).
+        |n| {
+            n.attestors.contains(&me).then_some(Job {
+                challenge: n.challenge,
+                start: n.start,
+                end: n.end,
+                report_deadline: n.report_deadline,
+                seen_at: n.block,
+            })
+        },
+        &ctx.counters.challenges,
+        |job: Job| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.counters.challenges_running.fetch_add(1, Relaxed);
+                let r = challenge::handle(ctx.clone(), job).await;
+                ctx.counters.challenges_running.fetch_sub(1, Relaxed);
+                r
             }
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            ctx.counters
-                .challenges_running
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = challenge::handle(ctx.clone(), job).await {
-                error!(challenge = job.challenge, "challenge failed: {e:#}");
-            }
-            ctx.counters
-                .challenges_running
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
+        },
+    )
+    .await
 }

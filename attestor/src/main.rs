@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use datdot_attestor::challenge::Ctx;
-use datdot_attestor::config::{ChainConfig, Config};
+use datdot_attestor::config::Config;
 use datdot_attestor::metrics::{Counters, render};
 use datdot_attestor::tools::{CommitteeFile, audit_json, flip_rounds};
 use datdot_attestor::{hook, state::State};
@@ -25,6 +25,7 @@ use datdot_chain_client::{account, keys, node};
 use datdot_net::Limits;
 use datdot_net::audit::{AuditPlan, AuditTarget, audit};
 use datdot_net::swarm::{Swarm, SwarmCounters};
+use datdot_node::chain::ChainFlags;
 use datdot_protocol::identity::{Keypair, PublicKey};
 
 /// Audit datdot hosters when the chain picks this node: join the challenge's secret
@@ -62,18 +63,8 @@ enum Cmd {
         /// Override `metrics`.
         #[arg(long)]
         metrics: Option<SocketAddr>,
-        /// Chain node (ws:// URL); overrides [chain] url.
-        #[arg(long)]
-        chain_url: Option<String>,
-        /// Chain account: `dev:<name>` (e.g. dev:attestor-1) or a 0600 key file.
-        #[arg(long)]
-        chain_key: Option<String>,
-        /// Stake to bond when registering, whole tokens (default 50).
-        #[arg(long)]
-        stake: Option<u64>,
-        /// Address to register for committee members (default: listen unless 0.0.0.0).
-        #[arg(long)]
-        advertise: Option<SocketAddr>,
+        #[command(flatten)]
+        chain: ChainFlags,
         /// TEST ONLY: misbehave in coin flips (equivocate, bad-reveal, withhold, offline, divergent).
         #[cfg(feature = "byzantine")]
         #[arg(long)]
@@ -292,10 +283,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run {
             listen,
             metrics,
-            chain_url,
-            chain_key,
-            stake,
-            advertise,
+            chain,
             #[cfg(feature = "byzantine")]
             byzantine,
         } => {
@@ -306,34 +294,14 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             if let Some(m) = metrics {
                 config.metrics = m;
             }
-            if let Some(url) = chain_url {
-                match config.chain.as_mut() {
-                    Some(c) => c.url = url,
-                    None => {
-                        let key = chain_key.clone().context(
-                            "--chain-url needs --chain-key (or a [chain] section with `key`)",
-                        )?;
-                        config.chain = Some(ChainConfig::new(url, key));
-                    }
-                }
-            }
-            let Some(chain_cfg) = config.chain.as_mut() else {
+            chain.apply(&mut config.chain)?;
+            let Some(chain_cfg) = config.chain.clone() else {
                 anyhow::bail!(
                     "run needs a chain: --chain-url and --chain-key, or a [chain] section in {}",
                     cfg_path.display()
                 );
             };
-            if let Some(k) = chain_key {
-                chain_cfg.key = k;
-            }
-            if let Some(s) = stake {
-                chain_cfg.stake = s;
-            }
-            if advertise.is_some() {
-                chain_cfg.advertise = advertise;
-            }
             config.validate()?;
-            let chain_cfg = config.chain.clone().expect("checked above");
             let ks = datdot_attestor::keystore(&dir)?;
             let state_path = dir.join(datdot_attestor::STATE_FILE);
             let swarm_counters = Arc::new(SwarmCounters::default());
@@ -360,9 +328,12 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             // Values the whole committee must share are the chain's: how many blocks an
             // audit samples (it refuses other counts) and the block time windows are
             // scheduled with.
-            config.samples =
-                from_chain("AuditSamples", config.samples, chain.audit_samples().await?);
-            let block_ms = from_chain("BlockMs", chain_cfg.block_ms, chain.block_ms().await?);
+            config.samples = from_chain(
+                "AuditSamples",
+                Some(config.samples),
+                chain.audit_samples().await?,
+            );
+            let block_ms = from_chain("BlockMs", chain_cfg.role.block_ms, chain.block_ms().await?);
             {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
@@ -406,8 +377,10 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
 
 /// The chain's value of a constant the whole committee must share, logged when the file
 /// said otherwise.
-fn from_chain<T: PartialEq + std::fmt::Display>(what: &str, configured: T, chain: T) -> T {
-    if configured != chain {
+fn from_chain<T: PartialEq + std::fmt::Display>(what: &str, configured: Option<T>, chain: T) -> T {
+    if let Some(configured) = configured
+        && configured != chain
+    {
         tracing::info!(%configured, %chain, "the chain's {what} overrides the configured value");
     }
     chain

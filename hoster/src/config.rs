@@ -28,69 +28,51 @@ pub struct Config {
 }
 
 /// `[chain]`: how `run` registers with the chain and learns its assignments.
+pub type ChainConfig = datdot_node::chain::ChainConfig<HosterChain>;
+
+/// The hoster's own fields of `[chain]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChainConfig {
-    /// WebSocket URL of a chain node (`ws://127.0.0.1:8000` for the devnet).
-    pub url: String,
-    /// The chain account: `dev:<name>` (well-known devnet keys, e.g. `dev:hoster-1`) or
-    /// the path of a key file holding `0x` + a 64-hex sr25519 seed (mode 0600).
-    pub key: String,
-    /// Stake bonded at registration, in whole tokens (default 100, the dev runtime's minimum).
-    #[serde(default = "default_stake")]
-    pub stake: u64,
+#[serde(deny_unknown_fields, default)]
+pub struct HosterChain {
     /// Feeds this hoster accepts (default 16).
-    #[serde(default = "default_capacity")]
     pub capacity: u32,
-    /// Address registered on chain for peers to dial (default: `listen`, unless it is
-    /// an unspecified address such as `0.0.0.0`, which cannot be dialled).
-    #[serde(default)]
-    pub advertise: Option<SocketAddr>,
     /// Most blocks of a feed this hoster fetches (default 2^24, the dev chain's
     /// `MaxFeedLength`): an assignment of a longer feed is not fetched (the chain then
     /// replaces this hoster), whatever the publisher signed.
-    #[serde(default = "default_max_feed_length")]
     pub max_feed_length: u64,
 }
 
-fn default_max_feed_length() -> u64 {
-    1 << 24
-}
-
-fn default_stake() -> u64 {
-    100
-}
-
-fn default_capacity() -> u32 {
-    16
-}
-
-impl ChainConfig {
-    /// A chain section with the documented defaults.
-    pub fn new(url: String, key: String) -> Self {
-        ChainConfig {
-            url,
-            key,
-            stake: default_stake(),
-            capacity: default_capacity(),
-            advertise: None,
-            max_feed_length: default_max_feed_length(),
+impl Default for HosterChain {
+    fn default() -> Self {
+        HosterChain {
+            capacity: 16,
+            max_feed_length: 1 << 24,
         }
     }
+}
 
-    /// Check everything that can be checked without the chain.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        datdot_node::daemon::check_chain(&self.url, &self.key, self.stake, self.advertise)?;
+impl datdot_node::chain::ChainRole for HosterChain {
+    const DEFAULT_STAKE: u64 = 100;
+    const EXAMPLE_KEY: &'static str = "dev:hoster-1";
+    const EXAMPLE_ADVERTISE: &'static str = "203.0.113.7:7100";
+
+    fn validate(&self) -> anyhow::Result<()> {
         if self.capacity == 0 {
             anyhow::bail!("[chain] capacity must be at least 1 feed");
+        }
+        if self.max_feed_length == 0 {
+            anyhow::bail!("[chain] max_feed_length must be at least 1 block");
         }
         Ok(())
     }
 
-    /// The address to register: `advertise`, else the bound listen address if peers can
-    /// dial it.
-    pub fn advertised(&self, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
-        datdot_node::daemon::advertised(self.advertise, listen)
+    fn toml_lines(&self) -> String {
+        format!(
+            "capacity = {}
+max_feed_length = {}
+",
+            self.capacity, self.max_feed_length
+        )
     }
 }
 
@@ -204,25 +186,7 @@ impl Config {
     /// commented out unless set).
     pub fn to_commented_toml(&self) -> String {
         let l = &self.limits;
-        let chain = match &self.chain {
-            Some(c) => format!(
-                "[chain]\nurl = {:?}\nkey = {:?}\nstake = {}\ncapacity = {}\n{}",
-                c.url,
-                c.key,
-                c.stake,
-                c.capacity,
-                c.advertise
-                    .map(|a| format!("advertise = \"{a}\"\n"))
-                    .unwrap_or_default()
-            ),
-            None => "# [chain]\n\
-                     # url = \"ws://127.0.0.1:8000\"\n\
-                     # key = \"dev:hoster-1\"\n\
-                     # stake = 100\n\
-                     # capacity = 16\n\
-                     # advertise = \"203.0.113.7:7100\"\n"
-                .to_string(),
-        };
+        let chain = ChainConfig::to_toml(self.chain.as_ref());
         format!(
             "# datdot hoster configuration. CLI flags override these values.\n\
              # Where readers connect (TCP, Hypercore secret-stream Noise).\n\
@@ -305,7 +269,7 @@ mod tests {
         let c: Config = toml::from_str(text).unwrap();
         let chain = c.chain.clone().unwrap();
         assert_eq!(
-            (chain.stake, chain.capacity, chain.advertise),
+            (chain.stake, chain.role.capacity, chain.advertise),
             (100, 16, None)
         );
         // The listen address is advertised unless it cannot be dialled.
@@ -316,7 +280,10 @@ mod tests {
             ChainConfig::new("http://x".into(), "dev:a".into()),
             ChainConfig::new("ws://x:1".into(), " ".into()),
             ChainConfig {
-                capacity: 0,
+                role: HosterChain {
+                    capacity: 0,
+                    ..HosterChain::default()
+                },
                 ..chain.clone()
             },
             ChainConfig {

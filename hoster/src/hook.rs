@@ -9,7 +9,7 @@
 //! one assignment (unreachable or lying peers, a refusal, a missed confirm window) is
 //! logged with its reason and counted, and never stops serving or the other assignments.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,8 +22,7 @@ use datdot_chain_client::{
 };
 use datdot_net::{Expect, FetchOptions, Limits};
 use datdot_protocol::identity::PublicKey;
-use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::ChainConfig;
 use datdot_store::Store;
@@ -35,8 +34,6 @@ pub const MAX_CONCURRENT_ASSIGNMENTS: usize = 4;
 pub const FETCH_ROUNDS: u32 = 4;
 /// Peers tried per round (the source and up to this many minus one hosters).
 pub const MAX_PEERS_PER_ROUND: usize = 8;
-/// Contract ids remembered to drop duplicate announcements.
-const SEEN_CONTRACTS: usize = 4096;
 
 /// What the hook counts (rendered on `/metrics`).
 #[derive(Debug, Default)]
@@ -112,7 +109,7 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
 
     // Follow first, then read what is already pending: nothing falls in between
     // (duplicates are dropped by contract id).
-    let mut events = retry(&ctx, "following assignments", || {
+    let events = retry(&ctx, "following assignments", || {
         ctx.chain.assignments_for(ctx.me)
     })
     .await?;
@@ -142,35 +139,23 @@ pub async fn run(p: HookParams) -> anyhow::Result<()> {
         "following assignments; checking contracts assigned before start"
     );
 
-    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_ASSIGNMENTS));
-    let mut seen = Seen::default();
-    let mut backlog = backlog.into_iter();
-    loop {
-        let a = match backlog.next() {
-            Some(a) => a,
-            None => match events.recv().await {
-                Some(a) => a,
-                None => bail!("the chain's assignment follower ended"),
-            },
-        };
-        if !seen.insert(a.contract) {
-            continue;
-        }
-        ctx.p.counters.assignments.fetch_add(1, Relaxed);
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .context("assignment permits closed")?;
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let (contract, feed) = (a.contract, a.feed);
-            if let Err(e) = handle(&ctx, &a).await {
-                error!(contract, feed, "assignment failed: {e:#}");
+    node::work_loop(
+        "assignment",
+        MAX_CONCURRENT_ASSIGNMENTS,
+        backlog,
+        events,
+        Some,
+        &ctx.p.counters.assignments,
+        |a: Assignment| {
+            let ctx = ctx.clone();
+            async move {
+                handle(&ctx, &a)
+                    .await
+                    .with_context(|| format!("contract {}, feed {}", a.contract, a.feed))
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 /// Retry a chain read (not a refusal) a few times with backoff.
@@ -191,7 +176,7 @@ async fn register_or_update(ctx: &Ctx) -> anyhow::Result<()> {
         addr: p.advertise.to_string(),
         noise_key: p.noise_key,
         signing_key: p.signing_key,
-        capacity: p.chain.capacity,
+        capacity: p.chain.role.capacity,
     };
     node::register_or_update(
         &ctx.chain,
@@ -242,12 +227,12 @@ async fn handle(ctx: &Ctx, a: &Assignment) -> anyhow::Result<()> {
         confirm_by = ?deadline,
         "assigned a feed"
     );
-    if feed.length > ctx.p.chain.max_feed_length {
+    if feed.length > ctx.p.chain.role.max_feed_length {
         warn!(
             contract,
             feed = c.feed,
             length = feed.length,
-            max = ctx.p.chain.max_feed_length,
+            max = ctx.p.chain.role.max_feed_length,
             "feed longer than [chain] max_feed_length: not fetching it"
         );
         return Ok(());
@@ -387,44 +372,4 @@ async fn ensure_held(
         }
     }
     bail!("no peer served the whole feed in {FETCH_ROUNDS} rounds")
-}
-
-/// Recently seen contract ids (bounded).
-#[derive(Default)]
-struct Seen {
-    set: HashSet<u64>,
-    order: VecDeque<u64>,
-}
-
-impl Seen {
-    fn insert(&mut self, id: u64) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > SEEN_CONTRACTS
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seen_drops_duplicates_and_stays_bounded() {
-        let mut s = Seen::default();
-        assert!(s.insert(1));
-        assert!(!s.insert(1));
-        for i in 2..(SEEN_CONTRACTS as u64 + 10) {
-            assert!(s.insert(i));
-        }
-        assert_eq!(s.order.len(), SEEN_CONTRACTS);
-        assert_eq!(s.set.len(), SEEN_CONTRACTS);
-        assert!(s.insert(1), "the oldest id was forgotten");
-    }
 }

@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use datdot_hoster::{ChainConfig, Config};
+use datdot_hoster::Config;
 use datdot_net::Progress;
+use datdot_node::chain::ChainFlags;
 use datdot_store as store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -56,23 +57,11 @@ enum Cmd {
         /// Override `metrics` from hoster.toml.
         #[arg(long)]
         metrics: Option<SocketAddr>,
-        /// Chain node to register with (ws:// URL); overrides [chain] url.
-        #[arg(long)]
-        chain_url: Option<String>,
-        /// Chain account: `dev:<name>` (devnet, e.g. dev:hoster-1) or a key file (0600,
-        /// `0x` + 64 hex seed); overrides [chain] key.
-        #[arg(long)]
-        chain_key: Option<String>,
-        /// Stake to bond when registering, in whole tokens (default 100).
-        #[arg(long)]
-        stake: Option<u64>,
-        /// Feeds to accept (default 16).
+        #[command(flatten)]
+        chain: ChainFlags,
+        /// Feeds to accept (default 16); overrides [chain] capacity.
         #[arg(long)]
         capacity: Option<u32>,
-        /// Address to register for peers to dial (default: the listen address, unless it
-        /// is 0.0.0.0 / [::]).
-        #[arg(long)]
-        advertise: Option<SocketAddr>,
     },
     /// Fetch a feed from its publisher or another hoster, verifying every block against
     /// the feed key; resumes where an interrupted fetch stopped. (Without a chain, this
@@ -141,11 +130,8 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run {
             listen,
             metrics,
-            chain_url,
-            chain_key,
-            stake,
+            chain,
             capacity,
-            advertise,
         } => {
             let mut config = Config::load(&cfg_path)?;
             if let Some(l) = listen {
@@ -154,38 +140,13 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             if let Some(m) = metrics {
                 config.metrics = m;
             }
-            if let Some(url) = chain_url {
-                match config.chain.as_mut() {
-                    Some(c) => c.url = url,
-                    None => {
-                        let key = chain_key.clone().context(
-                            "--chain-url needs --chain-key (or a [chain] section with `key`)",
-                        )?;
-                        config.chain = Some(ChainConfig::new(url, key));
-                    }
-                }
-            }
-            let chain_flags =
-                chain_key.is_some() || stake.is_some() || capacity.is_some() || advertise.is_some();
-            match config.chain.as_mut() {
-                Some(c) => {
-                    if let Some(k) = chain_key {
-                        c.key = k;
-                    }
-                    if let Some(s) = stake {
-                        c.stake = s;
-                    }
-                    if let Some(n) = capacity {
-                        c.capacity = n;
-                    }
-                    if advertise.is_some() {
-                        c.advertise = advertise;
-                    }
-                }
-                None if chain_flags => anyhow::bail!(
-                    "--chain-key/--stake/--capacity/--advertise need a chain: --chain-url or a [chain] section"
-                ),
-                None => {}
+            chain.apply(&mut config.chain)?;
+            if let Some(n) = capacity {
+                let c = config
+                    .chain
+                    .as_mut()
+                    .context("--capacity needs a chain: --chain-url or a [chain] section")?;
+                c.role.capacity = n;
             }
             config.validate()?;
             let (noise, signing) = datdot_hoster::identities(&dir)?;

@@ -1,7 +1,6 @@
 //! Start-up pieces every daemon binary shares: logging, the runtime, its default
-//! directory, and the checks of a `[chain]` section that do not need the chain.
+//! directory, its config file.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Log to stderr with `RUST_LOG`, or `default` when it is not set. Colours only when
@@ -47,58 +46,4 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading {} (run `{init_cmd}` first)", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Check a `[chain]` section's common fields: a ws:// or wss:// URL, a key, a stake,
-/// and an `advertise` address peers can dial.
-pub fn check_chain(
-    url: &str,
-    key: &str,
-    stake: u64,
-    advertise: Option<SocketAddr>,
-) -> anyhow::Result<()> {
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        anyhow::bail!("[chain] url must be a ws:// or wss:// URL, got {url:?}");
-    }
-    if key.trim().is_empty() {
-        anyhow::bail!("[chain] key must be `dev:<name>` or the path of a key file");
-    }
-    if stake == 0 {
-        anyhow::bail!("[chain] stake must be at least 1 token");
-    }
-    if let Some(a) = advertise
-        && (a.ip().is_unspecified() || a.port() == 0)
-    {
-        anyhow::bail!("[chain] advertise must be an address peers can dial, got {a}");
-    }
-    Ok(())
-}
-
-/// The address to register: `advertise`, else the bound `listen` address if peers can
-/// dial it.
-pub fn advertised(advertise: Option<SocketAddr>, listen: SocketAddr) -> anyhow::Result<SocketAddr> {
-    match advertise {
-        Some(a) => Ok(a),
-        None if !listen.ip().is_unspecified() => Ok(listen),
-        None => anyhow::bail!(
-            "listening on {listen}, which peers cannot dial: set [chain] advertise (or --advertise) to the address they reach this node at"
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chain_checks() {
-        let l: SocketAddr = "127.0.0.1:7100".parse().unwrap();
-        assert_eq!(advertised(None, l).unwrap(), l);
-        assert!(advertised(None, "0.0.0.0:7100".parse().unwrap()).is_err());
-        check_chain("ws://x:1", "dev:a", 1, None).unwrap();
-        assert!(check_chain("http://x", "dev:a", 1, None).is_err());
-        assert!(check_chain("ws://x:1", " ", 1, None).is_err());
-        assert!(check_chain("ws://x:1", "dev:a", 0, None).is_err());
-        assert!(check_chain("ws://x:1", "dev:a", 1, Some("0.0.0.0:1".parse().unwrap())).is_err());
-    }
 }

@@ -1,6 +1,7 @@
 //! What every datdot daemon (`datdot-hoster`, `datdot-attestor`) shares besides the
 //! transport: the 0600 keystore of its signing and Noise seeds, the bounded Prometheus
-//! `/metrics` responder, and start-up (logging, runtime, `[chain]` checks).
+//! `/metrics` responder, start-up (logging, runtime, config file), and the `[chain]`
+//! section with the `run` flags that override it ([`chain`]).
 //!
 //! # Goals
 //! - One implementation of node plumbing, so the binaries differ only in what they do.
@@ -9,6 +10,7 @@
 //! - Protocol logic (`datdot-protocol`), transport (`datdot-net`), chain access
 //!   (`datdot-chain-client`).
 
+pub mod chain;
 pub mod daemon;
 pub mod keystore;
 pub mod prometheus;

@@ -1,13 +1,18 @@
-//! What every daemon (hoster, attestor) does with the chain before its own work:
-//! connect patiently, retry reads that fail for transport reasons, and register (or
-//! update the registered endpoint). Refusals ([`ChainError::Refused`]) are never retried: they
+//! What every daemon (hoster, attestor) does with the chain around its own work:
+//! connect patiently, retry reads that fail for transport reasons, register (or update
+//! the registered endpoint), and the loop that hands out the work the chain announces
+//! ([`work_loop`]). Refusals ([`ChainError::Refused`]) are never retried: they
 //! carry the chain's reason to the operator.
 
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tracing::{info, warn};
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{error, info, warn};
 
 use crate::{
     AccountId32, Balance, ChainClient, ChainError, DatdotError, Endpoint, Keypair, Rejected, Role,
@@ -205,4 +210,182 @@ pub async fn register_or_update(
         }
     }
     Ok(())
+}
+
+/// Ids [`work_loop`] remembers to drop duplicate announcements.
+pub const SEEN: usize = 4096;
+
+/// A piece of work the chain hands a daemon (a hoster's assignment, an attestor's
+/// challenge), known by its id on chain.
+pub trait Work: Send + 'static {
+    /// The contract or challenge id.
+    fn id(&self) -> u64;
+}
+
+impl Work for crate::Assignment {
+    fn id(&self) -> u64 {
+        self.contract
+    }
+}
+
+/// The loop every daemon runs once registered: the work found pending at start
+/// (`backlog`) first, then what `events` announces (`accept` turns an announcement into
+/// work or drops it). Work whose id was among the last [`SEEN`] is dropped: the backlog
+/// is read after the follower started, so nothing falls in between and what both saw
+/// runs once. Each piece runs in its own task (`handle`), at most `max` at once; the
+/// rest wait (logged). `received` counts what was not dropped. A failure is logged
+/// with its id and never stops the loop, which ends (an error) only when the follower
+/// does.
+pub async fn work_loop<T, J, Fut>(
+    what: &'static str,
+    max: usize,
+    backlog: Vec<J>,
+    mut events: mpsc::Receiver<T>,
+    mut accept: impl FnMut(T) -> Option<J>,
+    received: &AtomicU64,
+    handle: impl Fn(J) -> Fut,
+) -> anyhow::Result<()>
+where
+    J: Work,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max));
+    let mut seen = Seen::default();
+    let mut backlog = backlog.into_iter();
+    loop {
+        let work = match backlog.next() {
+            Some(w) => w,
+            None => match events.recv().await {
+                Some(e) => match accept(e) {
+                    Some(w) => w,
+                    None => continue,
+                },
+                None => bail!("the chain's {what} follower ended"),
+            },
+        };
+        let id = work.id();
+        if !seen.insert(id) {
+            continue;
+        }
+        received.fetch_add(1, Relaxed);
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                warn!(
+                    id,
+                    "{max} {what}s running already (the most at once); this one waits"
+                );
+                permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("work permits closed")?
+            }
+        };
+        let task = handle(work);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = task.await {
+                error!(id, "{what} {id} failed: {e:#}");
+            }
+        });
+    }
+}
+
+/// Recently seen ids, at most [`SEEN`].
+#[derive(Default)]
+struct Seen {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Seen {
+    /// Whether `id` is new (then it is remembered, the oldest forgotten past [`SEEN`]).
+    fn insert(&mut self, id: u64) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn seen_drops_duplicates_and_stays_bounded() {
+        let mut s = Seen::default();
+        assert!(s.insert(1));
+        assert!(!s.insert(1));
+        for i in 2..(SEEN as u64 + 10) {
+            assert!(s.insert(i));
+        }
+        assert_eq!(s.order.len(), SEEN);
+        assert_eq!(s.set.len(), SEEN);
+        assert!(s.insert(1), "the oldest id was forgotten");
+    }
+
+    struct Id(u64);
+    impl Work for Id {
+        fn id(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// The backlog first, then the announcements; each id once, the refused ones
+    /// never; never more than `max` at once; a failure does not stop the rest; the
+    /// loop ends when the follower does.
+    #[tokio::test]
+    async fn work_runs_once_each_and_at_most_max_at_once() {
+        let (tx, rx) = mpsc::channel(16);
+        for e in [2u64, 3, 3, 100, 4, 1, 5] {
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let received = AtomicU64::new(0);
+        let r = work_loop(
+            "test",
+            2,
+            vec![Id(1), Id(2)],
+            rx,
+            |e| (e != 100).then_some(Id(e)),
+            &received,
+            |w: Id| {
+                let (done, running, most) = (done.clone(), running.clone(), most.clone());
+                async move {
+                    let now = running.fetch_add(1, Relaxed) + 1;
+                    most.fetch_max(now, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    running.fetch_sub(1, Relaxed);
+                    done.lock().unwrap().push(w.0);
+                    anyhow::ensure!(w.0 != 3, "work 3 fails");
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert!(r.unwrap_err().to_string().contains("follower ended"));
+        for _ in 0..100 {
+            if done.lock().unwrap().len() == 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut ids = done.lock().unwrap().clone();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3, 4, 5]);
+        assert_eq!(received.load(Relaxed), 5);
+        assert_eq!(most.load(Relaxed), 2);
+    }
 }
