@@ -262,6 +262,7 @@ struct Hosting(Arc<OnceLock<HostingAudit>>);
 
 impl Task for Hosting {
     type Output = AuditFindings;
+    type Fraud = FraudProof;
     fn not_done(&self) -> AuditFindings {
         AuditFindings::not_done()
     }

@@ -213,15 +213,22 @@ impl Progress {
 }
 
 /// What the task ran for (a hosting audit, an execution check) — its report.
+///
+/// The machine knows a task only through this: the sample it is run over (blocks of a
+/// feed, calls of a job — drawn by the schedule from `R` over [`Facts::feed_length`]
+/// items), what it observed, the proofs of fraud it verified, and the report it signs.
 pub trait Task {
     /// What running it observed.
     type Output;
+    /// A proof of fraud the task verified (hosting: [`FraudProof`]'s bad data; an
+    /// execution check: a single-call proof), submitted before the report.
+    type Fraud;
     /// The output of a task that was not run (too late in the window).
     fn not_done(&self) -> Self::Output;
     /// The output says something about the target (the report then names the sample).
     fn conclusive(&self, out: &Self::Output) -> bool;
     /// Verified fraud proofs in the output, submitted before the report.
-    fn fraud(&self, out: &Self::Output) -> Vec<FraudProof>;
+    fn fraud(&self, out: &Self::Output) -> Vec<Self::Fraud>;
     /// The signed report (wire bytes) of `out` for `sample`, with the flip's record.
     fn report(
         &self,
@@ -330,6 +337,7 @@ impl HostingAudit {
 
 impl Task for HostingAudit {
     type Output = AuditFindings;
+    type Fraud = FraudProof;
     fn not_done(&self) -> AuditFindings {
         AuditFindings::not_done()
     }
@@ -412,9 +420,9 @@ pub enum FlipSkipped {
     RepeatedKeys,
 }
 
-/// What the driver does next.
+/// What the driver does next; `F` is the task's [`Task::Fraud`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Action<F = FraudProof> {
     /// Store [`Lifecycle::progress`] durably before carrying out the next action.
     Persist,
     /// Read the committee and the feed's length: answer with [`Lifecycle::handle_facts`].
@@ -457,7 +465,7 @@ pub enum Action {
         needed: Duration,
     },
     /// Submit a verified fraud proof (no answer needed).
-    SubmitFraud(Box<FraudProof>),
+    SubmitFraud(Box<F>),
     /// Submit the report: answer with [`Lifecycle::handle_report_result`].
     SubmitReport(Vec<u8>),
     /// Read the challenge: answer with [`Lifecycle::handle_challenge`].
@@ -503,7 +511,7 @@ pub struct Lifecycle<T: Task> {
     stage: Stage,
     head: u64,
     reveals_in_flight: Vec<u32>,
-    actions: VecDeque<Action>,
+    actions: VecDeque<Action<T::Fraud>>,
 }
 
 impl<T: Task> core::fmt::Debug for Lifecycle<T> {
@@ -599,7 +607,7 @@ impl<T: Task> Lifecycle<T> {
     }
 
     /// The next action, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_action(&mut self) -> Option<Action<T::Fraud>> {
         self.actions.pop_front()
     }
 

@@ -26,6 +26,7 @@ struct Sampler;
 
 impl Task for Sampler {
     type Output = bool;
+    type Fraud = FraudProof;
     fn not_done(&self) -> bool {
         false
     }
@@ -81,13 +82,13 @@ fn at_block(b: u64) -> Instant {
     Instant(b * BLOCK_MS * 1000)
 }
 
-fn drain(l: &mut Lifecycle<Sampler>) -> Vec<Action> {
+fn drain<T: Task>(l: &mut Lifecycle<T>) -> Vec<Action<T::Fraud>> {
     core::iter::from_fn(|| l.poll_action()).collect()
 }
 
 /// Run the flips `actions` asked for (all members', FIFO, no loss); each member's
 /// outcome and signed reveals.
-fn flip_all(asks: &[(usize, Action)]) -> Vec<(Outcome, Vec<SignedReveal>)> {
+fn flip_all<F: core::fmt::Debug>(asks: &[(usize, Action<F>)]) -> Vec<(Outcome, Vec<SignedReveal>)> {
     let mut ms: Vec<CoinFlip> = asks
         .iter()
         .map(|(i, a)| {
@@ -146,12 +147,23 @@ fn flip_all(asks: &[(usize, Action)]) -> Vec<(Outcome, Vec<SignedReveal>)> {
 
 /// Start three members at `head`, read facts, flip; each machine and its actions so far.
 fn through_flip(head: u64) -> Vec<(Lifecycle<Sampler>, Vec<Action>)> {
+    through_flip_with(head, || Sampler)
+}
+
+/// A member's machine and its actions so far.
+type Started<T> = (Lifecycle<T>, Vec<Action<<T as Task>::Fraud>>);
+
+/// [`through_flip`] with members running `task`.
+fn through_flip_with<T: Task>(head: u64, task: impl Fn() -> T) -> Vec<Started<T>>
+where
+    T::Fraud: Clone + PartialEq + core::fmt::Debug,
+{
     let mut ls: Vec<_> = (0..3)
         .map(|i| {
             let mut l = Lifecycle::new(
                 NOTICE,
                 member(i),
-                Sampler,
+                task(),
                 [i as u8 + 40; 32],
                 at_block(head),
                 head,
@@ -163,7 +175,7 @@ fn through_flip(head: u64) -> Vec<(Lifecycle<Sampler>, Vec<Action>)> {
             (l, a)
         })
         .collect();
-    let asks: Vec<(usize, Action)> = ls
+    let asks: Vec<(usize, Action<T::Fraud>)> = ls
         .iter()
         .enumerate()
         .map(|(i, (l, a))| {
@@ -179,13 +191,103 @@ fn through_flip(head: u64) -> Vec<(Lifecycle<Sampler>, Vec<Action>)> {
     ls
 }
 
-fn scheduled(acts: &[Action]) -> Instant {
+fn scheduled<F>(acts: &[Action<F>]) -> Instant {
     acts.iter()
         .find_map(|a| match a {
             Action::Scheduled { at, .. } => Some(*at),
             _ => None,
         })
         .expect("scheduled")
+}
+
+/// A task of another kind, like an execution check: it re-runs the sampled calls and
+/// proves the ones the executor got wrong, with a proof type of its own.
+struct Rerun {
+    /// The calls the executor got wrong.
+    wrong: Vec<u64>,
+}
+
+/// A test proof: the call proven wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct WrongCall(u64);
+
+impl Task for Rerun {
+    /// The sampled calls re-run (`None`: not run).
+    type Output = Option<Vec<u64>>;
+    type Fraud = WrongCall;
+    fn not_done(&self) -> Self::Output {
+        None
+    }
+    fn conclusive(&self, out: &Self::Output) -> bool {
+        out.is_some()
+    }
+    fn fraud(&self, out: &Self::Output) -> Vec<WrongCall> {
+        out.iter()
+            .flatten()
+            .filter(|c| self.wrong.contains(c))
+            .map(|c| WrongCall(*c))
+            .collect()
+    }
+    fn report(
+        &self,
+        out: Self::Output,
+        sample: Vec<u64>,
+        _: &FlipRecord,
+        _: &Keypair,
+    ) -> Result<Vec<u8>, &'static str> {
+        let checked = out.unwrap_or_default();
+        Ok(sample
+            .iter()
+            .map(|c| u8::from(checked.contains(c)) + u8::from(self.wrong.contains(c)))
+            .collect())
+    }
+}
+
+/// The machine runs another task unchanged: the flip's sample of calls, the task's own
+/// proofs submitted before its report is persisted, the report after the window's end.
+#[test]
+fn a_second_kind_of_task_runs_on_the_same_machine() {
+    let mut ls = through_flip_with(100, || Rerun { wrong: Vec::new() });
+    let (l, acts) = &mut ls[0];
+    let at = scheduled(acts);
+    l.handle_timeout(at);
+    let acts = drain(l);
+    let Action::RunTask { sample, .. } = &acts[0] else {
+        panic!("{acts:?}")
+    };
+    let sample = sample.clone();
+    assert_eq!(sample.len(), 8);
+    // The executor got two of the sampled calls wrong (the task learns which when it
+    // runs): the same member restarted with that task, at the block of its join time.
+    let head = at.0 / (BLOCK_MS * 1000);
+    let mut l = Lifecycle::resume(
+        l.progress().clone(),
+        member(0),
+        Rerun {
+            wrong: vec![sample[1], sample[5]],
+        },
+        [40; 32],
+        at_block(head),
+        head,
+    );
+    assert_eq!(drain(&mut l), vec![Action::ReadFacts]);
+    l.handle_facts(at_block(head), facts(0));
+    assert_eq!(scheduled(&drain(&mut l)), at);
+    l.handle_timeout(at);
+    assert!(matches!(drain(&mut l)[..], [Action::RunTask { .. }]));
+    l.handle_task_done(at, Some(sample.clone()));
+    assert_eq!(
+        drain(&mut l),
+        vec![
+            Action::SubmitFraud(Box::new(WrongCall(sample[1]))),
+            Action::SubmitFraud(Box::new(WrongCall(sample[5]))),
+            Action::Persist,
+        ]
+    );
+    let report = l.progress().report.clone().unwrap();
+    assert_eq!(report, vec![1, 2, 1, 1, 1, 2, 1, 1]);
+    l.handle_head(at, 160);
+    assert_eq!(drain(&mut l), vec![Action::SubmitReport(report)]);
 }
 
 #[test]
