@@ -233,7 +233,7 @@ async fn committee_and_hoster(
         let mut v = Vec::new();
         for a in &accounts {
             wait_for("an attestor to register", || async {
-                chain.participant(a).await
+                Ok(chain.participant(a).await?)
             })
             .await
             .inspect_err(|_| dump(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()))?;
@@ -268,7 +268,7 @@ async fn committee_and_hoster(
     }
     let hoster = account(&keys::dev("hoster-4")?);
     wait_for("the hoster to register", || async {
-        chain.participant(&hoster).await
+        Ok(chain.participant(&hoster).await?)
     })
     .await?;
     Ok(Setup {

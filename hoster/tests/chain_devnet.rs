@@ -262,7 +262,7 @@ async fn hoster_registers_fetches_serves_and_confirms_assignments() -> Result<()
     let h2 = start_async(h2_dir.clone(), chain_args(&url, "dev:hoster-2")).await;
     let h2_log = h2_dir.join("run.log");
     let p = wait_for("hoster-2 to register", || async {
-        chain.participant(&h2_acct).await
+        Ok(chain.participant(&h2_acct).await?)
     })
     .await?;
     ensure!(
@@ -291,7 +291,7 @@ async fn hoster_registers_fetches_serves_and_confirms_assignments() -> Result<()
     let h3_log = h3_dir.join("run.log");
     let h3 = start_async(h3_dir.clone(), chain_args(&url, "dev:hoster-3")).await;
     wait_for("hoster-3 to register", || async {
-        chain.participant(&h3_acct).await
+        Ok(chain.participant(&h3_acct).await?)
     })
     .await?;
     drop(h3); // kill -9

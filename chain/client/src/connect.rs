@@ -103,17 +103,21 @@ impl ChainClient {
     /// The identity of the chain the node at our URL serves now. A dev chain started
     /// again is a new chain (its genesis has a new salt): everything this client signs
     /// would be for the old one.
-    pub async fn served_chain_id(&self) -> Result<[u8; 32]> {
+    pub async fn served_chain_id(&self) -> Result<[u8; 32], ChainError> {
+        const GENESIS: &str = "the genesis hash";
         let h: Option<String> = self
             .rpc
             .request("chain_getBlockHash", subxt_rpcs::rpc_params![0u32])
             .await
-            .context("reading the genesis hash")?;
-        let h = h.context("the node has no genesis block")?;
-        let bytes = hex::decode(h.trim_start_matches("0x")).context("genesis hash is not hex")?;
-        let genesis: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("genesis hash is not 32 bytes"))?;
+            .map_err(|e| ChainError::read(GENESIS)(e.into()))?;
+        let h = h
+            .context("the node has no genesis block")
+            .map_err(ChainError::read(GENESIS))?;
+        let genesis: [u8; 32] = hex::decode(h.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("not 32 bytes of hex")
+            .map_err(ChainError::decode(GENESIS))?;
         let salt = self
             .read("ChainSalt", datdot::storage().datdot().chain_salt(), ())
             .await?;
@@ -122,40 +126,40 @@ impl ChainClient {
 
     /// Blocks every audit samples (the runtime constant `Datdot.AuditSamples`; the chain
     /// refuses a conclusive report that sampled another number).
-    pub async fn audit_samples(&self) -> Result<u32> {
+    pub async fn audit_samples(&self) -> Result<u32, ChainError> {
         let at = self.at().await?;
         at.constants()
             .entry(datdot::constants().datdot().audit_samples())
-            .context("reading the AuditSamples constant")
+            .map_err(ChainError::decode("the AuditSamples constant"))
     }
 
     /// The chain's block time in milliseconds (the runtime constant `Datdot.BlockMs`):
     /// what a committee schedules its challenge windows with.
-    pub async fn block_ms(&self) -> Result<u64> {
+    pub async fn block_ms(&self) -> Result<u64, ChainError> {
         let at = self.at().await?;
         at.constants()
             .entry(datdot::constants().datdot().block_ms())
-            .context("reading the BlockMs constant")
+            .map_err(ChainError::decode("the BlockMs constant"))
     }
 
     /// How far (percent) a report's availability may stray from the committee's median
     /// before settlement flags it an outlier (the runtime constant
     /// `Datdot.OutlierTolerancePercent`, the `tolerance_percent` of
     /// `datdot_protocol::metrics::outliers`).
-    pub async fn outlier_tolerance_percent(&self) -> Result<u32> {
+    pub async fn outlier_tolerance_percent(&self) -> Result<u32, ChainError> {
         let at = self.at().await?;
         at.constants()
             .entry(datdot::constants().datdot().outlier_tolerance_percent())
-            .context("reading the OutlierTolerancePercent constant")
+            .map_err(ChainError::decode("the OutlierTolerancePercent constant"))
     }
 
     /// An error if the node now serves another chain than the one we connected to
     /// (`call` names what was about to be signed).
     pub(crate) async fn ensure_same_chain(&self, call: &'static str) -> Result<(), ChainError> {
-        let now = self
-            .served_chain_id()
-            .await
-            .map_err(|cause| ChainError::Transport { call, cause })?;
+        let now = self.served_chain_id().await.map_err(|e| match e {
+            ChainError::Read { cause, .. } => ChainError::Transport { call, cause },
+            e => e,
+        })?;
         if now != self.chain_id() {
             return Err(ChainReset {
                 was: self.chain_id(),

@@ -7,7 +7,9 @@ use crate::datdot;
 /// The pallet's own errors, as the metadata names them (`DatdotError::TooEarly`, …).
 pub use datdot::runtime_types::pallet_datdot::pallet::Error as DatdotError;
 
-/// Why a transaction did not succeed. Match on the kind, never on the message:
+/// Why a call to the chain did not succeed. Match on the kind, never on the message.
+///
+/// A transaction:
 /// - [`ChainError::Refused`]: the chain applied the transaction and the pallet said
 ///   no; final (a retry gets the same answer). The pallet's error is a value
 ///   ([`Rejected::datdot`]).
@@ -19,6 +21,12 @@ pub use datdot::runtime_types::pallet_datdot::pallet::Error as DatdotError;
 ///   times).
 /// - [`ChainError::Reset`]: the node serves another chain now; nothing was signed.
 /// - [`ChainError::Events`]: applied, but its events did not decode.
+///
+/// A read (storage, constants, the head):
+/// - [`ChainError::Read`]: the connection, the RPC or the node failed; a retry may
+///   succeed.
+/// - [`ChainError::Decode`]: the node answered with bytes this client's metadata does
+///   not describe (another runtime); a retry gets the same bytes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainError {
@@ -54,6 +62,22 @@ pub enum ChainError {
         /// What failed.
         cause: anyhow::Error,
     },
+    /// Reading `what` failed on the way: connection, RPC or node.
+    #[error("reading {what}: {cause:#}")]
+    Read {
+        /// What was read (`"Participants"`, `"the finalized head"`, …).
+        what: &'static str,
+        /// What failed.
+        cause: anyhow::Error,
+    },
+    /// `what` was read but does not decode as this client's metadata says.
+    #[error("decoding {what}: {cause:#}")]
+    Decode {
+        /// What was read.
+        what: &'static str,
+        /// What failed.
+        cause: anyhow::Error,
+    },
 }
 
 impl ChainError {
@@ -70,13 +94,29 @@ impl ChainError {
         self.rejected().and_then(Rejected::datdot)
     }
 
-    /// Whether trying the same call again may succeed (a timeout or a transport
-    /// failure; a refusal or a reset chain never does).
+    /// Whether trying the same call again may succeed (a timeout, a transport or read
+    /// failure; a refusal, a reset chain, undecodable bytes or an applied call whose
+    /// events did not decode never do).
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ChainError::Timeout { .. } | ChainError::Transport { .. }
+            ChainError::Timeout { .. } | ChainError::Transport { .. } | ChainError::Read { .. }
         )
+    }
+
+    /// A read of `what` that failed on the way.
+    pub(crate) fn read(what: &'static str) -> impl FnOnce(anyhow::Error) -> ChainError {
+        move |cause| ChainError::Read { what, cause }
+    }
+
+    /// A read of `what` that does not decode.
+    pub(crate) fn decode<E: Into<anyhow::Error>>(
+        what: &'static str,
+    ) -> impl FnOnce(E) -> ChainError {
+        move |cause| ChainError::Decode {
+            what,
+            cause: cause.into(),
+        }
     }
 }
 
@@ -192,5 +232,16 @@ mod tests {
             ..e.rejected().unwrap().clone()
         };
         assert_eq!(other.datdot(), None);
+    }
+
+    #[test]
+    fn a_failed_read_may_succeed_again_an_undecodable_one_never() {
+        let read = ChainError::read("Participants")(anyhow::anyhow!("connection closed"));
+        assert!(read.retryable());
+        assert_eq!(read.to_string(), "reading Participants: connection closed");
+        let decode =
+            ChainError::decode::<anyhow::Error>("Participants")(anyhow::anyhow!("not enough data"));
+        assert!(!decode.retryable() && decode.datdot().is_none());
+        assert_eq!(decode.to_string(), "decoding Participants: not enough data");
     }
 }

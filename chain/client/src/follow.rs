@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::{
-    AccountId32, ChainClient, ChallengeId, ContractId, EVENT_BUFFER, Event, FeedId, datdot,
+    AccountId32, ChainClient, ChainError, ChallengeId, ContractId, EVENT_BUFFER, Event, FeedId,
+    datdot,
 };
 
 /// A Datdot event and the finalized block it was emitted in.
@@ -125,7 +126,7 @@ impl ChainClient {
     /// Every Datdot event in finalized blocks after the current head, in order, on a
     /// bounded channel (see [`follow`]). A dropped connection is resumed where it stopped
     /// (missed blocks are replayed); the task ends when the receiver is dropped.
-    pub async fn events(&self) -> Result<mpsc::Receiver<BlockEvent>> {
+    pub async fn events(&self) -> Result<mpsc::Receiver<BlockEvent>, ChainError> {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let mut next = self.head().await? + 1;
         let api = self.api.clone();
@@ -175,7 +176,7 @@ impl ChainClient {
     pub async fn challenges_for(
         &self,
         who: AccountId32,
-    ) -> Result<mpsc::Receiver<ChallengeNotice>> {
+    ) -> Result<mpsc::Receiver<ChallengeNotice>, ChainError> {
         let mut events = self.events().await?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(async move {

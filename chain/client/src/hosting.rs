@@ -2,11 +2,12 @@
 //! contracts, the hosters serving a feed, and the assignments addressed to it.
 
 use crate::AccountId32;
-use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::{Balance, ChainClient, ContractId, EVENT_BUFFER, Event, FeedId, datdot};
+use crate::{Balance, ChainClient, ChainError, ContractId, EVENT_BUFFER, Event, FeedId, datdot};
+
+type Result<T, E = ChainError> = std::result::Result<T, E>;
 
 pub use crate::datdot::runtime_types::pallet_datdot::types::{Contract, ContractState, Feed};
 
@@ -58,7 +59,7 @@ impl ChainClient {
 
     /// Every entry of the `u64`-keyed map `addr` (`what` names it in errors), sorted by
     /// key; at most [`MAX_CONTRACT_SCAN`] entries are read.
-    async fn scan<A>(&self, what: &str, addr: A) -> Result<Vec<(u64, A::Value)>>
+    async fn scan<A>(&self, what: &'static str, addr: A) -> Result<Vec<(u64, A::Value)>>
     where
         A: subxt::storage::Address<KeyParts = (u64,)>,
     {
@@ -67,7 +68,7 @@ impl ChainClient {
             .storage()
             .iter(addr, ())
             .await
-            .with_context(|| format!("iterating {what}"))?;
+            .map_err(|e| ChainError::read(what)(e.into()))?;
         let mut out = Vec::new();
         while let Some(entry) = entries.next().await {
             if out.len() >= MAX_CONTRACT_SCAN {
@@ -77,16 +78,13 @@ impl ChainClient {
                 );
                 break;
             }
-            let entry = entry.with_context(|| format!("reading {what}"))?;
+            let entry = entry.map_err(|e| ChainError::read(what)(e.into()))?;
             let (id,) = entry
                 .key()
-                .with_context(|| format!("a key of {what}"))?
+                .map_err(ChainError::decode(what))?
                 .decode()
-                .with_context(|| format!("decoding a key of {what}"))?;
-            let v = entry
-                .value()
-                .decode()
-                .with_context(|| format!("decoding {what}"))?;
+                .map_err(ChainError::decode(what))?;
+            let v = entry.value().decode().map_err(ChainError::decode(what))?;
             out.push((id, v));
         }
         out.sort_by_key(|(id, _)| *id);

@@ -165,7 +165,10 @@ impl ChainClient {
     }
 
     /// A job, until it is settled, cancelled or proven fraudulent.
-    pub async fn job(&self, job: JobId) -> Result<Option<Job<AccountId32, Balance, u32>>> {
+    pub async fn job(
+        &self,
+        job: JobId,
+    ) -> Result<Option<Job<AccountId32, Balance, u32>>, ChainError> {
         self.read_opt("Jobs", datdot::storage().datdot().jobs(), (job,))
             .await
     }

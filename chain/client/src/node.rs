@@ -42,15 +42,24 @@ pub async fn connect_patiently(url: &str, errors: &AtomicU64) -> anyhow::Result<
     bail!("the chain at {url} stayed unreachable ({CONNECT_ROUNDS} rounds)")
 }
 
-/// Run `f` up to [`READ_ATTEMPTS`] times with backoff (0.5 s doubling to 8 s) unless it
-/// fails with a refusal; every failure is counted in `errors`.
+/// Run `f` up to [`READ_ATTEMPTS`] times with backoff (0.5 s doubling to 8 s) while it
+/// fails in a way that may go away ([`ChainError::retryable`]: never a refusal, a reset
+/// chain or bytes that do not decode; any error not the chain's may); every failure is
+/// counted in `errors`.
 pub async fn retry<T, E, F, Fut>(errors: &AtomicU64, what: &str, f: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
     E: Into<anyhow::Error>,
 {
-    retry_while(errors, what, |attempt| attempt < READ_ATTEMPTS, f).await
+    retry_while(
+        errors,
+        what,
+        |attempt| attempt < READ_ATTEMPTS,
+        FIRST_DELAY,
+        f,
+    )
+    .await
 }
 
 /// How long work with a deadline on chain (a challenge) keeps retrying a chain call
@@ -72,13 +81,17 @@ where
     E: Into<anyhow::Error>,
 {
     let start = std::time::Instant::now();
-    retry_while(errors, what, |_| start.elapsed() < patience, f).await
+    retry_while(errors, what, |_| start.elapsed() < patience, FIRST_DELAY, f).await
 }
+
+/// The first pause of [`retry`] (doubling to 8 s).
+const FIRST_DELAY: Duration = Duration::from_millis(500);
 
 async fn retry_while<T, E, F, Fut>(
     errors: &AtomicU64,
     what: &str,
     more: impl Fn(u32) -> bool,
+    first_delay: Duration,
     mut f: F,
 ) -> anyhow::Result<T>
 where
@@ -86,12 +99,12 @@ where
     Fut: std::future::Future<Output = Result<T, E>>,
     E: Into<anyhow::Error>,
 {
-    let mut delay = Duration::from_millis(500);
+    let mut delay = first_delay;
     let mut attempt = 1;
     loop {
         match f().await.map_err(Into::into) {
             Ok(v) => return Ok(v),
-            Err(e) if more(attempt) && refused(&e).is_none() => {
+            Err(e) if more(attempt) && may_succeed_again(&e) => {
                 errors.fetch_add(1, Relaxed);
                 warn!(attempt, "{what} failed, retrying in {delay:?}: {e:#}");
                 tokio::time::sleep(delay).await;
@@ -121,6 +134,14 @@ pub struct Registration {
     pub signing_key: [u8; 32],
     /// Feeds accepted (hosters; attestors register 0).
     pub capacity: u32,
+}
+
+/// Whether a retry may succeed where `e` failed: a [`ChainError`] in its causes says so
+/// itself; any other error (not the chain's) may.
+fn may_succeed_again(e: &anyhow::Error) -> bool {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ChainError>())
+        .is_none_or(ChainError::retryable)
 }
 
 /// The chain's refusal in `e`'s chain of causes, if any.
@@ -331,6 +352,69 @@ mod tests {
         assert_eq!(s.order.len(), SEEN);
         assert_eq!(s.set.len(), SEEN);
         assert!(s.insert(1), "the oldest id was forgotten");
+    }
+
+    /// A read that failed on the way is tried again; one that does not decode is not
+    /// (the node would send the same bytes), nor is a refusal.
+    #[tokio::test]
+    async fn retries_only_what_may_succeed_again() {
+        let errors = AtomicU64::new(0);
+        let mut tries = 0;
+        let r: anyhow::Result<u32> = retry_while(
+            &errors,
+            "reading",
+            |a| a < READ_ATTEMPTS,
+            Duration::ZERO,
+            || {
+                tries += 1;
+                let t = tries;
+                async move {
+                    if t < 3 {
+                        Err(ChainError::read("Participants")(anyhow::anyhow!("closed")))
+                    } else {
+                        Ok(7)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!((r.unwrap(), tries), (7, 3));
+        let mut tries = 0;
+        let r: anyhow::Result<u32> = retry_while(
+            &errors,
+            "reading",
+            |a| a < READ_ATTEMPTS,
+            Duration::ZERO,
+            || {
+                tries += 1;
+                async {
+                    Err(ChainError::decode::<anyhow::Error>("Participants")(
+                        anyhow::anyhow!("short"),
+                    ))
+                }
+            },
+        )
+        .await;
+        assert!(matches!(
+            r.unwrap_err().downcast_ref::<ChainError>(),
+            Some(ChainError::Decode { .. })
+        ));
+        assert_eq!(tries, 1);
+        let mut tries = 0;
+        let r: anyhow::Result<u32> = retry_while(
+            &errors,
+            "reading",
+            |a| a < READ_ATTEMPTS,
+            Duration::ZERO,
+            || {
+                tries += 1;
+                async { Err(anyhow::anyhow!("not the chain's")) }
+            },
+        )
+        .await;
+        assert!(r.is_err());
+        assert_eq!(tries, READ_ATTEMPTS);
+        assert_eq!(errors.load(Relaxed), 2 + 1 + u64::from(READ_ATTEMPTS));
     }
 
     struct Id(u64);

@@ -1,14 +1,18 @@
-//! Storage reads at the finalized head, and SLA selection over them.
+//! Storage reads at the finalized head, and SLA selection over them. A read fails with
+//! [`ChainError::Read`] (on the way) or [`ChainError::Decode`] (bytes this client's
+//! metadata does not describe).
 
-use anyhow::{Context, Result};
 use datdot_protocol::metrics::{Selected, Sla};
 use subxt::SubstrateConfig;
 
+use crate::ChainError;
 use crate::follow::finalized_number;
 use crate::{
     AccountId32, Balance, ChainClient, Challenge, ChallengeId, FeedId, Participant, Status,
     Verdict, VerdictRecord, datdot,
 };
+
+type Result<T, E = ChainError> = std::result::Result<T, E>;
 
 impl ChainClient {
     pub(crate) async fn at(
@@ -22,20 +26,22 @@ impl ChainClient {
         self.api
             .at_current_block()
             .await
-            .context("reading the chain head")
+            .map_err(|e| ChainError::read("the chain head")(e.into()))
     }
 
     /// The latest finalized block number. Two plain RPC calls (`chain_getFinalizedHead`,
     /// `chain_getHeader`): opening a block through subxt costs a node like chopsticks a
     /// runtime call, which a dozen polling clients turned into a stalled devnet.
     pub async fn head(&self) -> Result<u64> {
-        finalized_number(&self.rpc).await
+        finalized_number(&self.rpc)
+            .await
+            .map_err(ChainError::read("the finalized head"))
     }
 
     /// Read and decode storage entry `addr` at `keys` at the head; `None` if absent.
     pub(crate) async fn read_opt<A: subxt::storage::Address>(
         &self,
-        what: &str,
+        what: &'static str,
         addr: A,
         keys: A::KeyParts,
     ) -> Result<Option<A::Value>> {
@@ -44,19 +50,17 @@ impl ChainClient {
             .storage()
             .try_fetch(addr, keys)
             .await
-            .with_context(|| format!("reading {what}"))?
+            .map_err(|e| ChainError::read(what)(e.into()))?
         else {
             return Ok(None);
         };
-        Ok(Some(
-            v.decode().with_context(|| format!("decoding {what}"))?,
-        ))
+        Ok(Some(v.decode().map_err(ChainError::decode(what))?))
     }
 
     /// Read and decode storage entry `addr` at `keys` at the head (its default if absent).
     pub(crate) async fn read<A: subxt::storage::Address>(
         &self,
-        what: &str,
+        what: &'static str,
         addr: A,
         keys: A::KeyParts,
     ) -> Result<A::Value> {
@@ -65,8 +69,8 @@ impl ChainClient {
             .storage()
             .fetch(addr, keys)
             .await
-            .with_context(|| format!("reading {what}"))?;
-        v.decode().with_context(|| format!("decoding {what}"))
+            .map_err(|e| ChainError::read(what)(e.into()))?;
+        v.decode().map_err(ChainError::decode(what))
     }
 
     /// A registered hoster or attestor.

@@ -535,7 +535,7 @@ async fn challenge_lifecycle_on_the_devnet() -> Result<()> {
     devnet.restart()?;
     let mut head = Err(anyhow::anyhow!("not tried"));
     for _ in 0..40 {
-        head = chain.head().await;
+        head = chain.head().await.map_err(Into::into);
         if head.is_ok() {
             break;
         }

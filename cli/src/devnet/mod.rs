@@ -202,7 +202,7 @@ async fn registered(
     a: &datdot_chain_client::AccountId32,
 ) -> anyhow::Result<()> {
     wait_until("a registration", Duration::from_secs(120), || async {
-        chain.participant(a).await
+        Ok(chain.participant(a).await?)
     })
     .await
     .map(drop)
