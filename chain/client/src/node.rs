@@ -354,13 +354,12 @@ mod tests {
         assert!(s.insert(1), "the oldest id was forgotten");
     }
 
-    /// A read that failed on the way is tried again; one that does not decode is not
-    /// (the node would send the same bytes), nor is a refusal.
-    #[tokio::test]
-    async fn retries_only_what_may_succeed_again() {
+    /// How many times [`retry`] (without its pauses) calls a read that fails with
+    /// `fail()` until its `ok`-th try, which answers 7; and what it ends with.
+    async fn tries(ok: u32, fail: fn() -> anyhow::Error) -> (u32, anyhow::Result<u32>) {
         let errors = AtomicU64::new(0);
         let mut tries = 0;
-        let r: anyhow::Result<u32> = retry_while(
+        let r = retry_while(
             &errors,
             "reading",
             |a| a < READ_ATTEMPTS,
@@ -368,53 +367,48 @@ mod tests {
             || {
                 tries += 1;
                 let t = tries;
-                async move {
-                    if t < 3 {
-                        Err(ChainError::read("Participants")(anyhow::anyhow!("closed")))
-                    } else {
-                        Ok(7)
-                    }
-                }
+                async move { if t < ok { Err(fail()) } else { Ok(7) } }
             },
         )
         .await;
-        assert_eq!((r.unwrap(), tries), (7, 3));
-        let mut tries = 0;
-        let r: anyhow::Result<u32> = retry_while(
-            &errors,
-            "reading",
-            |a| a < READ_ATTEMPTS,
-            Duration::ZERO,
-            || {
-                tries += 1;
-                async {
-                    Err(ChainError::decode::<anyhow::Error>("Participants")(
-                        anyhow::anyhow!("short"),
-                    ))
-                }
-            },
-        )
-        .await;
+        assert_eq!(
+            errors.load(Relaxed),
+            u64::from(tries - u32::from(r.is_ok()))
+        );
+        (tries, r)
+    }
+
+    /// A read that failed on the way is tried again; one that does not decode is not
+    /// (the node would send the same bytes), nor is a refusal; an error that is not the
+    /// chain's is, up to [`READ_ATTEMPTS`].
+    #[tokio::test]
+    async fn retries_only_what_may_succeed_again() {
+        let read = || ChainError::read("Participants")(anyhow::anyhow!("closed")).into();
+        let (n, r) = tries(3, read).await;
+        assert_eq!((n, r.unwrap()), (3, 7));
+        let decode = || ChainError::decode("Participants")(anyhow::anyhow!("short")).into();
+        let (n, r) = tries(3, decode).await;
+        assert_eq!(n, 1);
         assert!(matches!(
             r.unwrap_err().downcast_ref::<ChainError>(),
             Some(ChainError::Decode { .. })
         ));
-        assert_eq!(tries, 1);
-        let mut tries = 0;
-        let r: anyhow::Result<u32> = retry_while(
-            &errors,
-            "reading",
-            |a| a < READ_ATTEMPTS,
-            Duration::ZERO,
-            || {
-                tries += 1;
-                async { Err(anyhow::anyhow!("not the chain's")) }
-            },
-        )
-        .await;
+        let refused = || {
+            ChainError::from(Rejected {
+                call: "register",
+                error: crate::Refusal::Datdot(DatdotError::AlreadyRegistered),
+                pallet: "Datdot".into(),
+                name: "AlreadyRegistered".into(),
+                doc: String::new(),
+            })
+            .into()
+        };
+        let (n, r) = tries(3, refused).await;
+        assert_eq!(n, 1);
+        assert!(is_rejected(&r.unwrap_err(), DatdotError::AlreadyRegistered));
+        let (n, r) = tries(u32::MAX, || anyhow::anyhow!("not the chain's")).await;
+        assert_eq!(n, READ_ATTEMPTS);
         assert!(r.is_err());
-        assert_eq!(tries, READ_ATTEMPTS);
-        assert_eq!(errors.load(Relaxed), 2 + 1 + u64::from(READ_ATTEMPTS));
     }
 
     struct Id(u64);
