@@ -12,6 +12,8 @@
 //! - [`record`]: the signed call record and the output feed's block format.
 //! - [`fraud`]: the single-call fraud proof and its pure check.
 //! - [`monitor`]: the calls a monitor samples and the report it signs.
+//! - [`job`]: an executor's run of one job (next call, log, commits, its end, resuming
+//!   from the log on disk), as a sans-IO machine.
 //!
 //! ## Goals
 //! - `no_std` + `alloc` (the chain runtime links it); no host interface at all: a
@@ -32,6 +34,7 @@
 extern crate alloc;
 
 pub mod fraud;
+pub mod job;
 pub mod monitor;
 pub mod record;
 pub mod vm;
