@@ -153,12 +153,12 @@ pub struct JobRun {
     committed: u64,
     /// The chain took the final commit.
     finished: bool,
-    /// A commit of this length is out.
-    committing: Option<u64>,
+    /// A commit (of `logged`) is out.
+    committing: bool,
     /// An append not yet handed out.
     append: Option<Box<OutputBlock>>,
-    /// The input block asked for.
-    running: Option<u64>,
+    /// Input block `logged` was asked for.
+    running: bool,
 }
 
 impl JobRun {
@@ -173,9 +173,9 @@ impl JobRun {
             end: (spec.input_length == 0).then_some(End::Done),
             committed: 0,
             finished: false,
-            committing: None,
+            committing: false,
             append: None,
-            running: None,
+            running: false,
             spec,
         }
     }
@@ -257,7 +257,7 @@ impl JobRun {
         if let Some(b) = self.append.take() {
             return Some(Step::Append(b));
         }
-        if self.committing.is_some() || self.running.is_some() {
+        if self.committing || self.running {
             return None;
         }
         if self.finished {
@@ -269,12 +269,12 @@ impl JobRun {
         if self.logged - self.committed >= self.commit_every {
             return Some(self.commit(None));
         }
-        self.running = Some(self.logged);
+        self.running = true;
         Some(Step::Run { index: self.logged })
     }
 
     fn commit(&mut self, end: Option<End>) -> Step {
-        self.committing = Some(self.logged);
+        self.committing = true;
         Step::Commit {
             length: self.logged,
             fuel_used: self.fuel_used,
@@ -286,10 +286,10 @@ impl JobRun {
     /// the call and log it, or end the log if it would take the job past its total.
     /// A block for another index than the one asked for is ignored.
     pub fn handle_input(&mut self, index: u64, input: &[u8], program: &Program) {
-        if self.running != Some(index) {
+        if !self.running || index != self.logged {
             return;
         }
-        self.running = None;
+        self.running = false;
         let outcome = program.call(&self.spec.entry, input, self.spec.fuel_per_call);
         let Some(sum) = self
             .fuel_used
@@ -323,10 +323,10 @@ impl JobRun {
 
     /// The chain took the commit of `length`.
     pub fn handle_committed(&mut self, length: u64) {
-        if self.committing != Some(length) {
+        if !self.committing || length != self.logged {
             return;
         }
-        self.committing = None;
+        self.committing = false;
         self.committed = length;
         self.finished = self.end.is_some() && length == self.logged;
     }

@@ -8,7 +8,7 @@ use datdot_exec::job::{End, JobRun, JobSpec, OnChain, ResumeError, Step};
 use datdot_exec::{CallFraudProof, CallStatus, CallVerdict, JobTerms, OutputBlock, Program};
 use datdot_protocol::codec::to_bytes;
 use datdot_protocol::identity::Keypair;
-use datdot_testkit::{SignedFeed, abi_module};
+use datdot_testkit::{SignedFeed, reverse_wasm_after};
 use proptest::prelude::*;
 
 const CHAIN: [u8; 32] = [3; 32];
@@ -17,21 +17,10 @@ const JOB: u64 = 11;
 /// `process` traps on an input whose first byte is 0, else reverses it (fuel grows
 /// with the input's length).
 fn module() -> Program {
-    let body = r#"(local $i i32) (local $j i32) (local $t i32)
-    (if (i32.eqz (i32.load8_u (local.get $ptr))) (then unreachable))
-    (local.set $i (local.get $ptr))
-    (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_s (local.get $i) (local.get $j)))
-      (local.set $t (i32.load8_u (local.get $i)))
-      (i32.store8 (local.get $i) (i32.load8_u (local.get $j)))
-      (i32.store8 (local.get $j) (local.get $t))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (local.set $j (i32.sub (local.get $j) (i32.const 1)))
-      (br $next)))
-    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
-            (i64.extend_i32_u (local.get $len)))"#;
-    Program::new(&abi_module("", body)).unwrap()
+    Program::new(&reverse_wasm_after(
+        "(if (i32.eqz (i32.load8_u (local.get $ptr))) (then unreachable))",
+    ))
+    .unwrap()
 }
 
 /// Input blocks of `lens` bytes (first byte 1: no trap).

@@ -26,9 +26,12 @@ pub fn abi_module(extra: &str, body: &str) -> Vec<u8> {
     wat::parse_str(&src).expect("test module parses")
 }
 
-/// `process`'s body in [`reverse_wasm`]: reverses its input in place (one loop
+/// The locals of `process` in [`reverse_wasm`].
+const REVERSE_LOCALS: &str = "(local $i i32) (local $j i32) (local $t i32)";
+
+/// `process`'s code in [`reverse_wasm`]: reverses its input in place (one loop
 /// iteration per byte pair, so fuel grows with the input).
-const REVERSE_BODY: &str = r#"(local $i i32) (local $j i32) (local $t i32)
+const REVERSE_CODE: &str = r#"
     (local.set $i (local.get $ptr))
     (local.set $j (i32.sub (i32.add (local.get $ptr) (local.get $len)) (i32.const 1)))
     (block $done (loop $next
@@ -44,7 +47,12 @@ const REVERSE_BODY: &str = r#"(local $i i32) (local $j i32) (local $t i32)
 
 /// A job module ([`abi_module`]) whose `process` reverses its input in place.
 pub fn reverse_wasm() -> Vec<u8> {
-    abi_module("", REVERSE_BODY)
+    reverse_wasm_after("")
+}
+
+/// [`reverse_wasm`] with `guard` run first (e.g. a trap on some inputs).
+pub fn reverse_wasm_after(guard: &str) -> Vec<u8> {
+    abi_module("", &format!("{REVERSE_LOCALS}\n    {guard}{REVERSE_CODE}"))
 }
 
 /// A feed of `blocks` signed by `author`: what a Hypercore author (or an executor for

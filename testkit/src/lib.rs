@@ -16,6 +16,6 @@ pub mod wait;
 
 pub use chain::{BlockMode, DevChain};
 pub use cores::{block, fill, key_of, reader, writer};
-pub use feeds::{SignedFeed, abi_module, noise, reverse_wasm};
+pub use feeds::{SignedFeed, abi_module, noise, reverse_wasm, reverse_wasm_after};
 pub use proxy::Proxy;
 pub use wait::{metric, scrape, wait_for};
